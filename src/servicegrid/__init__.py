@@ -1,0 +1,76 @@
+"""servicegrid: run AI model services and wire services together through one resilience layer.
+
+.. code-block:: python
+
+    from servicegrid import ResilientServiceClient, ServiceUnavailable
+"""
+
+from servicegrid.clients import (
+    AsyncHTTPClient,
+    ConnectionPoolConfig,
+    EnhancedHTTPClient,
+    ResilientServiceClient,
+    RetryConfig,
+    TimeoutConfig,
+)
+from servicegrid.errors import (
+    ErrorCategory,
+    ErrorSeverity,
+    MaxRetriesExceededError,
+    ResourceNotFoundError,
+    RetryStrategy,
+    ServiceError,
+    ServiceTimeoutError,
+    ServiceUnavailable,
+    ServiceUnavailableError,
+    ValidationError,
+    is_retryable,
+)
+from servicegrid.resilience import (
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    CircuitState,
+    ExponentialBackoff,
+    Pipeline,
+    Retry,
+    Timeout,
+)
+from servicegrid.resilience.health import HealthMonitor, HealthState
+from servicegrid.resilience.ratelimit import RateLimitConfig, SlidingWindow, TokenBucket
+from servicegrid.status import DEFAULT_REGISTRY, StatusRegistry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_REGISTRY",
+    "AsyncHTTPClient",
+    "CircuitBreaker",
+    "CircuitBreakerConfig",
+    "CircuitState",
+    "ConnectionPoolConfig",
+    "EnhancedHTTPClient",
+    "ErrorCategory",
+    "ErrorSeverity",
+    "ExponentialBackoff",
+    "HealthMonitor",
+    "HealthState",
+    "MaxRetriesExceededError",
+    "Pipeline",
+    "RateLimitConfig",
+    "ResilientServiceClient",
+    "ResourceNotFoundError",
+    "Retry",
+    "RetryConfig",
+    "RetryStrategy",
+    "ServiceError",
+    "ServiceTimeoutError",
+    "ServiceUnavailable",
+    "ServiceUnavailableError",
+    "SlidingWindow",
+    "StatusRegistry",
+    "TimeoutConfig",
+    "TokenBucket",
+    "ValidationError",
+    "__version__",
+    "is_retryable",
+]

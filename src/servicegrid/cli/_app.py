@@ -1,0 +1,187 @@
+"""The ``servicegrid`` command: ``status``, ``up`` and ``version``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Iterator
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from servicegrid.cli._monitor import Monitor
+from servicegrid.cli._render import reports_json, reports_table
+from servicegrid.clock import SYSTEM_CLOCK, iso_utc
+from servicegrid.settings import ConfigurationError, Settings, load_settings
+
+__all__ = ["app", "main"]
+
+T = TypeVar("T")
+
+EXIT_CONFIG = 2
+"""Exit status for invalid configuration (the same as a usage error)."""
+
+app = typer.Typer(
+    name="servicegrid",
+    help="Run AI model services over gRPC and watch the services they depend on.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _positive(value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise typer.BadParameter("must be greater than 0")
+    return value
+
+
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        callback=_positive,
+        help="Per-probe timeout [default: SERVICEGRID_STATUS_TIMEOUT, 2.0].",
+        show_default=False,
+    ),
+]
+
+
+def _settings_or_exit() -> Settings:
+    """Load settings; on error print each bad variable in red and exit 2."""
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        console = Console(stderr=True)
+        console.print(Text("Invalid configuration:", style="bold red"))
+        console.print(Text(str(exc), style="red"))
+        raise typer.Exit(EXIT_CONFIG) from None
+    logging.basicConfig(level=settings.log_level_number)
+    return settings
+
+
+def _caption() -> str:
+    return f"checked at {iso_utc(SYSTEM_CLOCK.wall())}"
+
+
+@app.command()
+def status(
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print a JSON object keyed by service.")
+    ] = False,
+    timeout: TimeoutOption = None,
+) -> None:
+    """Probe every configured service once and report its health and circuit state.
+
+    Exits 0 even when services are down (it is a report), 2 on invalid configuration.
+    """
+    settings = _settings_or_exit()
+    monitor = Monitor(settings, timeout=timeout or settings.status_timeout)
+    reports = asyncio.run(monitor.check())
+    if json_output:
+        typer.echo(reports_json(reports))
+    else:
+        Console().print(reports_table(reports, caption=_caption()))
+
+
+@contextlib.contextmanager
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into ``stop.set()`` while inside; where unsupported, do nothing."""
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # not the main thread, or a platform without loop signal handlers
+        installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def _unless_stopped(check: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """Await ``check``, or cancel it and return ``None`` as soon as ``stop`` is set."""
+    task = asyncio.ensure_future(check)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return None if task.cancelled() else task.result()
+
+
+async def _watch(monitor: Monitor, interval: float, console: Console) -> None:
+    """Refresh the table every ``interval`` seconds until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    with (
+        _stop_on_signals(asyncio.get_running_loop(), stop),
+        Live(console=console, auto_refresh=False) as live,
+    ):
+        while not stop.is_set():
+            reports = await _unless_stopped(monitor.check(), stop)
+            if reports is None:
+                break
+            live.update(reports_table(reports, caption=_caption()), refresh=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+@app.command()
+def up(
+    once: Annotated[bool, typer.Option("--once", help="Print one table and exit.")] = False,
+    interval: Annotated[
+        float | None,
+        typer.Option(
+            "--interval",
+            metavar="SECONDS",
+            callback=_positive,
+            help="Seconds between refreshes [default: SERVICEGRID_HEALTH_INTERVAL, 10.0].",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: TimeoutOption = None,
+) -> None:
+    """Watch every configured service, refreshing its status until Ctrl-C or SIGTERM."""
+    settings = _settings_or_exit()
+    monitor = Monitor(settings, timeout=timeout or settings.status_timeout)
+    every = interval or settings.health_interval
+    console = Console()
+    names = ", ".join(f"{t.service} ({t.kind} {t.url})" for t in monitor.targets)
+    console.print(Text(f"Monitoring {len(monitor.targets)} services: {names}"))
+    if once:
+        console.print(reports_table(asyncio.run(monitor.check()), caption=_caption()))
+        return
+    console.print(Text(f"Refreshing every {every:g} s; press Ctrl-C to stop.", style="dim"))
+    # KeyboardInterrupt only reaches here where the loop could not take over SIGINT.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_watch(monitor, every, console))
+    console.print(Text("Stopped.", style="dim"))
+
+
+@app.command()
+def version() -> None:
+    """Print the installed servicegrid version."""
+    try:
+        number = dist_version("servicegrid")
+    except PackageNotFoundError:
+        number = "unknown (not installed)"
+    typer.echo(f"servicegrid {number}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,270 @@
+"""``ResilientServiceClient``: seed 001's synchronous HTTP client with retry and a circuit breaker.
+
+.. code-block:: python
+
+    from servicegrid import ResilientServiceClient, ServiceUnavailable
+
+    chroma = ResilientServiceClient(
+        os.getenv("CHROMA_SERVER_URL", "http://chroma:6003"), service_name="Chroma Server"
+    )
+    try:
+        results = chroma.post("/query", json=data).json()
+    except ServiceUnavailable:          # circuit open: the call was not made
+        results = fallback_search()
+    except requests.RequestException:   # a failure that survived its retries
+        ...
+
+Answers with a retryable status (5xx, 408, 429) are retried and, when the
+retries run out, raised as an error that is both a servicegrid error and a
+``requests.HTTPError`` carrying the last response. Other 4xx answers are
+returned as they are, as ``requests`` would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar, cast
+from urllib.parse import urlsplit
+
+import requests
+
+from servicegrid.clients._requests_compat import as_requests_error
+from servicegrid.clock import SYSTEM_CLOCK, Clock
+from servicegrid.errors import ServiceError
+from servicegrid.hooks.logging import LoggingHook
+from servicegrid.resilience import (
+    CircuitBreaker,
+    ExponentialBackoff,
+    Jitter,
+    Pipeline,
+    Retry,
+    remaining,
+)
+from servicegrid.resilience.backoff import Backoff
+from servicegrid.resilience.events import Hook
+from servicegrid.status import DEFAULT_REGISTRY, StatusRegistry
+from servicegrid.transports.http import error_for_response, map_requests_errors, should_raise
+
+__all__ = ["PRESETS", "ResilientServiceClient", "ServiceResponse", "validate_base_url"]
+
+_log = logging.getLogger("servicegrid.clients")
+
+#: Seed 001's configuration presets, by the kind of operation.
+PRESETS: dict[str, dict[str, float]] = {
+    "slow": {"max_retries": 3, "timeout": 15},
+    "fast": {"max_retries": 2, "timeout": 5},
+    "complex": {"max_retries": 3, "timeout": 30, "recovery_timeout": 90},
+}
+
+
+def validate_base_url(base_url: object) -> str:
+    """Return ``base_url`` without a trailing slash, or raise ValueError saying what is wrong."""
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+    if not parts.hostname:
+        raise ValueError(f"base_url has no host: {base_url!r}")
+    try:
+        parts.port  # noqa: B018 - parsing the port validates it
+    except ValueError as exc:
+        raise ValueError(f"base_url has an invalid port: {base_url!r}") from exc
+    return base_url.strip().rstrip("/")
+
+
+def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+class ServiceResponse(requests.Response):
+    """A ``requests.Response`` whose ``.json()`` failure names the service and the content type."""
+
+    service_name: str = ""
+
+    def json(self, **kwargs: Any) -> Any:
+        try:
+            return super().json(**kwargs)
+        except requests.JSONDecodeError as exc:
+            kind = self.headers.get("content-type", "no content type")
+            raise requests.JSONDecodeError(
+                f"[{self.service_name}] {self.request.method if self.request else ''} "
+                f"{self.url} answered HTTP {self.status_code} with a body that is not JSON "
+                f"({kind}, {len(self.content)} bytes; starts {self.text[:60]!r})",
+                exc.doc,
+                exc.pos,
+            ) from exc
+
+
+class ResilientServiceClient:
+    """Synchronous HTTP client with retry, exponential backoff and a circuit breaker (seed 001).
+
+    ``max_retries`` is the number of attempts per call, the first included
+    (seed 001 logs "attempt 1/3"); the waits between them are 1 s, 2 s, 4 s...
+    ``timeout`` is the per-attempt timeout in seconds. ``failure_threshold``
+    failed attempts in a row open the circuit for ``recovery_timeout`` seconds.
+
+    Each call goes through ``requests.request`` (or ``session.request`` when a
+    ``requests.Session`` is given for connection reuse): safe to share between
+    threads, and patchable as seed 001's tests do.
+    """
+
+    PRESETS: ClassVar[dict[str, dict[str, float]]] = PRESETS
+
+    def __init__(
+        self,
+        base_url: str,
+        service_name: str | None = None,
+        max_retries: int = 3,
+        timeout: float = 10,
+        failure_threshold: int = 5,
+        recovery_timeout: float = 60,
+        *,
+        session: requests.Session | None = None,
+        backoff: Backoff | None = None,
+        headers: dict[str, str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        hooks: Sequence[Hook] = (),
+        registry: StatusRegistry | None = DEFAULT_REGISTRY,
+    ) -> None:
+        self.base_url = validate_base_url(base_url)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 1:
+            raise ValueError(f"max_retries must be an integer >= 1, got {max_retries!r}")
+        _positive("timeout", timeout)
+        if isinstance(failure_threshold, bool) or not isinstance(failure_threshold, int):
+            raise ValueError(f"failure_threshold must be an integer >= 1, got {failure_threshold!r}")
+        _positive("recovery_timeout", recovery_timeout, allow_zero=True)
+        self.service_name = service_name or urlsplit(self.base_url).netloc
+        self.max_retries = max_retries
+        self.timeout = float(timeout)
+        self.session = session
+        self.headers = dict(headers or {})
+        self._clock = clock
+        all_hooks: tuple[Hook, ...] = (LoggingHook(self.service_name, _log), *hooks)
+        self.circuit_breaker = CircuitBreaker(
+            failure_threshold=failure_threshold,
+            recovery_timeout=float(recovery_timeout),
+            name=self.service_name,
+            clock=clock,
+            hooks=all_hooks,
+        )
+        self.retry = Retry(
+            attempts=max_retries,
+            backoff=backoff or ExponentialBackoff(initial=1.0, max=30.0, jitter=Jitter.NONE),
+            name=self.service_name,
+            clock=clock,
+            hooks=all_hooks,
+        )
+        self._pipeline = Pipeline(self.retry, self.circuit_breaker, name=self.service_name)
+        self.retry = cast(Retry, self._pipeline.policies[0])  # the copy wired to the breaker
+        if registry is not None:
+            registry.register(self.service_name, self)
+
+    @classmethod
+    def for_slow_operations(cls, base_url: str, **kwargs: Any) -> ResilientServiceClient:
+        """Vector search, file I/O: 3 attempts, 15 s timeout."""
+        return cls(base_url, **{**PRESETS["slow"], **kwargs})
+
+    @classmethod
+    def for_fast_operations(cls, base_url: str, **kwargs: Any) -> ResilientServiceClient:
+        """Billing, auth: 2 attempts, 5 s timeout."""
+        return cls(base_url, **{**PRESETS["fast"], **kwargs})
+
+    @classmethod
+    def for_complex_operations(cls, base_url: str, **kwargs: Any) -> ResilientServiceClient:
+        """Git and other long jobs: 3 attempts, 30 s timeout, 90 s recovery."""
+        return cls(base_url, **{**PRESETS["complex"], **kwargs})
+
+    # ---- requests ------------------------------------------------------------------
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send ``method path`` with requests' keyword arguments (``json=``, ``params=``, ...).
+
+        Raises :class:`ServiceUnavailable` when the circuit is open, and a
+        ``requests.RequestException`` (that is also a :class:`ServiceError`)
+        when every attempt failed.
+        """
+        method = method.upper()
+        url = self._url(path)
+        if self.headers:
+            kwargs["headers"] = {**self.headers, **(kwargs.get("headers") or {})}
+        per_attempt_timeout = kwargs.pop("timeout", self.timeout)
+        last_response: list[requests.Response] = []
+
+        def attempt() -> requests.Response:
+            last_response.clear()
+            left = remaining(self._clock)
+            timeout = per_attempt_timeout if left is None else min(per_attempt_timeout, left)
+            send = self.session.request if self.session is not None else requests.request
+            with map_requests_errors(self.service_name, f"{method} {path}"):
+                response = send(method, url, timeout=timeout, **kwargs)
+            status = response.status_code
+            if isinstance(status, int) and should_raise(status, client_errors=False):
+                last_response[:] = [response]
+                raise error_for_response(
+                    status,
+                    response.headers,
+                    response.text,
+                    method=method,
+                    url=url,
+                    service=self.service_name,
+                )
+            return response
+
+        try:
+            response = self._pipeline.call(attempt)
+        except ServiceError as error:
+            raise as_requests_error(
+                error, response=last_response[0] if last_response else None
+            ) from error
+        if isinstance(response, requests.Response):
+            response.__class__ = ServiceResponse
+            response.service_name = self.service_name  # type: ignore[attr-defined]
+        _log.info("[%s] ✓ %s %s succeeded", self.service_name, method, path)
+        return response
+
+    def _url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            raise ValueError(f"pass a path relative to {self.base_url}, not a full URL: {path!r}")
+        return f"{self.base_url}/{path.lstrip('/')}" if path else self.base_url
+
+    # ---- status --------------------------------------------------------------------
+
+    def get_status(self) -> dict[str, Any]:
+        """Seed 001's status: service, state, failure_count, last_failure, last_state_change."""
+        return self.circuit_breaker.get_status()
+
+    def close(self) -> None:
+        """Close the session, if one was given."""
+        if self.session is not None:
+            self.session.close()
+
+    def __enter__(self) -> ResilientServiceClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ResilientServiceClient({self.base_url!r}, service_name={self.service_name!r})"

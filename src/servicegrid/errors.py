@@ -1,0 +1,521 @@
+"""One exception hierarchy and one table that classifies it.
+
+Every error a servicegrid client raises is a :class:`ServiceError`. Foreign
+exceptions (``grpc.RpcError``, ``httpx.HTTPError``, ``requests.RequestException``)
+are translated at the transport boundary and re-raised ``from`` the original.
+
+.. code-block:: text
+
+    ServiceError                        root: retryable, grpc_code, http_status, category, severity
+    ├── ServiceUnavailableError         the service cannot serve now (UNAVAILABLE / 503)
+    │   └── ServiceUnavailable          circuit open: rejected locally, without a call
+    ├── TransportError                  no answer came back
+    │   ├── ConnectError                could not connect (refused, DNS, TLS)
+    │   └── ConnectionLost              connection closed before the answer
+    ├── DeadlineExceeded                out of time (alias ServiceTimeoutError)
+    │   ├── ConnectTimeout
+    │   └── ReadTimeout
+    ├── PolicyError                     a local policy refused the call
+    │   ├── RateLimited
+    │   ├── BulkheadFull
+    │   ├── RetryBudgetExhausted
+    │   ├── MaxRetriesExceededError
+    │   └── InjectedFault               raised on purpose by fault injection
+    └── RemoteError                     the service answered with an error
+        ├── ClientError                 any other 4xx
+        │   ├── ValidationError
+        │   ├── ResourceNotFoundError
+        │   ├── ConflictError
+        │   ├── PermissionDenied
+        │   ├── AuthenticationError
+        │   ├── FailedPrecondition
+        │   │   └── ModelNotLoaded
+        │   ├── Cancelled
+        │   └── ResourceExhausted
+        │       └── GpuUnavailable
+        └── ServerError                 any other 5xx
+            ├── InternalError
+            ├── Unimplemented
+            └── DataLoss
+
+Retryability is decided here and nowhere else: a class is retryable exactly
+when its :class:`RetryStrategy` in :data:`ERROR_TABLE` is not ``NONE``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+
+__all__ = [
+    "ERROR_TABLE",
+    "AuthenticationError",
+    "BulkheadFull",
+    "Cancelled",
+    "ClientError",
+    "ConflictError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionLost",
+    "DataLoss",
+    "DeadlineExceeded",
+    "ErrorCategory",
+    "ErrorSeverity",
+    "ErrorSpec",
+    "FailedPrecondition",
+    "GpuUnavailable",
+    "InjectedFault",
+    "InternalError",
+    "MaxRetriesExceededError",
+    "ModelNotLoaded",
+    "PermissionDenied",
+    "PolicyError",
+    "RateLimited",
+    "ReadTimeout",
+    "RemoteError",
+    "ResourceExhausted",
+    "ResourceNotFoundError",
+    "RetryBudgetExhausted",
+    "RetryStrategy",
+    "ServerError",
+    "ServiceError",
+    "ServiceTimeoutError",
+    "ServiceUnavailable",
+    "ServiceUnavailableError",
+    "TransportError",
+    "Unimplemented",
+    "ValidationError",
+    "error_for_grpc_code",
+    "error_for_http_status",
+    "is_retryable",
+]
+
+
+class ErrorCategory(enum.Enum):
+    """What kind of failure it was (seed 000)."""
+
+    NETWORK = "network"
+    TIMEOUT = "timeout"
+    RESOURCE_EXHAUSTED = "resource_exhausted"
+    INVALID_ARGUMENT = "invalid_argument"
+    PERMISSION_DENIED = "permission_denied"
+    INTERNAL = "internal"
+    UNAVAILABLE = "unavailable"
+
+
+class ErrorSeverity(enum.Enum):
+    """How bad it is for the caller (seed 000)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class RetryStrategy(enum.Enum):
+    """How to retry it (seed 000); ``NONE`` means the error is not retryable."""
+
+    NONE = "none"
+    LINEAR = "linear"
+    EXPONENTIAL = "exponential"
+    FIXED = "fixed"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorSpec:
+    """One row of the error table."""
+
+    grpc_code: str
+    http_status: int
+    category: ErrorCategory
+    severity: ErrorSeverity
+    retry_strategy: RetryStrategy
+
+    @property
+    def retryable(self) -> bool:
+        return self.retry_strategy is not RetryStrategy.NONE
+
+
+class ServiceError(Exception):
+    """Root of every servicegrid error.
+
+    ``service`` names the service the call was for, ``details`` carries
+    structured context, and ``retry_after`` (seconds) is the server's hint
+    from ``Retry-After`` or a gRPC trailer, if it sent one.
+    """
+
+    spec: ClassVar[ErrorSpec]
+    retryable: ClassVar[bool]
+    grpc_code: ClassVar[str]
+    http_status: ClassVar[int]
+    category: ClassVar[ErrorCategory]
+    severity: ClassVar[ErrorSeverity]
+    retry_strategy: ClassVar[RetryStrategy]
+
+    default_message: ClassVar[str] = "service call failed"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        service: str | None = None,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.service = service
+        self.details: dict[str, Any] = dict(details or {})
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"[{self.service}] {self.message}" if self.service else self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description: what a REST error body or a log line carries."""
+        body: dict[str, Any] = {
+            "error": type(self).__name__,
+            "message": self.message,
+            "service": self.service,
+            "category": self.category.value,
+            "severity": self.severity.value,
+            "retryable": self.retryable,
+            "grpc_code": self.grpc_code,
+            "http_status": self.http_status,
+        }
+        if self.retry_after is not None:
+            body["retry_after"] = self.retry_after
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class ServiceUnavailableError(ServiceError):
+    """The service cannot serve right now; ``service_name`` says which (seed 003)."""
+
+    default_message = "service unavailable"
+
+    def __init__(self, message: str = "", *, service_name: str | None = None, **kw: Any) -> None:
+        kw.setdefault("service", service_name)
+        super().__init__(message, **kw)
+
+    @property
+    def service_name(self) -> str | None:
+        return self.service
+
+
+class PolicyError(ServiceError):
+    """A local resilience policy refused or ended the call."""
+
+    default_message = "call refused by a local policy"
+
+
+class ServiceUnavailable(ServiceUnavailableError, PolicyError):
+    """The circuit breaker is open: the call was rejected without reaching the service (seed 001)."""
+
+    default_message = "circuit breaker is open"
+
+
+class TransportError(ServiceError):
+    """No answer came back from the service."""
+
+    default_message = "transport failure"
+
+
+class ConnectError(TransportError):
+    """Could not open a connection (refused, unresolvable, TLS handshake failed)."""
+
+    default_message = "could not connect"
+
+
+class ConnectionLost(TransportError):
+    """The connection closed before the answer arrived."""
+
+    default_message = "connection lost"
+
+
+class DeadlineExceeded(ServiceError):
+    """The call ran out of time, locally or at the server."""
+
+    default_message = "deadline exceeded"
+
+
+ServiceTimeoutError = DeadlineExceeded
+"""Seed 000's name for :class:`DeadlineExceeded`."""
+
+
+class ConnectTimeout(DeadlineExceeded):
+    """No connection within the connect timeout."""
+
+    default_message = "timed out connecting"
+
+
+class ReadTimeout(DeadlineExceeded):
+    """No answer within the read timeout."""
+
+    default_message = "timed out waiting for the answer"
+
+
+class RateLimited(PolicyError):
+    """A local rate limiter refused the call (fail-fast mode)."""
+
+    default_message = "rate limit exceeded"
+
+
+class BulkheadFull(PolicyError):
+    """Too many calls in flight and the waiting queue is full."""
+
+    default_message = "bulkhead full"
+
+
+class RetryBudgetExhausted(PolicyError):
+    """A retry was due but the retry budget for the target is spent."""
+
+    default_message = "retry budget exhausted"
+
+
+class MaxRetriesExceededError(PolicyError):
+    """Every attempt failed; ``attempts`` and ``last_error`` say how (seed 003)."""
+
+    default_message = "maximum retries exceeded"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        attempts: int = 0,
+        last_error: BaseException | None = None,
+        **kw: Any,
+    ) -> None:
+        self.attempts = attempts
+        self.last_error = last_error
+        if not message and last_error is not None:
+            message = f"failed after {attempts} attempts: {last_error}"
+        super().__init__(message, **kw)
+
+
+class InjectedFault(PolicyError):
+    """Raised on purpose by :class:`servicegrid.resilience.FaultInjection`."""
+
+    default_message = "injected fault"
+
+
+class RemoteError(ServiceError):
+    """The service answered, with an error."""
+
+    default_message = "the service returned an error"
+
+
+class ClientError(RemoteError):
+    """The request was wrong (4xx); sending it again will not help."""
+
+    default_message = "request rejected by the service"
+
+
+class ServerError(RemoteError):
+    """The service failed to handle a valid request (5xx)."""
+
+    default_message = "the service failed"
+
+
+class ValidationError(ClientError):
+    """The request did not validate; ``validation_errors`` lists why (seed 003)."""
+
+    default_message = "validation failed"
+
+    def __init__(self, message: str = "", *, validation_errors: Any = None, **kw: Any) -> None:
+        self.validation_errors: Any = validation_errors if validation_errors is not None else []
+        super().__init__(message, **kw)
+
+
+class ResourceNotFoundError(ClientError):
+    """A named resource does not exist (seed 003)."""
+
+    default_message = "resource not found"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        **kw: Any,
+    ) -> None:
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        if not message and (resource_type or resource_id):
+            message = f"{resource_type or 'resource'} {resource_id or ''} not found".replace(
+                "  ", " "
+            )
+        super().__init__(message, **kw)
+
+
+class ConflictError(ClientError):
+    """The resource already exists or changed underneath the request."""
+
+    default_message = "conflict"
+
+
+class PermissionDenied(ClientError):
+    """The caller is not allowed to do this."""
+
+    default_message = "permission denied"
+
+
+class AuthenticationError(ClientError):
+    """The caller did not prove who it is."""
+
+    default_message = "authentication required"
+
+
+class FailedPrecondition(ClientError):
+    """The system is not in a state where this can run."""
+
+    default_message = "failed precondition"
+
+
+class ModelNotLoaded(FailedPrecondition):
+    """The model this call needs is not loaded yet; waiting helps (seed 000)."""
+
+    default_message = "model not loaded"
+
+
+class Cancelled(ClientError):
+    """The call was cancelled before it finished."""
+
+    default_message = "cancelled"
+
+
+class ResourceExhausted(ClientError):
+    """The service is out of capacity (queue full, GPU memory, quota)."""
+
+    default_message = "resource exhausted"
+
+
+class GpuUnavailable(ResourceExhausted):
+    """No GPU (or not enough GPU memory) for the request."""
+
+    default_message = "no GPU available"
+
+
+class InternalError(ServerError):
+    """The service hit a bug or an unexpected failure."""
+
+    default_message = "internal error"
+
+
+class Unimplemented(ServerError):
+    """The service does not implement this call."""
+
+    default_message = "not implemented"
+
+
+class DataLoss(ServerError):
+    """Unrecoverable data loss or corruption."""
+
+    default_message = "data loss"
+
+
+_C, _S, _R = ErrorCategory, ErrorSeverity, RetryStrategy
+
+ERROR_TABLE: Final[dict[type[ServiceError], ErrorSpec]] = {
+    # class                     grpc code              http  category              severity     retry
+    ServiceError: ErrorSpec("UNKNOWN", 500, _C.INTERNAL, _S.MEDIUM, _R.EXPONENTIAL),
+    ServiceUnavailableError: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.HIGH, _R.EXPONENTIAL),
+    ServiceUnavailable: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.HIGH, _R.NONE),
+    TransportError: ErrorSpec("UNAVAILABLE", 503, _C.NETWORK, _S.HIGH, _R.EXPONENTIAL),
+    ConnectError: ErrorSpec("UNAVAILABLE", 503, _C.NETWORK, _S.HIGH, _R.EXPONENTIAL),
+    ConnectionLost: ErrorSpec("UNAVAILABLE", 502, _C.NETWORK, _S.HIGH, _R.EXPONENTIAL),
+    DeadlineExceeded: ErrorSpec("DEADLINE_EXCEEDED", 504, _C.TIMEOUT, _S.MEDIUM, _R.LINEAR),
+    ConnectTimeout: ErrorSpec("DEADLINE_EXCEEDED", 504, _C.TIMEOUT, _S.MEDIUM, _R.LINEAR),
+    ReadTimeout: ErrorSpec("DEADLINE_EXCEEDED", 504, _C.TIMEOUT, _S.MEDIUM, _R.LINEAR),
+    PolicyError: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.MEDIUM, _R.NONE),
+    RateLimited: ErrorSpec("RESOURCE_EXHAUSTED", 429, _C.RESOURCE_EXHAUSTED, _S.MEDIUM, _R.NONE),
+    BulkheadFull: ErrorSpec("RESOURCE_EXHAUSTED", 429, _C.RESOURCE_EXHAUSTED, _S.MEDIUM, _R.NONE),
+    RetryBudgetExhausted: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.HIGH, _R.NONE),
+    MaxRetriesExceededError: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.HIGH, _R.NONE),
+    InjectedFault: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.LOW, _R.EXPONENTIAL),
+    RemoteError: ErrorSpec("UNKNOWN", 500, _C.INTERNAL, _S.MEDIUM, _R.EXPONENTIAL),
+    ClientError: ErrorSpec("INVALID_ARGUMENT", 400, _C.INVALID_ARGUMENT, _S.LOW, _R.NONE),
+    ValidationError: ErrorSpec("INVALID_ARGUMENT", 422, _C.INVALID_ARGUMENT, _S.LOW, _R.NONE),
+    ResourceNotFoundError: ErrorSpec("NOT_FOUND", 404, _C.INVALID_ARGUMENT, _S.LOW, _R.NONE),
+    ConflictError: ErrorSpec("ALREADY_EXISTS", 409, _C.INVALID_ARGUMENT, _S.LOW, _R.NONE),
+    PermissionDenied: ErrorSpec("PERMISSION_DENIED", 403, _C.PERMISSION_DENIED, _S.HIGH, _R.NONE),
+    AuthenticationError: ErrorSpec("UNAUTHENTICATED", 401, _C.PERMISSION_DENIED, _S.HIGH, _R.NONE),
+    FailedPrecondition: ErrorSpec("FAILED_PRECONDITION", 412, _C.INVALID_ARGUMENT, _S.MEDIUM, _R.NONE),
+    ModelNotLoaded: ErrorSpec("FAILED_PRECONDITION", 503, _C.UNAVAILABLE, _S.MEDIUM, _R.FIXED),
+    Cancelled: ErrorSpec("CANCELLED", 499, _C.INTERNAL, _S.LOW, _R.NONE),
+    ResourceExhausted: ErrorSpec("RESOURCE_EXHAUSTED", 429, _C.RESOURCE_EXHAUSTED, _S.HIGH, _R.FIXED),
+    GpuUnavailable: ErrorSpec("RESOURCE_EXHAUSTED", 503, _C.RESOURCE_EXHAUSTED, _S.HIGH, _R.FIXED),
+    ServerError: ErrorSpec("INTERNAL", 500, _C.INTERNAL, _S.HIGH, _R.EXPONENTIAL),
+    InternalError: ErrorSpec("INTERNAL", 500, _C.INTERNAL, _S.CRITICAL, _R.EXPONENTIAL),
+    Unimplemented: ErrorSpec("UNIMPLEMENTED", 501, _C.INTERNAL, _S.HIGH, _R.NONE),
+    DataLoss: ErrorSpec("DATA_LOSS", 500, _C.INTERNAL, _S.CRITICAL, _R.NONE),
+}
+
+for _cls, _spec in ERROR_TABLE.items():
+    _cls.spec = _spec
+    _cls.retryable = _spec.retryable
+    _cls.grpc_code = _spec.grpc_code
+    _cls.http_status = _spec.http_status
+    _cls.category = _spec.category
+    _cls.severity = _spec.severity
+    _cls.retry_strategy = _spec.retry_strategy
+
+# The class each status becomes when it arrives from the wire.
+_FROM_GRPC: Final[dict[str, type[ServiceError]]] = {
+    "CANCELLED": Cancelled,
+    "UNKNOWN": ServerError,
+    "INVALID_ARGUMENT": ValidationError,
+    "DEADLINE_EXCEEDED": DeadlineExceeded,
+    "NOT_FOUND": ResourceNotFoundError,
+    "ALREADY_EXISTS": ConflictError,
+    "PERMISSION_DENIED": PermissionDenied,
+    "RESOURCE_EXHAUSTED": ResourceExhausted,
+    "FAILED_PRECONDITION": FailedPrecondition,
+    "ABORTED": ConflictError,
+    "OUT_OF_RANGE": ValidationError,
+    "UNIMPLEMENTED": Unimplemented,
+    "INTERNAL": InternalError,
+    "UNAVAILABLE": ServiceUnavailableError,
+    "DATA_LOSS": DataLoss,
+    "UNAUTHENTICATED": AuthenticationError,
+}
+
+_FROM_HTTP: Final[dict[int, type[ServiceError]]] = {
+    400: ValidationError,
+    401: AuthenticationError,
+    403: PermissionDenied,
+    404: ResourceNotFoundError,
+    408: DeadlineExceeded,
+    409: ConflictError,
+    412: FailedPrecondition,
+    422: ValidationError,
+    429: ResourceExhausted,
+    499: Cancelled,
+    500: InternalError,
+    501: Unimplemented,
+    502: ServiceUnavailableError,
+    503: ServiceUnavailableError,
+    504: DeadlineExceeded,
+}
+
+
+def error_for_grpc_code(code: str, message: str = "", **kw: Any) -> ServiceError:
+    """Build the error for a gRPC status code given by name (``"UNAVAILABLE"``)."""
+    cls = _FROM_GRPC.get(code.upper(), ServerError)
+    return cls(message or f"{cls.default_message} (gRPC {code.upper()})", **kw)
+
+
+def error_for_http_status(status: int, message: str = "", **kw: Any) -> ServiceError:
+    """Build the error for an HTTP status >= 400; unlisted 4xx are ClientError, 5xx ServerError."""
+    if status < 400:
+        raise ValueError(f"HTTP {status} is not an error status")
+    cls = _FROM_HTTP.get(status) or (ClientError if status < 500 else ServerError)
+    return cls(message or f"{cls.default_message} (HTTP {status})", **kw)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True when sending the same call again may succeed; foreign exceptions are never retried."""
+    return isinstance(exc, ServiceError) and exc.retryable

@@ -1,0 +1,340 @@
+"""The one place configuration is read from the environment.
+
+Every value comes through pydantic-settings: the seed environment variable
+names (``GPU_SERVICE_URL``, ``EMBEDDING_SERVICE_TIMEOUT``, ``CONSUL_HOST``,
+``CHROMA_SERVER_URL``, ...) are read as they are, case-insensitively, and
+servicegrid's own knobs carry the ``SERVICEGRID_`` prefix. An empty variable
+counts as unset.
+
+HTTP services are discovered from the environment by name: every
+``<NAME>_SERVER_URL`` (``CHROMA_SERVER_URL`` -> ``chroma``), every
+``<NAME>_SERVICE_URL`` whose value is an http(s) URL, other than the four gRPC
+targets (``USER_SERVICE_URL`` -> ``user-service``), and ``API_GATEWAY_URL``
+(``api-gateway``) become entries of :attr:`Settings.http_services`.
+
+Use :func:`load_settings`: it raises :class:`ConfigurationError`, whose
+message names each bad environment variable on its own line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Final
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+__all__ = [
+    "GRPC_SERVICE_ENV",
+    "ConfigurationError",
+    "HttpServicesSource",
+    "Settings",
+    "http_service_name",
+    "load_settings",
+]
+
+
+class ConfigurationError(ValueError):
+    """The configuration is invalid; the message has one ``VARIABLE: reason`` line per problem."""
+
+
+# Service name -> (URL variable, timeout variable), in the order they are reported.
+GRPC_SERVICE_ENV: Final[dict[str, tuple[str, str]]] = {
+    "gpu-management": ("GPU_SERVICE_URL", "GPU_SERVICE_TIMEOUT"),
+    "embedding": ("EMBEDDING_SERVICE_URL", "EMBEDDING_SERVICE_TIMEOUT"),
+    "reranking": ("RERANKING_SERVICE_URL", "RERANKING_SERVICE_TIMEOUT"),
+    "docling-vlm": ("DOCLING_VLM_SERVICE_URL", "DOCLING_VLM_SERVICE_TIMEOUT"),
+}
+
+_GRPC_URL_VARS: Final = frozenset(url for url, _ in GRPC_SERVICE_ENV.values())
+_EXTRA_HTTP_VARS: Final[dict[str, str]] = {"API_GATEWAY_URL": "api-gateway"}
+_HTTP_VAR = re.compile(r"^(?P<name>[A-Z0-9][A-Z0-9_]*?)_(?P<suffix>SERVER|SERVICE)_URL$")
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_LOG_LEVELS: Final = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+# -- value checks ------------------------------------------------------------
+
+
+def _check_port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"port must be a number in 1..65535, not {text!r}")
+    return int(text)
+
+
+def _check_host(host: str) -> None:
+    if host.startswith("[") and host.endswith("]"):
+        ipaddress.IPv6Address(host[1:-1])  # raises ValueError with a clear message
+        return
+    if not host or not all(_HOST_LABEL.match(label) for label in host.split(".")):
+        raise ValueError(f"{host!r} is not a valid host name")
+
+
+def _check_host_port(value: str, *, port_required: bool = True) -> None:
+    host, sep, port = value.rpartition(":")
+    if not sep or host.endswith(":"):  # no port, or a bare IPv6 address
+        if port_required:
+            raise ValueError("expected host:port")
+        _check_host(value)
+        return
+    _check_host(host)
+    _check_port(port)
+
+
+def _grpc_target(value: str) -> str:
+    """Accept ``host:port``, ``grpc://host:port`` (normalised to ``host:port``) or a gRPC URI."""
+    value = value.strip()
+    if value.lower().startswith("grpc://"):
+        value = value[len("grpc://") :].rstrip("/")
+    scheme, sep, rest = value.partition(":")
+    scheme = scheme.lower()
+    if sep and scheme == "dns":
+        # dns:[//authority/]host[:port]
+        if rest.startswith("//"):
+            _, slash, rest = rest[2:].partition("/")
+            if not slash:
+                raise ValueError("expected dns:///host:port")
+        _check_host_port(rest, port_required=False)
+    elif sep and scheme in ("unix", "unix-abstract"):
+        if not rest.strip("/"):
+            raise ValueError(f"{scheme}: target needs a path")
+    elif sep and scheme in ("ipv4", "ipv6"):
+        for address in rest.split(","):
+            _check_host_port(address, port_required=False)
+    elif sep and scheme in ("http", "https"):
+        raise ValueError("expected a gRPC target (host:port), not an http(s) URL")
+    else:
+        _check_host_port(value)
+    return value
+
+
+def _http_url(value: str) -> str:
+    """Accept an absolute http(s) URL with a host; a trailing ``/`` is dropped."""
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"URL scheme must be http or https, not {parts.scheme or 'missing'!r}")
+    if not parts.hostname:
+        raise ValueError("URL has no host")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+    except ValueError as exc:
+        raise ValueError(f"URL has an invalid port: {exc}") from None
+    return value.rstrip("/")
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+GrpcTarget = Annotated[str, AfterValidator(_grpc_target)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+# -- HTTP service discovery --------------------------------------------------
+
+
+def http_service_name(env_var: str) -> str | None:
+    """The readable service name for an HTTP service variable, or ``None`` if it is not one.
+
+    ``CHROMA_SERVER_URL`` -> ``chroma``, ``USER_SERVICE_URL`` -> ``user-service``,
+    ``API_GATEWAY_URL`` -> ``api-gateway``; the four gRPC ``*_SERVICE_URL`` give ``None``.
+    """
+    env_var = env_var.upper()
+    if env_var in _EXTRA_HTTP_VARS:
+        return _EXTRA_HTTP_VARS[env_var]
+    match = _HTTP_VAR.match(env_var)
+    if match is None or env_var in _GRPC_URL_VARS:
+        return None
+    name = match["name"].lower().replace("_", "-")
+    return f"{name}-service" if match["suffix"] == "SERVICE" else name
+
+
+def _is_http_value(value: str) -> bool:
+    return urlsplit(value.strip()).scheme.lower() in ("http", "https")
+
+
+class HttpServicesSource(PydanticBaseSettingsSource):
+    """Collects the HTTP service variables into ``http_services``, keyed by variable name.
+
+    It reads the variables that ``env_source`` (pydantic-settings' own
+    environment source) loaded, so nothing else touches ``os.environ``.
+    ``Settings`` renames the keys once their URLs have validated, so an error
+    names the variable. ``<NAME>_SERVICE_URL`` values that are not http(s) are
+    left alone: that suffix also names gRPC targets elsewhere.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], env_source: PydanticBaseSettingsSource):
+        super().__init__(settings_cls)
+        env_vars: Mapping[str, str | None] = (
+            env_source.env_vars if isinstance(env_source, EnvSettingsSource) else {}
+        )
+        self._env_vars = env_vars
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        # Unused: __call__ builds the whole value at once.
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, str] = {}
+        for raw_name, value in sorted(self._env_vars.items()):
+            env_var = raw_name.upper()
+            if value is None or http_service_name(env_var) is None:
+                continue
+            if env_var.endswith("_SERVICE_URL") and not _is_http_value(value):
+                continue
+            found[env_var] = value
+        return {"http_services": found} if found else {}
+
+
+# -- the settings ------------------------------------------------------------
+
+
+class Settings(BaseSettings):
+    """All of servicegrid's configuration; immutable once loaded. Durations are seconds."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False,
+        env_ignore_empty=True,
+        frozen=True,
+        extra="ignore",
+        validate_by_name=True,
+        validate_by_alias=True,
+        validate_default=True,
+    )
+
+    # gRPC model services (seed 000)
+    gpu_service_url: GrpcTarget = "localhost:50051"
+    embedding_service_url: GrpcTarget = "localhost:50052"
+    reranking_service_url: GrpcTarget = "localhost:50053"
+    docling_vlm_service_url: GrpcTarget = "localhost:50054"
+    gpu_service_timeout: Seconds = 30.0
+    embedding_service_timeout: Seconds = 60.0
+    reranking_service_timeout: Seconds = 45.0
+    docling_vlm_service_timeout: Seconds = 300.0
+
+    # resilience defaults (seed 000)
+    circuit_breaker_threshold: Annotated[int, Field(ge=1)] = 5
+    circuit_breaker_timeout: Seconds = 60.0
+    max_retry_attempts: Annotated[int, Field(ge=1)] = 3
+    retry_base_delay: Annotated[float, Field(ge=0)] = 1.0
+    retry_max_delay: Annotated[float, Field(ge=0)] = 60.0
+
+    # discovery and stores (seed 002)
+    consul_host: str = "localhost"
+    consul_port: Port = 8500
+    use_istio_dns: bool = False
+    etcd_host: str = "localhost"
+    etcd_port: Port = 2379
+    qdrant_url: HttpUrl = "http://localhost:6333"
+    elasticsearch_url: HttpUrl | None = None
+
+    # HTTP services found by name (seeds 001, 002)
+    http_services: dict[str, HttpUrl] = Field(default_factory=dict)
+
+    # servicegrid's own knobs
+    log_level: str = Field("INFO", validation_alias="SERVICEGRID_LOG_LEVEL")
+    health_interval: Seconds = Field(10.0, validation_alias="SERVICEGRID_HEALTH_INTERVAL")
+    status_timeout: Seconds = Field(2.0, validation_alias="SERVICEGRID_STATUS_TIMEOUT")
+
+    @field_validator("retry_max_delay")
+    @classmethod
+    def _max_delay_not_below_base(cls, value: float, info: ValidationInfo) -> float:
+        base = info.data.get("retry_base_delay")
+        if base is not None and value < base:
+            raise ValueError(f"must be >= RETRY_BASE_DELAY ({base})")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        return _log_level(value)
+
+    @field_validator("http_services")
+    @classmethod
+    def _readable_service_names(cls, value: dict[str, str]) -> dict[str, str]:
+        return {(http_service_name(key) or key): url for key, url in value.items()}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            HttpServicesSource(settings_cls, env_settings),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+    @property
+    def grpc_services(self) -> dict[str, tuple[str, float]]:
+        """Service name -> (target, timeout seconds), in a fixed order."""
+        return {
+            "gpu-management": (self.gpu_service_url, self.gpu_service_timeout),
+            "embedding": (self.embedding_service_url, self.embedding_service_timeout),
+            "reranking": (self.reranking_service_url, self.reranking_service_timeout),
+            "docling-vlm": (self.docling_vlm_service_url, self.docling_vlm_service_timeout),
+        }
+
+    @property
+    def log_level_number(self) -> int:
+        """``log_level`` as a :mod:`logging` level number."""
+        return logging.getLevelNamesMapping()[self.log_level]
+
+
+def _env_var_for(loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return "configuration"
+    head = str(loc[0])
+    if head == "http_services" and len(loc) > 1:
+        key = str(loc[1])
+        return key.upper() if http_service_name(key) else f"http_services[{key}]"
+    return head.upper()
+
+
+def _format_errors(exc: PydanticValidationError) -> str:
+    problems: dict[str, list[str]] = {}
+    for error in exc.errors(include_url=False):
+        message = error["msg"].removeprefix("Value error, ")
+        if "input" in error and error["type"] != "missing":
+            message = f"{message} (got {error['input']!r})"
+        reasons = problems.setdefault(_env_var_for(error["loc"]), [])
+        if message not in reasons:
+            reasons.append(message)
+    return "\n".join(f"{var}: {'; '.join(reasons)}" for var, reasons in problems.items())
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment; keyword ``overrides`` (by field name) win over it.
+
+    Raises :class:`ConfigurationError` naming each bad environment variable.
+    """
+    try:
+        return Settings(**overrides)
+    except PydanticValidationError as exc:
+        raise ConfigurationError(_format_errors(exc)) from exc
+    except SettingsError as exc:
+        raise ConfigurationError(str(exc)) from exc

@@ -1,0 +1,1 @@
+"""Transports: where foreign I/O libraries meet the error table."""

@@ -30,10 +30,10 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table  # noqa: E402
-
-from servicegrid import ResilientServiceClient, ServiceUnavailable  # noqa: E402
 from tests.support.faulty_server import free_port  # noqa: E402
+
+from _common import table  # noqa: E402
+from servicegrid import ResilientServiceClient, ServiceUnavailable  # noqa: E402
 
 SCALE = 0.1  # black-hole timeouts: 10 s → 1 s for us, 30 s → 3 s for the naive client
 NAIVE_TIMEOUT = 30.0

@@ -22,10 +22,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table  # noqa: E402
-
-from servicegrid import AsyncHTTPClient, ConnectionPoolConfig  # noqa: E402
 from tests.support.faulty_server import free_port  # noqa: E402
+
+from _common import table  # noqa: E402
+from servicegrid import AsyncHTTPClient, ConnectionPoolConfig  # noqa: E402
 
 CONCURRENCY = 64
 REQUESTS_PER_ROUND = 3_000

@@ -19,16 +19,15 @@ import pybreaker
 import tenacity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import aper_call_us, per_call_us, table  # noqa: E402
-
-from servicegrid.errors import ServiceUnavailable, TransportError  # noqa: E402
-from servicegrid.resilience import (  # noqa: E402
+from _common import aper_call_us, per_call_us, table
+from servicegrid.errors import ServiceUnavailable, TransportError
+from servicegrid.resilience import (
     CircuitBreaker,
     ExponentialBackoff,
     Pipeline,
     Retry,
 )
-from servicegrid.resilience.ratelimit import TokenBucket  # noqa: E402
+from servicegrid.resilience.ratelimit import TokenBucket
 
 CALLS = 20_000
 HUGE = 1e12  # a limiter that never has to wait: we measure bookkeeping, not waiting
@@ -98,9 +97,8 @@ def rejection_us() -> tuple[float, float]:
     peer.open()
 
     async def peer_reject() -> None:
-        with contextlib.suppress(pybreaker.CircuitBreakerError):
-            with peer.calling():
-                await work()
+        with contextlib.suppress(pybreaker.CircuitBreakerError), peer.calling():
+            await work()
 
     return aper_call_us(ours_reject, CALLS // 4), aper_call_us(peer_reject, CALLS // 4)
 
@@ -141,7 +139,12 @@ def main() -> list[list[object]]:
     print(f"bare call: async {bare_async:.2f} µs, sync {bare_sync:.2f} µs (subtracted above)")
     print(
         table(
-            ["per call, µs", "servicegrid", "tenacity+pybreaker+aiolimiter", "servicegrid faster by"],
+            [
+                "per call, µs",
+                "servicegrid",
+                "tenacity+pybreaker+aiolimiter",
+                "servicegrid faster by",
+            ],
             rows,
         )
     )

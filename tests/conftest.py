@@ -64,7 +64,7 @@ class ServerProcess:
 
 @pytest.fixture
 def server_process() -> Iterator[ServerProcess]:
-    """The faulty server in its own process; ``kill()`` sends SIGKILL, ``start()`` brings it back."""
+    """The faulty server as a process: ``kill()`` sends SIGKILL, ``start()`` brings it back."""
     proc = ServerProcess()
     proc.start()
     try:

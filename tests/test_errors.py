@@ -111,7 +111,9 @@ def test_service_timeout_error_is_the_seed_000_name_for_deadline_exceeded() -> N
         (504, DeadlineExceeded, True),
     ],
 )
-def test_error_for_http_status_listed(status: int, cls: type[ServiceError], retryable: bool) -> None:
+def test_error_for_http_status_listed(
+    status: int, cls: type[ServiceError], retryable: bool
+) -> None:
     error = error_for_http_status(status)
     assert type(error) is cls
     assert error.retryable is retryable

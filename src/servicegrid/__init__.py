@@ -68,6 +68,7 @@ __all__ = [
     "ServiceUnavailableError",
     "SlidingWindow",
     "StatusRegistry",
+    "Timeout",
     "TimeoutConfig",
     "TokenBucket",
     "ValidationError",

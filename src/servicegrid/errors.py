@@ -212,7 +212,7 @@ class PolicyError(ServiceError):
 
 
 class ServiceUnavailable(ServiceUnavailableError, PolicyError):
-    """The circuit breaker is open: the call was rejected without reaching the service (seed 001)."""
+    """The circuit is open: the call was rejected without reaching the service (seed 001)."""
 
     default_message = "circuit breaker is open"
 
@@ -418,9 +418,10 @@ class DataLoss(ServerError):
 
 
 _C, _S, _R = ErrorCategory, ErrorSeverity, RetryStrategy
+_INVALID, _EXHAUSTED = _C.INVALID_ARGUMENT, _C.RESOURCE_EXHAUSTED
 
 ERROR_TABLE: Final[dict[type[ServiceError], ErrorSpec]] = {
-    # class                     grpc code              http  category              severity     retry
+    # class: (gRPC code, HTTP status, category, severity, retry strategy)
     ServiceError: ErrorSpec("UNKNOWN", 500, _C.INTERNAL, _S.MEDIUM, _R.EXPONENTIAL),
     ServiceUnavailableError: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.HIGH, _R.EXPONENTIAL),
     ServiceUnavailable: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.HIGH, _R.NONE),
@@ -443,10 +444,14 @@ ERROR_TABLE: Final[dict[type[ServiceError], ErrorSpec]] = {
     ConflictError: ErrorSpec("ALREADY_EXISTS", 409, _C.INVALID_ARGUMENT, _S.LOW, _R.NONE),
     PermissionDenied: ErrorSpec("PERMISSION_DENIED", 403, _C.PERMISSION_DENIED, _S.HIGH, _R.NONE),
     AuthenticationError: ErrorSpec("UNAUTHENTICATED", 401, _C.PERMISSION_DENIED, _S.HIGH, _R.NONE),
-    FailedPrecondition: ErrorSpec("FAILED_PRECONDITION", 412, _C.INVALID_ARGUMENT, _S.MEDIUM, _R.NONE),
+    FailedPrecondition: ErrorSpec(
+        "FAILED_PRECONDITION", 412, _C.INVALID_ARGUMENT, _S.MEDIUM, _R.NONE
+    ),
     ModelNotLoaded: ErrorSpec("FAILED_PRECONDITION", 503, _C.UNAVAILABLE, _S.MEDIUM, _R.FIXED),
     Cancelled: ErrorSpec("CANCELLED", 499, _C.INTERNAL, _S.LOW, _R.NONE),
-    ResourceExhausted: ErrorSpec("RESOURCE_EXHAUSTED", 429, _C.RESOURCE_EXHAUSTED, _S.HIGH, _R.FIXED),
+    ResourceExhausted: ErrorSpec(
+        "RESOURCE_EXHAUSTED", 429, _C.RESOURCE_EXHAUSTED, _S.HIGH, _R.FIXED
+    ),
     GpuUnavailable: ErrorSpec("RESOURCE_EXHAUSTED", 503, _C.RESOURCE_EXHAUSTED, _S.HIGH, _R.FIXED),
     ServerError: ErrorSpec("INTERNAL", 500, _C.INTERNAL, _S.HIGH, _R.EXPONENTIAL),
     InternalError: ErrorSpec("INTERNAL", 500, _C.INTERNAL, _S.CRITICAL, _R.EXPONENTIAL),

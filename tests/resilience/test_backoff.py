@@ -129,9 +129,7 @@ def test_linear_steps() -> None:
 
 
 @given(st.floats(min_value=0.0, max_value=100.0), attempts, seeds)
-def test_linear_full_jitter_within_zero_and_step(
-    initial: float, attempt: int, seed: int
-) -> None:
+def test_linear_full_jitter_within_zero_and_step(initial: float, attempt: int, seed: int) -> None:
     policy = LinearBackoff(initial=initial, max=50.0, jitter=Jitter.FULL)
     assert 0.0 <= policy.delay(attempt, random.Random(seed)) <= min(initial * attempt, 50.0)
 
@@ -142,7 +140,9 @@ def test_constant_is_constant(seconds: float, attempt: int, seed: int) -> None:
 
 
 @given(st.floats(min_value=0.0, max_value=100.0), attempts, seeds)
-def test_constant_equal_jitter_within_half_and_full(seconds: float, attempt: int, seed: int) -> None:
+def test_constant_equal_jitter_within_half_and_full(
+    seconds: float, attempt: int, seed: int
+) -> None:
     delay = ConstantBackoff(seconds, jitter=Jitter.EQUAL).delay(attempt, random.Random(seed))
     assert seconds / 2 <= delay <= seconds
 

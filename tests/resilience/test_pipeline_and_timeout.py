@@ -355,9 +355,7 @@ def test_nested_sync_timeouts_the_earlier_wins() -> None:
     short_outside = Timeout(1.0, clock=clock).invoke(
         lambda: Timeout(10.0, clock=clock).invoke(look)
     )
-    short_inside = Timeout(10.0, clock=clock).invoke(
-        lambda: Timeout(1.0, clock=clock).invoke(look)
-    )
+    short_inside = Timeout(10.0, clock=clock).invoke(lambda: Timeout(1.0, clock=clock).invoke(look))
     assert short_outside == 1.0
     assert short_inside == 1.0
 

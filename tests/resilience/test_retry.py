@@ -443,7 +443,9 @@ def test_give_up_event_names_the_reason() -> None:
     def inner() -> str:
         raise next(errors)
 
-    retry = Retry(attempts=3, backoff=ConstantBackoff(0.1), clock=FakeClock(), hooks=(events.append,))
+    retry = Retry(
+        attempts=3, backoff=ConstantBackoff(0.1), clock=FakeClock(), hooks=(events.append,)
+    )
     with pytest.raises(ValidationError):
         retry.invoke(inner)
     assert [type(e) for e in events] == [RetryScheduled, RetryGaveUp]

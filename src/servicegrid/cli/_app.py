@@ -68,6 +68,12 @@ def _settings_or_exit() -> Settings:
     return settings
 
 
+def _console() -> Console:
+    """A console for tables: a terminal's own width, or 120 columns when piped."""
+    console = Console()
+    return console if console.is_terminal else Console(width=120)
+
+
 def _caption() -> str:
     return f"checked at {iso_utc(SYSTEM_CLOCK.wall())}"
 
@@ -89,7 +95,7 @@ def status(
     if json_output:
         typer.echo(reports_json(reports))
     else:
-        Console().print(reports_table(reports, caption=_caption()))
+        _console().print(reports_table(reports, caption=_caption()))
 
 
 @contextlib.contextmanager
@@ -159,7 +165,7 @@ def up(
     settings = _settings_or_exit()
     monitor = Monitor(settings, timeout=timeout or settings.status_timeout)
     every = interval or settings.health_interval
-    console = Console()
+    console = _console()
     names = ", ".join(f"{t.service} ({t.kind} {t.url})" for t in monitor.targets)
     console.print(Text(f"Monitoring {len(monitor.targets)} services: {names}"))
     if once:

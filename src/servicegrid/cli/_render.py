@@ -36,15 +36,20 @@ def _short(error: str) -> str:
     return error.rsplit(": ", 1)[-1]
 
 
+def _time_of(iso: object) -> str:
+    """``2025-11-15T10:32:12Z`` as ``10:32:12Z``: the date is the caption's; JSON keeps it whole."""
+    return str(iso).partition("T")[2] or str(iso) if iso else "-"
+
+
 def reports_table(reports: Sequence[ServiceReport], *, caption: str | None = None) -> Table:
     """One row per service: service, kind, URL, circuit, failures, last failure, health."""
     table = Table(title="servicegrid services", caption=caption, expand=False)
     table.add_column("service", style="bold", no_wrap=True)
     table.add_column("kind", no_wrap=True)
-    table.add_column("URL", overflow="fold")
+    table.add_column("URL", no_wrap=True)
     table.add_column("circuit", no_wrap=True)
     table.add_column("failures", justify="right", min_width=8)
-    table.add_column("last failure")
+    table.add_column("last failure", no_wrap=True)
     table.add_column("health", overflow="fold")
     for report in reports:
         state = str(report.circuit.get("state", "unknown"))
@@ -55,8 +60,7 @@ def reports_table(reports: Sequence[ServiceReport], *, caption: str | None = Non
             Text(report.probe.url),
             Text(state, style=_CIRCUIT_STYLE.get(state, "")),
             Text(str(report.circuit.get("failure_count", 0))),
-            # A space instead of ISO's "T" lets a narrow terminal wrap date and time.
-            Text(str(report.circuit.get("last_failure") or "-").replace("T", " ")),
+            Text(_time_of(report.circuit.get("last_failure"))),
             _health_cell(report),
         )
     return table

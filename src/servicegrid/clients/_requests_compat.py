@@ -55,7 +55,7 @@ def _twin(cls: type[ServiceError]) -> type[ServiceError]:
 def as_requests_error(
     error: ServiceError, *, response: Any = None, request: Any = None
 ) -> ServiceError:
-    """A copy of ``error`` that is also a ``requests.RequestException`` (same class name, fields)."""
+    """A copy of ``error`` that is also a ``requests.RequestException``, fields and all."""
     if isinstance(error, requests.RequestException):
         return error
     twin_cls = _twin(type(error))

@@ -23,7 +23,6 @@ and are raised as typed errors (``ValidationError``, ``ResourceNotFoundError``,
 from __future__ import annotations
 
 import enum
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any, cast
 
 import httpx
 
+from servicegrid._validate import check_count, check_number
 from servicegrid.clients.resilient import validate_base_url
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import ServiceError
@@ -62,8 +62,7 @@ __all__ = [
 
 def _check_positive(owner: str, **values: float) -> None:
     for name, value in values.items():
-        if not (isinstance(value, int | float) and math.isfinite(value)) or value <= 0:
-            raise ValueError(f"{owner}.{name} must be a finite number > 0, got {value!r}")
+        check_number(f"{owner}.{name}", value, inclusive=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,21 +104,15 @@ class RetryConfig:
     jitter: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
-            raise ValueError(f"RetryConfig.max_retries must be an integer, got {self.max_retries!r}")
-        if self.max_retries < 1:
-            raise ValueError(f"RetryConfig.max_retries must be >= 1, got {self.max_retries}")
-        for name in ("base_delay", "max_delay"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value)) or value < 0:
-                raise ValueError(f"RetryConfig.{name} must be a finite number >= 0, got {value!r}")
+        check_count("RetryConfig.max_retries", self.max_retries)
+        check_number("RetryConfig.base_delay", self.base_delay)
+        check_number("RetryConfig.max_delay", self.max_delay)
+        check_number("RetryConfig.exponential_base", self.exponential_base, minimum=1.0)
         if self.max_delay < self.base_delay:
             raise ValueError(
-                f"RetryConfig.max_delay ({self.max_delay}) must be >= base_delay ({self.base_delay})"
+                f"RetryConfig.max_delay ({self.max_delay}) must be >= "
+                f"base_delay ({self.base_delay})"
             )
-        base = self.exponential_base
-        if not (isinstance(base, int | float) and math.isfinite(base)) or base < 1:
-            raise ValueError(f"RetryConfig.exponential_base must be a finite number >= 1, got {base!r}")
 
     def build(self, *, name: str, clock: Clock, hooks: Sequence[Hook]) -> Retry:
         backoff = ExponentialBackoff(

@@ -22,15 +22,14 @@ returned as they are, as ``requests`` would.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
 import requests
 
+from servicegrid._validate import check_count, check_number
 from servicegrid.clients._requests_compat import as_requests_error
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import ServiceError
@@ -74,13 +73,6 @@ def validate_base_url(base_url: object) -> str:
     except ValueError as exc:
         raise ValueError(f"base_url has an invalid port: {base_url!r}") from exc
     return base_url.strip().rstrip("/")
-
-
-def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
 class ServiceResponse(requests.Response):
@@ -134,12 +126,10 @@ class ResilientServiceClient:
         registry: StatusRegistry | None = DEFAULT_REGISTRY,
     ) -> None:
         self.base_url = validate_base_url(base_url)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 1:
-            raise ValueError(f"max_retries must be an integer >= 1, got {max_retries!r}")
-        _positive("timeout", timeout)
-        if isinstance(failure_threshold, bool) or not isinstance(failure_threshold, int):
-            raise ValueError(f"failure_threshold must be an integer >= 1, got {failure_threshold!r}")
-        _positive("recovery_timeout", recovery_timeout, allow_zero=True)
+        check_count("max_retries", max_retries)
+        check_number("timeout", timeout, inclusive=False)
+        check_count("failure_threshold", failure_threshold)
+        check_number("recovery_timeout", recovery_timeout)
         self.service_name = service_name or urlsplit(self.base_url).netloc
         self.max_retries = max_retries
         self.timeout = float(timeout)

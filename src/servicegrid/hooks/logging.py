@@ -27,7 +27,7 @@ _DEFAULT_LOGGER = logging.getLogger("servicegrid.clients")
 
 
 def describe_failure(error: BaseException) -> str:
-    """A short phrase for what went wrong: ``Connection failed``, ``Request timed out``, ``HTTP 503``."""
+    """What went wrong, briefly: ``Connection failed``, ``Request timed out``, ``HTTP 503``."""
     if isinstance(error, ServiceError) and "status_code" in error.details:
         return f"HTTP {error.details['status_code']}"
     if isinstance(error, DeadlineExceeded):
@@ -57,7 +57,9 @@ class LoggingHook:
                     limit,
                     round(delay, 3),
                 )
-            case RetryGaveUp(attempt=attempt, reason=reason, error=error) if reason != "not_retryable":
+            case RetryGaveUp(attempt=attempt, reason=reason, error=error) if (
+                reason != "not_retryable"
+            ):
                 log.error(
                     "[%s] %s on attempt %d, giving up (%s)",
                     label,

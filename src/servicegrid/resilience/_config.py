@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["CONFIG", "ResilienceConfig"]
 
 
 @dataclass(slots=True)
 class ResilienceConfig:
-    """``testing``: zero backoff and at most ``attempts`` attempts; ``active``: retries on at all."""
+    """``testing``: zero backoff, at most ``attempts`` attempts; ``active``: retries on at all."""
 
     active: bool = True
     testing: bool = False
     attempts: int = 1
-    lock: threading.Lock = threading.Lock()
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def max_attempts(self, configured: int) -> int:
         if not self.active:

@@ -11,10 +11,11 @@ Formulas (``attempt`` is the number of the attempt that just failed, from 1):
 from __future__ import annotations
 
 import enum
-import math
 import random
 from dataclasses import dataclass
 from typing import Protocol
+
+from servicegrid._validate import check_number
 
 __all__ = ["Backoff", "ConstantBackoff", "ExponentialBackoff", "Jitter", "LinearBackoff"]
 
@@ -31,11 +32,6 @@ class Backoff(Protocol):
     """Seconds to wait after failed attempt ``attempt`` (1-based)."""
 
     def delay(self, attempt: int, rng: random.Random) -> float: ...
-
-
-def _check(name: str, value: float, *, minimum: float = 0.0) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value)) or value < minimum:
-        raise ValueError(f"{name} must be a finite number >= {minimum}, got {value!r}")
 
 
 def _jittered(base: float, jitter: Jitter, rng: random.Random) -> float:
@@ -56,9 +52,9 @@ class ExponentialBackoff:
     jitter: Jitter = Jitter.FULL
 
     def __post_init__(self) -> None:
-        _check("initial", self.initial)
-        _check("max", self.max)
-        _check("factor", self.factor, minimum=1.0)
+        check_number("initial", self.initial)
+        check_number("max", self.max)
+        check_number("factor", self.factor, minimum=1.0)
         if self.max < self.initial:
             raise ValueError(f"max ({self.max}) must be >= initial ({self.initial})")
 
@@ -79,8 +75,8 @@ class LinearBackoff:
     jitter: Jitter = Jitter.NONE
 
     def __post_init__(self) -> None:
-        _check("initial", self.initial)
-        _check("max", self.max)
+        check_number("initial", self.initial)
+        check_number("max", self.max)
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         return _jittered(min(self.initial * max(attempt, 1), self.max), self.jitter, rng)
@@ -94,7 +90,7 @@ class ConstantBackoff:
     jitter: Jitter = Jitter.NONE
 
     def __post_init__(self) -> None:
-        _check("seconds", self.seconds)
+        check_number("seconds", self.seconds)
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         return _jittered(self.seconds, self.jitter, rng)

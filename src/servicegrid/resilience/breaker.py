@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import enum
 import inspect
-import math
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeVar, cast
 
+from servicegrid._validate import check_count, check_number
 from servicegrid.clock import SYSTEM_CLOCK, Clock, iso_utc
 from servicegrid.errors import ServiceUnavailable
 from servicegrid.resilience.events import BreakerTransitioned, CallRejected, Event, Hook, emit
@@ -62,18 +62,6 @@ class Permit(NamedTuple):
 _UNTRACKED = Permit(-1, False)
 
 
-def _finite(name: str, value: float, *, positive: bool = False) -> None:
-    ok = isinstance(value, int | float) and math.isfinite(value)
-    if not ok or value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-
-
-def _count(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
 def _percent(name: str, value: float | None) -> None:
     if value is not None and not (isinstance(value, int | float) and 0 < value <= 100):
         raise ValueError(f"{name} must be a percentage in (0, 100] or None, got {value!r}")
@@ -99,17 +87,17 @@ class CircuitBreakerConfig:
     minimum_calls: int = 10
 
     def __post_init__(self) -> None:
-        _count("failure_threshold", self.failure_threshold)
-        _count("success_threshold", self.success_threshold)
-        _finite("recovery_timeout", self.recovery_timeout)
-        _finite("half_open_max_duration", self.half_open_max_duration, positive=True)
+        check_count("failure_threshold", self.failure_threshold)
+        check_count("success_threshold", self.success_threshold)
+        check_number("recovery_timeout", self.recovery_timeout)
+        check_number("half_open_max_duration", self.half_open_max_duration, inclusive=False)
         _percent("failure_rate_threshold", self.failure_rate_threshold)
         _percent("slow_call_rate_threshold", self.slow_call_rate_threshold)
-        _finite("slow_call_duration", self.slow_call_duration, positive=True)
+        check_number("slow_call_duration", self.slow_call_duration, inclusive=False)
         if self.window_type not in ("count", "time"):
             raise ValueError(f"window_type must be 'count' or 'time', got {self.window_type!r}")
-        _count("window_size", self.window_size)
-        _count("minimum_calls", self.minimum_calls)
+        check_count("window_size", self.window_size)
+        check_count("minimum_calls", self.minimum_calls)
 
     def new_window(self) -> OutcomeWindow | None:
         if self.failure_rate_threshold is None and self.slow_call_rate_threshold is None:
@@ -155,6 +143,7 @@ class CircuitBreaker:
         self._clock = clock
         self.hooks: tuple[Hook, ...] = tuple(hooks)
         self._lock = threading.Lock()
+        self._emit_lock = threading.RLock()
         self._pending: list[Event] = []
         self._window = config.new_window()
         # durations only matter to the slow-call rate; skip the clock reads otherwise
@@ -217,7 +206,7 @@ class CircuitBreaker:
         return self._consecutive_failures
 
     async def call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run ``func(*args, **kwargs)`` (awaiting it if it returns an awaitable) under the breaker."""
+        """Run ``func(*args, **kwargs)`` under the breaker, awaiting its result if awaitable."""
 
         async def inner() -> Any:
             result = func(*args, **kwargs)
@@ -307,7 +296,7 @@ class CircuitBreaker:
         return Permit(self._generation, False)
 
     def admits_after(self, delay: float) -> bool:
-        """Whether a call ``delay`` seconds from now could be admitted; reads state, changes none."""
+        """Whether a call ``delay`` seconds from now could be admitted; changes nothing."""
         if self._override is not Override.NONE:
             return self._override is Override.DISABLED
         if self._state is CircuitState.CLOSED:
@@ -417,7 +406,10 @@ class CircuitBreaker:
         now = self._clock.now()
         self._state = new
         self._generation += 1
-        self._closed_permit = Permit(self._generation, False)
+        if new is CircuitState.CLOSED:
+            # Only a CLOSED generation may hand out plain permits from the lock-free fast
+            # path; a reader that saw CLOSED late gets a stale permit, which moves nothing.
+            self._closed_permit = Permit(self._generation, False)
         self._last_state_change = self._clock.wall()
         self._trial_in_flight = False
         self._half_open_successes = 0
@@ -429,16 +421,21 @@ class CircuitBreaker:
                 self._window.clear()
         if self.hooks:
             self._pending.append(
-                BreakerTransitioned(self.name, old.value, new.value, reason, self._last_state_change)
+                BreakerTransitioned(
+                    self.name, old.value, new.value, reason, self._last_state_change
+                )
             )
 
     def _flush(self) -> None:
         if not self._pending:
             return
-        with self._lock:
-            events, self._pending = self._pending, []
-        for event in events:
-            emit(self.hooks, event)
+        # Taking and delivering under one (re-entrant) lock keeps hooks in transition order:
+        # a later batch cannot overtake an earlier one that is still being delivered.
+        with self._emit_lock:
+            with self._lock:
+                events, self._pending = self._pending, []
+            for event in events:
+                emit(self.hooks, event)
 
     # ---- manual control -------------------------------------------------------------
 
@@ -453,7 +450,20 @@ class CircuitBreaker:
     def reset(self) -> None:
         """Clear any override and return to CLOSED with zero failures."""
         with self._lock:
-            self._override = Override.NONE
+            override, self._override = self._override, Override.NONE
+            if self._state is CircuitState.CLOSED and override is not Override.NONE:
+                # the state itself does not change, but the override's end is news to hooks
+                self._last_state_change = self._clock.wall()
+                if self.hooks:
+                    self._pending.append(
+                        BreakerTransitioned(
+                            self.name,
+                            override.value,
+                            "closed",
+                            "manual reset",
+                            self._last_state_change,
+                        )
+                    )
             self._transition(CircuitState.CLOSED, "manual reset")
             self._consecutive_failures = 0
         self._flush()
@@ -466,14 +476,21 @@ class CircuitBreaker:
             emit(
                 self.hooks,
                 BreakerTransitioned(
-                    self.name, self._state.value, override.value, "manual override", self._clock.wall()
+                    self.name,
+                    self._state.value,
+                    override.value,
+                    "manual override",
+                    self._clock.wall(),
                 ),
             )
 
     # ---- reporting ------------------------------------------------------------------
 
     def get_status(self) -> dict[str, Any]:
-        """Seed 001's status: exactly service, state, failure_count, last_failure, last_state_change."""
+        """Seed 001's status: service, state, failure_count, last_failure, last_state_change.
+
+        Timestamps are ISO-8601 UTC with a ``Z``; ``last_failure`` is None before any failure.
+        """
         state = self.state
         return {
             "service": self.name,

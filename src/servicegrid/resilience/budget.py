@@ -11,10 +11,10 @@ One budget is shared by every call to the same target.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import deque
 
+from servicegrid._validate import check_number
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["RetryBudget"]
@@ -31,11 +31,9 @@ class RetryBudget:
         ttl: float = 10.0,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        for name, value in (("ratio", ratio), ("min_per_second", min_per_second)):
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not math.isfinite(ttl) or ttl <= 0:
-            raise ValueError(f"ttl must be a finite number > 0, got {ttl!r}")
+        check_number("ratio", ratio)
+        check_number("min_per_second", min_per_second)
+        check_number("ttl", ttl, inclusive=False)
         self.ratio = ratio
         self.min_per_second = min_per_second
         self.ttl = ttl

@@ -38,7 +38,7 @@ class RetryScheduled:
 
 @dataclass(frozen=True, slots=True)
 class RetryGaveUp:
-    """No further attempt: ``reason`` is ``not_retryable``, ``attempts``, ``deadline`` or ``budget``."""
+    """No further attempt; ``reason`` is one of ``Retry.plan``'s (see GiveUp)."""
 
     name: str
     attempt: int
@@ -86,7 +86,12 @@ class FaultInjected:
 
 
 Event = (
-    RetryScheduled | RetryGaveUp | CallSucceeded | BreakerTransitioned | CallRejected | FaultInjected
+    RetryScheduled
+    | RetryGaveUp
+    | CallSucceeded
+    | BreakerTransitioned
+    | CallRejected
+    | FaultInjected
 )
 Hook = Callable[[Event], None]
 

@@ -40,7 +40,10 @@ class Pipeline:
 
     def __init__(self, *policies: Policy, name: str = "") -> None:
         for policy in policies:
-            if not (callable(getattr(policy, "invoke", None)) and callable(getattr(policy, "ainvoke", None))):
+            if not (
+                callable(getattr(policy, "invoke", None))
+                and callable(getattr(policy, "ainvoke", None))
+            ):
                 raise TypeError(f"{policy!r} is not a policy (it needs invoke and ainvoke)")
         self._policies = _with_gates(policies)
         self._depth = len(policies)
@@ -55,9 +58,7 @@ class Pipeline:
         thunk = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
         return self._run(0, cast(Callable[[], T], thunk))
 
-    async def acall(
-        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Await ``fn(*args, **kwargs)`` through every policy; each retry calls ``fn`` anew."""
         thunk = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
         return await self._arun(0, cast(Callable[[], Awaitable[T]], thunk))

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from servicegrid._validate import check_number
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import RateLimited
 from servicegrid.resilience.deadline import remaining
@@ -26,13 +27,6 @@ __all__ = ["LimitMode", "RateLimitConfig", "SlidingWindow", "TokenBucket"]
 
 T = TypeVar("T")
 LimitMode = Literal["wait", "fail"]
-
-
-def _check_positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
 
 
 class _Limiter:
@@ -202,7 +196,7 @@ class TokenBucket(_Limiter):
         clock: Clock = SYSTEM_CLOCK,
         hooks: Sequence[Hook] = (),
     ) -> None:
-        _check_positive("rate", rate)
+        check_number("rate", rate, inclusive=False)
         if not 1 <= burst < math.inf:
             raise ValueError(f"burst must be a finite number >= 1, got {burst!r}")
         super().__init__(burst, mode, max_wait, name, clock, hooks)
@@ -280,7 +274,7 @@ class SlidingWindow(_Limiter):
     ) -> None:
         if isinstance(max_requests, bool) or not isinstance(max_requests, int) or max_requests < 1:
             raise ValueError(f"max_requests must be an int >= 1, got {max_requests!r}")
-        _check_positive("window", window)
+        check_number("window", window, inclusive=False)
         super().__init__(max_requests, mode, max_wait, name, clock, hooks)
         self.max_requests = max_requests
         self.window = window
@@ -346,7 +340,7 @@ class RateLimitConfig:
     max_wait: float | None = None
 
     def __post_init__(self) -> None:
-        _check_positive("requests_per_second", self.requests_per_second)
+        check_number("requests_per_second", self.requests_per_second, inclusive=False)
         if self.burst_size < 1:
             raise ValueError(f"burst_size must be >= 1, got {self.burst_size!r}")
         if self.strategy not in ("token_bucket", "sliding_window"):

@@ -120,7 +120,9 @@ class Retry:
         limit = CONFIG.max_attempts(self.attempts)
         if isinstance(decision, GiveUp):
             if self.hooks:
-                emit(self.hooks, RetryGaveUp(self.name, state.attempt, limit, decision.reason, error))
+                emit(
+                    self.hooks, RetryGaveUp(self.name, state.attempt, limit, decision.reason, error)
+                )
             if self.wrap_exhausted and decision.reason not in ("not_retryable", "circuit_open"):
                 raise MaxRetriesExceededError(
                     attempts=state.attempt, last_error=error, service=self.name or None

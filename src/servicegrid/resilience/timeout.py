@@ -9,11 +9,11 @@ it into socket and gRPC timeouts, and a call is refused once it has passed.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from servicegrid._validate import check_number
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import DeadlineExceeded
 from servicegrid.resilience.deadline import current_deadline, enter_deadline, exit_deadline
@@ -32,9 +32,7 @@ class Timeout:
     clock: Clock = SYSTEM_CLOCK
 
     def __post_init__(self) -> None:
-        ok = isinstance(self.seconds, int | float) and math.isfinite(self.seconds)
-        if not ok or self.seconds <= 0:
-            raise ValueError(f"seconds must be a finite number > 0, got {self.seconds!r}")
+        check_number("seconds", self.seconds, inclusive=False)
 
     def _left(self) -> float:
         deadline = current_deadline()

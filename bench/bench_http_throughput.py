@@ -1,8 +1,10 @@
 """64 concurrent async GETs: AsyncHTTPClient (retry + breaker, pooled) vs a raw httpx.AsyncClient.
 
-Both use the same pool limits against the same local uvicorn server, which
-runs in its own process. Rounds alternate between the two clients so drift
-on a shared machine hits both alike; the ratio is of the medians.
+Both use the same pool limits against the same local server (uvicorn with
+httptools answering one fixed JSON body, ``bench/_fast_server.py``), which
+runs in its own process: the faster the server, the more client overhead shows.
+Rounds alternate between the two clients so drift on a shared machine hits
+both alike; the ratio is of the medians.
 
     .venv/bin/python bench/bench_http_throughput.py
 """
@@ -10,7 +12,6 @@ on a shared machine hits both alike; the ratio is of the medians.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -29,15 +30,13 @@ from servicegrid import AsyncHTTPClient, ConnectionPoolConfig  # noqa: E402
 
 CONCURRENCY = 64
 REQUESTS_PER_ROUND = 3_000
-ROUNDS = 5
+ROUNDS = 7
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.faulty_server", "--port", str(port)],
+        [sys.executable, str(Path(__file__).resolve().parent / "_fast_server.py"), str(port)],
         cwd=ROOT,
-        env=env,
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

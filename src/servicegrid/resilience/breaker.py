@@ -340,7 +340,8 @@ class CircuitBreaker:
                     self._transition(CircuitState.CLOSED, "service recovered")
             elif slow:
                 self._trip_on_rates()
-        self._flush()
+        if self._pending:
+            self._flush()
 
     def record_failure(self, permit: Permit, duration: float = 0.0) -> None:
         """Report that the call admitted with ``permit`` failed after ``duration`` seconds."""

@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar
 
 from servicegrid.resilience.policy import Gate, Policy
 from servicegrid.resilience.retry import Retry
@@ -56,12 +56,12 @@ class Pipeline:
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call ``fn(*args, **kwargs)`` through every policy in the calling thread."""
         thunk = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
-        return self._run(0, cast(Callable[[], T], thunk))
+        return self._run(0, thunk)
 
     async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Await ``fn(*args, **kwargs)`` through every policy; each retry calls ``fn`` anew."""
         thunk = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
-        return await self._arun(0, cast(Callable[[], Awaitable[T]], thunk))
+        return await self._arun(0, thunk)
 
     def _run(self, index: int, thunk: Callable[[], T]) -> T:
         if index == self._depth:

@@ -203,6 +203,7 @@ class TokenBucket(_Limiter):
         self.rate = rate
         self.burst = burst
         self._tokens = float(burst)
+        self._now = clock.now
         self._updated = clock.now()
 
     def _available_locked(self, now: float) -> float:
@@ -224,7 +225,7 @@ class TokenBucket(_Limiter):
         caller then takes the fair, reserving path of :meth:`acquire`.
         """
         with self._lock:
-            now = self._clock.now()
+            now = self._now()
             tokens = self._tokens
             if now > self._updated:
                 tokens = min(self.burst, tokens + (now - self._updated) * self.rate)

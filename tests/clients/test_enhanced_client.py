@@ -35,12 +35,14 @@ from servicegrid.errors import (
     ConnectError,
     ConnectionLost,
     DeadlineExceeded,
+    InjectedFault,
     InternalError,
     RateLimited,
     ReadTimeout,
     ServiceError,
     TransportError,
 )
+from servicegrid.resilience import FaultInjection
 from servicegrid.status import DEFAULT_REGISTRY
 from servicegrid.testing import FakeClock
 from tests.support.faulty_server import FaultyServer, free_port
@@ -645,3 +647,27 @@ def test_invalid_config_names_the_field(build: Callable[[], object], field: str)
 def test_retry_config_rejects_a_negative_base_delay() -> None:
     with pytest.raises(ValueError, match="base_delay"):
         RetryConfig(base_delay=-1)
+
+
+async def test_extra_policies_run_inside_retry_and_breaker(
+    server: FaultyServer, clock: FakeClock
+) -> None:
+    faults = FaultInjection(failure_rate=1.0, clock=clock)
+    client = EnhancedHTTPClient(
+        "flaky",
+        server.url,
+        retry_config=RetryConfig(jitter=False),
+        circuit_breaker_config=CircuitBreakerConfig(failure_threshold=3),
+        extra_policies=[faults],
+        clock=clock,
+        registry=None,
+    )
+    async with client:
+        with pytest.raises(InjectedFault):
+            await client.get("/x")
+        assert clock.sleeps == [1.0, 2.0]
+        assert client.get_status()["circuit_breaker"]["state"] == "open"
+        faults.enabled = False
+        clock.advance(60.0)
+        assert (await client.get("/x")).status_code == 200
+    assert hits(server, "/x") == 1

@@ -28,9 +28,11 @@ from servicegrid.errors import (
     ConnectError,
     ConnectionLost,
     DeadlineExceeded,
+    InjectedFault,
     ServiceError,
     TransportError,
 )
+from servicegrid.resilience import FaultInjection
 from servicegrid.status import DEFAULT_REGISTRY
 from servicegrid.status_routes import STATUS_PATH, create_status_router
 from servicegrid.testing import FakeClock
@@ -781,3 +783,32 @@ def test_one_client_is_safe_to_share_between_threads(
         codes = list(pool.map(call, range(8)))
     assert codes == [200] * 8
     assert server.behaviour.total_hits == 8
+
+
+def test_injected_faults_look_like_a_flaky_service_to_retry_and_breaker(
+    server: FaultyServer, clock: FakeClock
+) -> None:
+    faults = FaultInjection(failure_rate=1.0, clock=clock)
+    client = ResilientServiceClient(
+        server.url,
+        service_name="flaky",
+        failure_threshold=4,
+        clock=clock,
+        extra_policies=[faults],
+        registry=None,
+    )
+    with pytest.raises(requests.RequestException) as exhausted:
+        client.get("/x")
+    assert isinstance(exhausted.value, InjectedFault)
+    assert hits(server, "/x") == 0  # every attempt failed before it reached the network
+    assert clock.sleeps == [1.0, 2.0]
+    with pytest.raises(InjectedFault):
+        client.get("/x")
+    assert client.get_status()["state"] == "open"
+    with pytest.raises(ServiceUnavailable):
+        client.get("/x")
+
+    faults.enabled = False
+    clock.advance(60.0)
+    assert client.get("/x").status_code == 200
+    assert client.get_status()["state"] == "closed"

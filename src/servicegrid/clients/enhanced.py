@@ -169,6 +169,8 @@ class EnhancedHTTPClient:
     ``health_check_path`` (for example ``"/health"``) turns on a background
     health monitor every ``health_check_interval`` seconds while the client
     is open. ``transport`` replaces the network (``httpx.MockTransport`` in tests).
+    ``extra_policies`` run innermost, around each attempt (fault injection for
+    reliability tests, a bulkhead, ...).
     """
 
     def __init__(
@@ -187,6 +189,7 @@ class EnhancedHTTPClient:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = SYSTEM_CLOCK,
         hooks: Sequence[Hook] = (),
+        extra_policies: Sequence[Policy] = (),
         registry: StatusRegistry | None = DEFAULT_REGISTRY,
     ) -> None:
         if not isinstance(service_name, str) or not service_name:
@@ -213,6 +216,7 @@ class EnhancedHTTPClient:
         policies: list[Policy] = [self.retry, self.circuit_breaker]
         if self.rate_limiter is not None:
             policies.append(self.rate_limiter)
+        policies.extend(extra_policies)
         self._pipeline = Pipeline(*policies, name=service_name)
         self.retry = cast(Retry, self._pipeline.policies[0])  # the copy wired to the breaker
         self.health_monitor: HealthMonitor | None = None

@@ -44,6 +44,7 @@ from servicegrid.resilience import (
 )
 from servicegrid.resilience.backoff import Backoff
 from servicegrid.resilience.events import Hook
+from servicegrid.resilience.policy import Policy
 from servicegrid.status import DEFAULT_REGISTRY, StatusRegistry
 from servicegrid.transports.http import error_for_response, map_requests_errors, should_raise
 
@@ -102,6 +103,10 @@ class ResilientServiceClient:
     ``timeout`` is the per-attempt timeout in seconds. ``failure_threshold``
     failed attempts in a row open the circuit for ``recovery_timeout`` seconds.
 
+    ``extra_policies`` run innermost, around each attempt, after retry and
+    breaker: a :class:`~servicegrid.resilience.FaultInjection` there makes the
+    service look flaky to both, which is how reliability tests misbehave on purpose.
+
     Each call goes through ``requests.request`` (or ``session.request`` when a
     ``requests.Session`` is given for connection reuse): safe to share between
     threads, and patchable as seed 001's tests do.
@@ -123,6 +128,7 @@ class ResilientServiceClient:
         headers: dict[str, str] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         hooks: Sequence[Hook] = (),
+        extra_policies: Sequence[Policy] = (),
         registry: StatusRegistry | None = DEFAULT_REGISTRY,
     ) -> None:
         self.base_url = validate_base_url(base_url)
@@ -151,7 +157,9 @@ class ResilientServiceClient:
             clock=clock,
             hooks=all_hooks,
         )
-        self._pipeline = Pipeline(self.retry, self.circuit_breaker, name=self.service_name)
+        self._pipeline = Pipeline(
+            self.retry, self.circuit_breaker, *extra_policies, name=self.service_name
+        )
         self.retry = cast(Retry, self._pipeline.policies[0])  # the copy wired to the breaker
         if registry is not None:
             registry.register(self.service_name, self)

@@ -146,7 +146,6 @@ class CircuitBreaker:
         self._emit_lock = threading.RLock()
         self._pending: list[Event] = []
         self._window = config.new_window()
-        # durations only matter to the slow-call rate; skip the clock reads otherwise
         self._timed = config.slow_call_rate_threshold is not None
         self._state = CircuitState.CLOSED
         self._override = Override.NONE
@@ -222,41 +221,29 @@ class CircuitBreaker:
 
     def invoke(self, inner: Callable[[], T]) -> T:
         permit = self.acquire()
-        if not self._timed:
-            try:
-                result = inner()
-            except BaseException as error:
-                self._record_error(permit, error, 0.0)
-                raise
-            self.record_success(permit)
-            return result
-        started = self._clock.now()
+        started = self._clock.now() if self._timed else 0.0
         try:
             result = inner()
         except BaseException as error:
-            self._record_error(permit, error, self._clock.now() - started)
+            self._record_error(permit, error, self._elapsed(started))
             raise
-        self.record_success(permit, self._clock.now() - started)
+        self.record_success(permit, self._elapsed(started))
         return result
 
     async def ainvoke(self, inner: Callable[[], Awaitable[T]]) -> T:
         permit = self.acquire()
-        if not self._timed:
-            try:
-                result = await inner()
-            except BaseException as error:
-                self._record_error(permit, error, 0.0)
-                raise
-            self.record_success(permit)
-            return result
-        started = self._clock.now()
+        started = self._clock.now() if self._timed else 0.0
         try:
             result = await inner()
         except BaseException as error:
-            self._record_error(permit, error, self._clock.now() - started)
+            self._record_error(permit, error, self._elapsed(started))
             raise
-        self.record_success(permit, self._clock.now() - started)
+        self.record_success(permit, self._elapsed(started))
         return result
+
+    def _elapsed(self, started: float) -> float:
+        # durations only matter to the slow-call rate; skip the clock otherwise
+        return self._clock.now() - started if self._timed else 0.0
 
     # ---- admission and outcomes -----------------------------------------------------
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from servicegrid._validate import check_number
+from servicegrid._validate import check_count, check_number
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import RateLimited
 from servicegrid.resilience.deadline import remaining
@@ -273,8 +273,7 @@ class SlidingWindow(_Limiter):
         clock: Clock = SYSTEM_CLOCK,
         hooks: Sequence[Hook] = (),
     ) -> None:
-        if isinstance(max_requests, bool) or not isinstance(max_requests, int) or max_requests < 1:
-            raise ValueError(f"max_requests must be an int >= 1, got {max_requests!r}")
+        check_count("max_requests", max_requests)
         check_number("window", window, inclusive=False)
         super().__init__(max_requests, mode, max_wait, name, clock, hooks)
         self.max_requests = max_requests

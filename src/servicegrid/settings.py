@@ -145,6 +145,9 @@ def _log_level(value: str) -> str:
 GrpcTarget = Annotated[str, AfterValidator(_grpc_target)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+Count = Annotated[int, Field(ge=1)]
+Device = Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")]
+_MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 Seconds = Annotated[float, Field(gt=0)]
 
 
@@ -253,6 +256,27 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="SERVICEGRID_LOG_LEVEL")
     health_interval: Seconds = Field(10.0, validation_alias="SERVICEGRID_HEALTH_INTERVAL")
     status_timeout: Seconds = Field(2.0, validation_alias="SERVICEGRID_STATUS_TIMEOUT")
+
+    # model services: where they run and how much they take on
+    device: Device = Field("cuda", validation_alias="SERVICEGRID_DEVICE")
+    embedding_model: str = Field(_MINILM, validation_alias="SERVICEGRID_EMBEDDING_MODEL")
+    embedding_models: dict[str, str] = Field(
+        default_factory=dict, validation_alias="SERVICEGRID_EMBEDDING_MODELS"
+    )
+    reranking_model: str = Field(_MINILM, validation_alias="SERVICEGRID_RERANKING_MODEL")
+    reranking_models: dict[str, str] = Field(
+        default_factory=dict, validation_alias="SERVICEGRID_RERANKING_MODELS"
+    )
+    max_batch_size: Count = Field(32, validation_alias="SERVICEGRID_MAX_BATCH_SIZE")
+    max_batch_tokens: Count = Field(16_384, validation_alias="SERVICEGRID_MAX_BATCH_TOKENS")
+    max_queue: Count = Field(4_096, validation_alias="SERVICEGRID_MAX_QUEUE")
+    max_items_per_request: Count = Field(2_048, validation_alias="SERVICEGRID_MAX_ITEMS")
+    max_text_chars: Count = Field(100_000, validation_alias="SERVICEGRID_MAX_TEXT_CHARS")
+    embedding_cache_size: Annotated[int, Field(ge=0)] = Field(
+        10_000, validation_alias="SERVICEGRID_EMBEDDING_CACHE_SIZE"
+    )
+    max_message_mb: Count = Field(64, validation_alias="SERVICEGRID_MAX_MESSAGE_MB")
+    shutdown_grace: Seconds = Field(10.0, validation_alias="SERVICEGRID_SHUTDOWN_GRACE")
 
     @field_validator("retry_max_delay")
     @classmethod

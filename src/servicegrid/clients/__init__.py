@@ -1,23 +1,42 @@
-"""Clients: the resilient HTTP clients (and, later, the typed gRPC clients)."""
+"""Clients: the resilient HTTP clients and the typed async gRPC clients."""
 
+from servicegrid.clients.embedding import EmbeddingClient
 from servicegrid.clients.enhanced import (
     AsyncHTTPClient,
-    ClientState,
     ConnectionPoolConfig,
     EnhancedHTTPClient,
     RetryConfig,
     TimeoutConfig,
 )
+from servicegrid.clients.factory import (
+    ServiceClientFactory,
+    create_embedding_client,
+    create_reranking_client,
+)
+from servicegrid.clients.grpc_base import BaseServiceClient, GrpcServiceClient, ServiceClientConfig
+from servicegrid.clients.health import HealthChecker, HealthStatus
+from servicegrid.clients.reranking import RerankingClient
 from servicegrid.clients.resilient import PRESETS, ResilientServiceClient, ServiceResponse
+from servicegrid.clients.state import ClientState
 
 __all__ = [
     "PRESETS",
     "AsyncHTTPClient",
+    "BaseServiceClient",
     "ClientState",
     "ConnectionPoolConfig",
+    "EmbeddingClient",
     "EnhancedHTTPClient",
+    "GrpcServiceClient",
+    "HealthChecker",
+    "HealthStatus",
+    "RerankingClient",
     "ResilientServiceClient",
     "RetryConfig",
+    "ServiceClientConfig",
+    "ServiceClientFactory",
     "ServiceResponse",
     "TimeoutConfig",
+    "create_embedding_client",
+    "create_reranking_client",
 ]

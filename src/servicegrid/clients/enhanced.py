@@ -22,7 +22,6 @@ and are raised as typed errors (``ValidationError``, ``ResourceNotFoundError``,
 
 from __future__ import annotations
 
-import enum
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ import httpx
 
 from servicegrid._validate import check_count, check_number
 from servicegrid.clients.resilient import validate_base_url
+from servicegrid.clients.state import ClientState
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import ServiceError
 from servicegrid.resilience import (
@@ -153,14 +153,6 @@ class TimeoutConfig:
             write=min(self.write, cap),
             pool=min(self.pool, cap),
         )
-
-
-class ClientState(enum.Enum):
-    """Lifecycle of a client: requests are refused once it is CLOSED."""
-
-    UNOPENED = "unopened"
-    OPENED = "opened"
-    CLOSED = "closed"
 
 
 class EnhancedHTTPClient:

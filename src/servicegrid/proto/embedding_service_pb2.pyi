@@ -116,21 +116,28 @@ class EmbeddingConfig(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     normalize: _builtins.bool
     batch_size: _builtins.int
-    """0: the service's default"""
+    """`optional`: unset means the service's default; a value given must be > 0"""
     timeout_seconds: _builtins.float
-    """0: the caller's gRPC deadline alone"""
+    """`optional`: unset means the caller's gRPC deadline alone; a value given must be > 0"""
     def __init__(
         self,
         *,
         normalize: _builtins.bool = ...,
-        batch_size: _builtins.int = ...,
-        timeout_seconds: _builtins.float = ...,
+        batch_size: _builtins.int | None = ...,
+        timeout_seconds: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_timeout_seconds", b"_timeout_seconds", "batch_size", b"batch_size", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "normalize", b"normalize", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_timeout_seconds", b"_timeout_seconds", "batch_size", b"batch_size", "normalize", b"normalize", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__batch_size: _TypeAlias = _typing.Literal["batch_size"]  # noqa: Y015
+    _WhichOneofArgType__batch_size: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size"]  # noqa: Y015
+    _WhichOneofReturnType__timeout_seconds: _TypeAlias = _typing.Literal["timeout_seconds"]  # noqa: Y015
+    _WhichOneofArgType__timeout_seconds: _TypeAlias = _typing.Literal["_timeout_seconds", b"_timeout_seconds"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__batch_size) -> _WhichOneofReturnType__batch_size | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__timeout_seconds) -> _WhichOneofReturnType__timeout_seconds | None: ...
 
 Global___EmbeddingConfig: _TypeAlias = EmbeddingConfig  # noqa: Y015
 

@@ -26,7 +26,7 @@ from servicegrid.proto import common_pb2 as servicegrid_dot_proto_dot_common__pb
 
 from servicegrid.proto.common_pb2 import *
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)servicegrid/proto/reranking_service.proto\x12\x0eservicegrid.v1\x1a\x1eservicegrid/proto/common.proto\"g\n\x12RerankBatchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\tdocuments\x18\x02 \x03(\t\x12/\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1f.servicegrid.v1.RerankingConfig\"}\n\x13RerankBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.servicegrid.v1.RerankingResult\x12\x34\n\x08metadata\x18\x02 \x01(\x0b\x32\".servicegrid.v1.ProcessingMetadata\"J\n\x0fRerankingResult\x12\x16\n\x0e\x64ocument_index\x18\x01 \x01(\x05\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x10\n\x08\x64ocument\x18\x03 \x01(\t\"l\n\x0fRerankingConfig\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\x03 \x01(\x02\x12\x18\n\x10return_documents\x18\x04 \x01(\x08\"T\n\x1cRerankMultipleBatchesRequest\x12\x34\n\x08requests\x18\x01 \x03(\x0b\x32\".servicegrid.v1.RerankBatchRequest\"\x8d\x01\n\x1dRerankMultipleBatchesResponse\x12\x36\n\tresponses\x18\x01 \x03(\x0b\x32#.servicegrid.v1.RerankBatchResponse\x12\x34\n\x08metadata\x18\x02 \x01(\x0b\x32\".servicegrid.v1.ProcessingMetadata\"Q\n\x1bRerankingListModelsResponse\x12\x32\n\x06models\x18\x01 \x03(\x0b\x32\".servicegrid.v1.RerankingModelInfo\"g\n\x12RerankingModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x11\n\tavailable\x18\x03 \x01(\x08\x12\x1b\n\x13max_sequence_length\x18\x04 \x01(\x05\x32\xd3\x03\n\x10RerankingService\x12V\n\x0bRerankBatch\x12\".servicegrid.v1.RerankBatchRequest\x1a#.servicegrid.v1.RerankBatchResponse\x12t\n\x15RerankMultipleBatches\x12,.servicegrid.v1.RerankMultipleBatchesRequest\x1a-.servicegrid.v1.RerankMultipleBatchesResponse\x12\\\n\nListModels\x12!.servicegrid.v1.ListModelsRequest\x1a+.servicegrid.v1.RerankingListModelsResponse\x12J\n\tGetHealth\x12\x1d.servicegrid.v1.HealthRequest\x1a\x1e.servicegrid.v1.HealthResponse\x12G\n\x08GetStats\x12\x1c.servicegrid.v1.StatsRequest\x1a\x1d.servicegrid.v1.StatsResponseP\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)servicegrid/proto/reranking_service.proto\x12\x0eservicegrid.v1\x1a\x1eservicegrid/proto/common.proto\"g\n\x12RerankBatchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\tdocuments\x18\x02 \x03(\t\x12/\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1f.servicegrid.v1.RerankingConfig\"}\n\x13RerankBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.servicegrid.v1.RerankingResult\x12\x34\n\x08metadata\x18\x02 \x01(\x0b\x32\".servicegrid.v1.ProcessingMetadata\"J\n\x0fRerankingResult\x12\x16\n\x0e\x64ocument_index\x18\x01 \x01(\x05\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x10\n\x08\x64ocument\x18\x03 \x01(\t\"\x99\x01\n\x0fRerankingConfig\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x17\n\nbatch_size\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0ftimeout_seconds\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\x18\n\x10return_documents\x18\x04 \x01(\x08\x42\r\n\x0b_batch_sizeB\x12\n\x10_timeout_seconds\"T\n\x1cRerankMultipleBatchesRequest\x12\x34\n\x08requests\x18\x01 \x03(\x0b\x32\".servicegrid.v1.RerankBatchRequest\"\x8d\x01\n\x1dRerankMultipleBatchesResponse\x12\x36\n\tresponses\x18\x01 \x03(\x0b\x32#.servicegrid.v1.RerankBatchResponse\x12\x34\n\x08metadata\x18\x02 \x01(\x0b\x32\".servicegrid.v1.ProcessingMetadata\"Q\n\x1bRerankingListModelsResponse\x12\x32\n\x06models\x18\x01 \x03(\x0b\x32\".servicegrid.v1.RerankingModelInfo\"g\n\x12RerankingModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x11\n\tavailable\x18\x03 \x01(\x08\x12\x1b\n\x13max_sequence_length\x18\x04 \x01(\x05\x32\xd3\x03\n\x10RerankingService\x12V\n\x0bRerankBatch\x12\".servicegrid.v1.RerankBatchRequest\x1a#.servicegrid.v1.RerankBatchResponse\x12t\n\x15RerankMultipleBatches\x12,.servicegrid.v1.RerankMultipleBatchesRequest\x1a-.servicegrid.v1.RerankMultipleBatchesResponse\x12\\\n\nListModels\x12!.servicegrid.v1.ListModelsRequest\x1a+.servicegrid.v1.RerankingListModelsResponse\x12J\n\tGetHealth\x12\x1d.servicegrid.v1.HealthRequest\x1a\x1e.servicegrid.v1.HealthResponse\x12G\n\x08GetStats\x12\x1c.servicegrid.v1.StatsRequest\x1a\x1d.servicegrid.v1.StatsResponseP\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,16 +39,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RERANKBATCHRESPONSE']._serialized_end=323
   _globals['_RERANKINGRESULT']._serialized_start=325
   _globals['_RERANKINGRESULT']._serialized_end=399
-  _globals['_RERANKINGCONFIG']._serialized_start=401
-  _globals['_RERANKINGCONFIG']._serialized_end=509
-  _globals['_RERANKMULTIPLEBATCHESREQUEST']._serialized_start=511
-  _globals['_RERANKMULTIPLEBATCHESREQUEST']._serialized_end=595
-  _globals['_RERANKMULTIPLEBATCHESRESPONSE']._serialized_start=598
-  _globals['_RERANKMULTIPLEBATCHESRESPONSE']._serialized_end=739
-  _globals['_RERANKINGLISTMODELSRESPONSE']._serialized_start=741
-  _globals['_RERANKINGLISTMODELSRESPONSE']._serialized_end=822
-  _globals['_RERANKINGMODELINFO']._serialized_start=824
-  _globals['_RERANKINGMODELINFO']._serialized_end=927
-  _globals['_RERANKINGSERVICE']._serialized_start=930
-  _globals['_RERANKINGSERVICE']._serialized_end=1397
+  _globals['_RERANKINGCONFIG']._serialized_start=402
+  _globals['_RERANKINGCONFIG']._serialized_end=555
+  _globals['_RERANKMULTIPLEBATCHESREQUEST']._serialized_start=557
+  _globals['_RERANKMULTIPLEBATCHESREQUEST']._serialized_end=641
+  _globals['_RERANKMULTIPLEBATCHESRESPONSE']._serialized_start=644
+  _globals['_RERANKMULTIPLEBATCHESRESPONSE']._serialized_end=785
+  _globals['_RERANKINGLISTMODELSRESPONSE']._serialized_start=787
+  _globals['_RERANKINGLISTMODELSRESPONSE']._serialized_end=868
+  _globals['_RERANKINGMODELINFO']._serialized_start=870
+  _globals['_RERANKINGMODELINFO']._serialized_end=973
+  _globals['_RERANKINGSERVICE']._serialized_start=976
+  _globals['_RERANKINGSERVICE']._serialized_end=1443
 # @@protoc_insertion_point(module_scope)

@@ -119,21 +119,30 @@ class RerankingConfig(_message.Message):
     RETURN_DOCUMENTS_FIELD_NUMBER: _builtins.int
     model_name: _builtins.str
     batch_size: _builtins.int
+    """`optional`: unset means the service's default; a value given must be > 0"""
     timeout_seconds: _builtins.float
+    """`optional`: unset means the caller's gRPC deadline alone; a value given must be > 0"""
     return_documents: _builtins.bool
     def __init__(
         self,
         *,
         model_name: _builtins.str = ...,
-        batch_size: _builtins.int = ...,
-        timeout_seconds: _builtins.float = ...,
+        batch_size: _builtins.int | None = ...,
+        timeout_seconds: _builtins.float | None = ...,
         return_documents: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_timeout_seconds", b"_timeout_seconds", "batch_size", b"batch_size", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "model_name", b"model_name", "return_documents", b"return_documents", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_timeout_seconds", b"_timeout_seconds", "batch_size", b"batch_size", "model_name", b"model_name", "return_documents", b"return_documents", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__batch_size: _TypeAlias = _typing.Literal["batch_size"]  # noqa: Y015
+    _WhichOneofArgType__batch_size: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size"]  # noqa: Y015
+    _WhichOneofReturnType__timeout_seconds: _TypeAlias = _typing.Literal["timeout_seconds"]  # noqa: Y015
+    _WhichOneofArgType__timeout_seconds: _TypeAlias = _typing.Literal["_timeout_seconds", b"_timeout_seconds"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__batch_size) -> _WhichOneofReturnType__batch_size | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__timeout_seconds) -> _WhichOneofReturnType__timeout_seconds | None: ...
 
 Global___RerankingConfig: _TypeAlias = RerankingConfig  # noqa: Y015
 

@@ -1,0 +1,1 @@
+"""The gRPC model services: one package each, servicers built on servicegrid.runtime."""

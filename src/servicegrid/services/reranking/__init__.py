@@ -1,0 +1,1 @@
+"""The reranking service (:50053)."""

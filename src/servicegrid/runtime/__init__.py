@@ -1,0 +1,62 @@
+"""The shared gRPC server runtime: server bootstrap, interceptors, lifecycle, device policy.
+
+.. code-block:: python
+
+    device = resolve_device(settings_device)          # fails fast without a GPU
+    running = await create_server("[::]:50052", services=[registration])
+    await serve(running, grace=10.0)                  # until SIGTERM/SIGINT
+"""
+
+from servicegrid.runtime.context import (
+    RequestContext,
+    current_request_id,
+    current_tenant,
+    current_traceparent,
+    request_scope,
+)
+from servicegrid.runtime.device import DeviceUnavailableError, gpu_memory_used_mb, resolve_device
+from servicegrid.runtime.interceptors import (
+    DeadlineInterceptor,
+    ErrorMappingInterceptor,
+    GrpcServerMetrics,
+    LoggingInterceptor,
+    MetricsInterceptor,
+    RequestContextInterceptor,
+    UnaryServerInterceptor,
+    default_interceptors,
+    server_metrics,
+)
+from servicegrid.runtime.lifecycle import serve
+from servicegrid.runtime.server import (
+    HealthServicerHandle,
+    RunningServer,
+    ServerTLS,
+    ServiceRegistration,
+    create_server,
+)
+
+__all__ = [
+    "DeadlineInterceptor",
+    "DeviceUnavailableError",
+    "ErrorMappingInterceptor",
+    "GrpcServerMetrics",
+    "HealthServicerHandle",
+    "LoggingInterceptor",
+    "MetricsInterceptor",
+    "RequestContext",
+    "RequestContextInterceptor",
+    "RunningServer",
+    "ServerTLS",
+    "ServiceRegistration",
+    "UnaryServerInterceptor",
+    "create_server",
+    "current_request_id",
+    "current_tenant",
+    "current_traceparent",
+    "default_interceptors",
+    "gpu_memory_used_mb",
+    "request_scope",
+    "resolve_device",
+    "serve",
+    "server_metrics",
+]

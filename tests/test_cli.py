@@ -246,7 +246,7 @@ def test_status_table(monkeypatch: pytest.MonkeyPatch, nothing_listening: list[i
 def test_bad_configuration_exits_2_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMBEDDING_SERVICE_TIMEOUT", "-3")
     monkeypatch.setenv("CHROMA_SERVER_URL", "ftp://chroma")
-    for command in (["status"], ["status", "--json"], ["up", "--once"]):
+    for command in (["status"], ["status", "--json"], ["up", "--once", "--no-services"]):
         result = CliRunner().invoke(app, command)
         assert result.exit_code == 2
         assert "EMBEDDING_SERVICE_TIMEOUT: Input should be greater than 0" in result.stderr
@@ -266,7 +266,7 @@ def test_up_once_prints_one_table_and_exits_0(
     monkeypatch: pytest.MonkeyPatch, nothing_listening: list[int]
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    result = CliRunner().invoke(app, ["up", "--once"])
+    result = CliRunner().invoke(app, ["up", "--once", "--no-services"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Monitoring 4 services: gpu-management")
     assert result.stdout.count("servicegrid services") == 1
@@ -287,7 +287,7 @@ def test_up_stops_cleanly_on_sigterm(
 
     monkeypatch.setattr(cli_app, "Monitor", SignalledMonitor)
     before = signal.getsignal(signal.SIGTERM)
-    result = CliRunner().invoke(app, ["up", "--interval", "0.01"])
+    result = CliRunner().invoke(app, ["up", "--no-services", "--interval", "0.01"])
     assert result.exit_code == 0, result.output
     assert rounds == [4, 4]
     assert "Stopped." in result.stdout

@@ -1,7 +1,9 @@
 """The ``servicegrid`` command line (typer + rich).
 
 ``servicegrid status [--json] [--timeout S]`` probes every configured service once;
-``servicegrid up [--once] [--interval S]`` keeps watching them; ``servicegrid version``.
+``servicegrid serve embedding|reranking [--port N]`` runs one model service;
+``servicegrid up [--once] [--no-services] [--interval S]`` starts the local model
+services and keeps watching every configured one; ``servicegrid version``.
 """
 
 from servicegrid.cli._app import app, main

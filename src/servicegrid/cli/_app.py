@@ -16,8 +16,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from servicegrid.cli._monitor import Monitor
+from servicegrid.cli._monitor import Monitor, ServiceReport
 from servicegrid.cli._render import reports_json, reports_table
+from servicegrid.cli._serve import LocalService, port_for, serve_service
+from servicegrid.cli._supervise import Supervisor
+from servicegrid.cli.probes import check_grpc
 from servicegrid.clock import SYSTEM_CLOCK, iso_utc
 from servicegrid.settings import ConfigurationError, Settings, load_settings
 
@@ -147,8 +150,43 @@ async def _watch(monitor: Monitor, interval: float, console: Console) -> None:
 
 
 @app.command()
+def serve(
+    service: Annotated[LocalService, typer.Argument(help="The model service to run.")],
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            min=1,
+            max=65535,
+            help="Port to listen on [default: the port of its *_SERVICE_URL, or 50052/50053].",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "0.0.0.0",
+) -> None:
+    """Run one model service in this process until SIGTERM or Ctrl-C (then drain and exit 0).
+
+    Fails at once, exit code 1, when SERVICEGRID_DEVICE names a GPU that is not
+    there: set SERVICEGRID_DEVICE=cpu to run on the CPU on purpose.
+    """
+    settings = _settings_or_exit()
+    logging.basicConfig(
+        level=settings.log_level_number, format="%(levelname)s %(name)s: %(message)s"
+    )
+    code = serve_service(service, settings, host=host, port=port or port_for(service, settings))
+    raise typer.Exit(code)
+
+
+@app.command()
 def up(
     once: Annotated[bool, typer.Option("--once", help="Print one table and exit.")] = False,
+    services: Annotated[
+        bool,
+        typer.Option(
+            "--services/--no-services",
+            help="Start the local model services (embedding, reranking) as child processes.",
+        ),
+    ] = True,
     interval: Annotated[
         float | None,
         typer.Option(
@@ -161,21 +199,62 @@ def up(
     ] = None,
     timeout: TimeoutOption = None,
 ) -> None:
-    """Watch every configured service, refreshing its status until Ctrl-C or SIGTERM."""
+    """Start the local model services and watch every configured one until Ctrl-C or SIGTERM."""
     settings = _settings_or_exit()
+    supervisor = Supervisor(list(LocalService) if services else [])
+    try:
+        supervisor.start()
+        _watch_services(settings, supervisor, once=once, interval=interval, timeout=timeout)
+    finally:
+        supervisor.stop(grace=settings.shutdown_grace + 5)
+
+
+def _watch_services(
+    settings: Settings,
+    supervisor: Supervisor,
+    *,
+    once: bool,
+    interval: float | None,
+    timeout: float | None,
+) -> None:
     monitor = Monitor(settings, timeout=timeout or settings.status_timeout)
     every = interval or settings.health_interval
     console = _console()
     names = ", ".join(f"{t.service} ({t.kind} {t.url})" for t in monitor.targets)
     console.print(Text(f"Monitoring {len(monitor.targets)} services: {names}"))
+    if supervisor.processes:
+        started = ", ".join(f"{s.value} (pid {p.pid})" for s, p in supervisor.processes.items())
+        console.print(Text(f"Started {started}", style="dim"))
     if once:
-        console.print(reports_table(asyncio.run(monitor.check()), caption=_caption()))
+        reports = asyncio.run(_when_started(monitor, supervisor))
+        console.print(reports_table(reports, caption=_caption()))
         return
     console.print(Text(f"Refreshing every {every:g} s; press Ctrl-C to stop.", style="dim"))
     # KeyboardInterrupt only reaches here where the loop could not take over SIGINT.
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_watch(monitor, every, console))
     console.print(Text("Stopped.", style="dim"))
+
+
+async def _when_started(monitor: Monitor, supervisor: Supervisor) -> list[ServiceReport]:
+    """Wait (300 s at most) until every started service answers its health check, then report.
+
+    Readiness is polled with plain health checks: going through the monitor's
+    breakers would open them while models load, and hide the services for a
+    whole recovery timeout.
+    """
+    started = {service.value for service in supervisor.processes}
+    targets = [t for t in monitor.targets if t.service in started and t.kind == "grpc"]
+    for _ in range(300):
+        if len(supervisor.exited()) == len(supervisor.processes):
+            break
+        outcomes = await asyncio.gather(
+            *(check_grpc(t.url, monitor.timeout) for t in targets), return_exceptions=True
+        )
+        if not any(isinstance(o, BaseException) for o in outcomes):
+            break
+        await asyncio.sleep(1.0)
+    return await monitor.check()
 
 
 @app.command()

@@ -53,7 +53,7 @@ class CrossEncoderReranker:
         self.description = description or f"cross-encoder {name}"
         self.model = CrossEncoder(str(model_path), device=device, max_length=max_length)
         self.model.eval()
-        self.max_length = int(self.model.max_length or 512)
+        self.max_length = int(self.model.max_seq_length or 512)
         activation: Callable[[torch.Tensor], torch.Tensor] | None = getattr(
             self.model, "activation_fn", None
         )

@@ -4,10 +4,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from servicegrid.errors import ValidationError
 
-__all__ = ["check_positive_float", "check_positive_int", "check_texts", "invalid"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Limits",
+    "check_positive_float",
+    "check_positive_int",
+    "check_texts",
+    "invalid",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one request may ask for."""
+
+    max_items: int = 2_048
+    max_text_chars: int = 100_000
+    default_batch_size: int = 32
+
+
+DEFAULT_LIMITS = Limits()
 
 
 def invalid(field: str, problem: str) -> ValidationError:

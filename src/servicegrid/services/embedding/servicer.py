@@ -27,6 +27,8 @@ from servicegrid.runtime import gpu_memory_used_mb
 from servicegrid.services.embedding.cache import LRUCache, cache_key
 from servicegrid.services.stats import ServiceStats
 from servicegrid.services.validation import (
+    DEFAULT_LIMITS,
+    Limits,
     check_positive_float,
     check_positive_int,
     check_texts,
@@ -47,15 +49,6 @@ class EmbeddingModel:
     engine: BatchEngine[EmbedItem, Embedding]
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What one request may ask for."""
-
-    max_items: int = 2_048
-    max_text_chars: int = 100_000
-    default_batch_size: int = 32
-
-
 class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
     """Serves every configured embedding model; ``default_model`` answers an empty model_name."""
 
@@ -65,7 +58,7 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         *,
         default_model: str,
         device: str,
-        limits: Limits = Limits(),
+        limits: Limits = DEFAULT_LIMITS,
         cache: LRUCache[Embedding] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:

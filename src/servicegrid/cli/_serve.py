@@ -1,0 +1,65 @@
+"""``servicegrid serve NAME``: run one model service in this process until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+
+from rich.console import Console
+
+from servicegrid.settings import Settings
+
+__all__ = ["DEFAULT_PORTS", "LocalService", "port_for", "serve_service"]
+
+EXIT_FAILED = 1
+
+_log = logging.getLogger("servicegrid.cli")
+
+
+class LocalService(enum.StrEnum):
+    """The model services this version can run."""
+
+    EMBEDDING = "embedding"
+    RERANKING = "reranking"
+
+
+DEFAULT_PORTS = {LocalService.EMBEDDING: 50052, LocalService.RERANKING: 50053}
+
+
+def port_for(service: LocalService, settings: Settings) -> int:
+    """The port in the service's ``*_SERVICE_URL`` when it has one, else its default."""
+    target = {
+        LocalService.EMBEDDING: settings.embedding_service_url,
+        LocalService.RERANKING: settings.reranking_service_url,
+    }[service]
+    _, _, port = target.rpartition(":")
+    return int(port) if port.isdigit() else DEFAULT_PORTS[service]
+
+
+def serve_service(service: LocalService, settings: Settings, *, host: str, port: int) -> int:
+    """Serve until SIGTERM/SIGINT; return the process exit code (1: could not start)."""
+    console = Console(stderr=True)
+    try:
+        # imported here: these pull in torch, which `servicegrid status` never needs
+        if service is LocalService.EMBEDDING:
+            from servicegrid.services.embedding.app import run_embedding_service as run
+        else:
+            from servicegrid.services.reranking.app import run_reranking_service as run
+        from servicegrid.runtime import DeviceUnavailableError
+    except ImportError as exc:
+        console.print(
+            f"[red]{service} needs the models extra:[/red] pip install torch==2.13.0 "
+            f"'servicegrid[models]' ({exc})"
+        )
+        return EXIT_FAILED
+    address = f"{host}:{port}"
+    try:
+        asyncio.run(run(settings, address=address))
+    except DeviceUnavailableError as exc:
+        console.print(f"[red]{service}: {exc}[/red]")
+        return EXIT_FAILED
+    except (FileNotFoundError, RuntimeError) as exc:
+        console.print(f"[red]{service} could not start on {address}: {exc}[/red]")
+        return EXIT_FAILED
+    return 0

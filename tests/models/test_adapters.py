@@ -88,3 +88,41 @@ def test_unknown_model_names_say_what_was_looked_for(tmp_path: Path) -> None:
     assert resolve_model_path(str(tmp_path)) == tmp_path
     with pytest.raises(FileNotFoundError, match="neither a packaged model"):
         resolve_model_path("BAAI/bge-large-en")
+
+
+def test_measuring_while_a_batch_is_tokenized_never_corrupts_the_batch(
+    minilm: SentenceTransformerEmbedder,
+) -> None:
+    """Regression: a shared fast tokenizer flipped padding mid-batch (unequal lengths).
+
+    A 1 µs thread switch interval makes the race window (microseconds, between
+    setting padding and encoding) show up in a few hundred batches: with one
+    tokenizer for both threads this failed about 5 % of them.
+    """
+    import sys
+    import threading
+
+    batch = [minilm.item(" ".join(["word"] * (n % 30 + 1))) for n in range(60)]
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def measure() -> None:
+        while not stop.is_set():
+            minilm.item("a short text to measure")
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    worker = threading.Thread(target=measure)
+    worker.start()
+    try:
+        for _ in range(300):
+            try:
+                features = minilm.preprocess(batch)
+                assert features["input_ids"].shape[0] == len(batch)
+            except (ValueError, AssertionError) as error:
+                failures.append(error)
+    finally:
+        stop.set()
+        worker.join()
+        sys.setswitchinterval(interval)
+    assert not failures, failures[:1]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,14 +63,19 @@ class SentenceTransformerEmbedder:
             self.model.max_seq_length = max_length
         self.max_length = int(self.model.max_seq_length or 512)
         self.dimension = int(self.model.get_embedding_dimension() or 0)
-        self._tokenizer: Any = self.model.tokenizer
+        # A fast tokenizer keeps its truncation/padding settings as mutable state, so one
+        # instance must never serve two threads at once: measuring (any thread) gets its
+        # own copy behind a lock; the model's own is left to the preprocess stage.
+        self._tokenizer: Any = copy.deepcopy(self.model.tokenizer)
+        self._tokenizer_lock = threading.Lock()
 
     def item(self, text: str, *, normalize: bool = False) -> EmbedItem:
         """Measure ``text`` in tokens and cut it to what the model reads."""
         cut = text[: self.max_length * _CHARS_PER_TOKEN_BOUND]
-        ids = self._tokenizer(
-            cut, add_special_tokens=True, truncation=True, max_length=self.max_length + 1
-        )["input_ids"]
+        with self._tokenizer_lock:
+            ids = self._tokenizer(
+                cut, add_special_tokens=True, truncation=True, max_length=self.max_length + 1
+            )["input_ids"]
         truncated = len(cut) < len(text) or len(ids) > self.max_length
         return EmbedItem(cut, normalize, min(len(ids), self.max_length), truncated)
 

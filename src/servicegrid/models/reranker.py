@@ -8,6 +8,8 @@ cross-encoder folder runs through :class:`CrossEncoderReranker`.
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,12 +60,15 @@ class CrossEncoderReranker:
             self.model, "activation_fn", None
         )
         self._activation = activation or self.model.get_default_activation_fn()
-        self._tokenizer: Any = self.model.tokenizer
+        # measuring gets its own tokenizer (see SentenceTransformerEmbedder): never shared
+        self._tokenizer: Any = copy.deepcopy(self.model.tokenizer)
+        self._tokenizer_lock = threading.Lock()
 
     def item(self, query: str, document: str) -> RerankItem:
         limit = self.max_length * _CHARS_PER_TOKEN_BOUND
         query, document = query[:limit], document[:limit]
-        ids = self._tokenizer(query, document, truncation=True, max_length=self.max_length)
+        with self._tokenizer_lock:
+            ids = self._tokenizer(query, document, truncation=True, max_length=self.max_length)
         return RerankItem(query, document, len(ids["input_ids"]))
 
     def cost(self, item: RerankItem) -> int:

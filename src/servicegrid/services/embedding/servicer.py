@@ -12,12 +12,11 @@ deadline DEADLINE_EXCEEDED, and a model failure INTERNAL for that batch only
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import grpc
 
-from servicegrid import __version__
 from servicegrid.batching import BatchEngine
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.models import Embedding, EmbedItem, SentenceTransformerEmbedder
@@ -25,6 +24,7 @@ from servicegrid.proto import common_pb2, embedding_service_pb2, embedding_servi
 from servicegrid.resilience.deadline import current_deadline
 from servicegrid.runtime import gpu_memory_used_mb
 from servicegrid.services.embedding.cache import LRUCache, cache_key
+from servicegrid.services.reporting import health_response, measured, processing_metadata
 from servicegrid.services.stats import ServiceStats
 from servicegrid.services.validation import (
     DEFAULT_LIMITS,
@@ -36,9 +36,6 @@ from servicegrid.services.validation import (
 )
 
 __all__ = ["EmbeddingModel", "EmbeddingServicer", "Limits"]
-
-# Measuring texts (tokenizing) above this many per request moves off the event loop.
-_MEASURE_INLINE = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,17 +143,11 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         request: common_pb2.HealthRequest,
         context: grpc.aio.ServicerContext[common_pb2.HealthRequest, common_pb2.HealthResponse],
     ) -> common_pb2.HealthResponse:
-        overloaded = [name for name, m in self.models.items() if m.engine.is_overloaded()]
-        return common_pb2.HealthResponse(
-            status="degraded" if overloaded else "healthy",
-            model_loaded=True,
+        return health_response(
+            {name: model.engine for name, model in self.models.items()},
             device=self.device,
-            uptime_seconds=self.stats.uptime,
-            gpu_memory_used_mb=gpu_memory_used_mb(self.device),
-            version=__version__,
-            loaded_models=list(self.models),
-            details={"default_model": self.default_model}
-            | ({"overloaded": ",".join(overloaded)} if overloaded else {}),
+            uptime=self.stats.uptime,
+            default_model=self.default_model,
         )
 
     async def GetStats(
@@ -217,7 +208,10 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         results: list[Embedding | None] = [self.cache.get(key) for key in keys]
         missing = [index for index, found in enumerate(results) if found is None]
         if missing:
-            items = await self._measure(model.embedder, [texts[i] for i in missing], normalize)
+            embedder = model.embedder
+            items = await measured(
+                [texts[i] for i in missing], lambda text: embedder.item(text, normalize=normalize)
+            )
             computed: list[Embedding] = []
             # batch_size bounds how many of this request's texts are in the engine at once
             for start in range(0, len(items), batch_size):
@@ -242,23 +236,13 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
             metadata=self._metadata(name, started, batch_size=batch_size),
         )
 
-    async def _measure(
-        self, embedder: SentenceTransformerEmbedder, texts: Sequence[str], normalize: bool
-    ) -> list[EmbedItem]:
-        """Tokenize to count tokens; many texts are measured off the event loop."""
-        if len(texts) <= _MEASURE_INLINE:
-            return [embedder.item(text, normalize=normalize) for text in texts]
-        return await asyncio.to_thread(
-            lambda: [embedder.item(text, normalize=normalize) for text in texts]
-        )
-
     def _metadata(
         self, model_name: str, started: float, *, batch_size: int
     ) -> common_pb2.ProcessingMetadata:
-        return common_pb2.ProcessingMetadata(
-            model_name=model_name,
-            processing_time_ms=1000 * (self._clock.now() - started),
-            gpu_memory_used_mb=gpu_memory_used_mb(self.device),
+        return processing_metadata(
+            model_name,
+            elapsed=self._clock.now() - started,
+            device=self.device,
             batch_size=batch_size,
             total_requests=self.stats.total_requests,
         )

@@ -12,18 +12,18 @@ INTERNAL for that batch only (through the runtime's error mapping).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import grpc
 
-from servicegrid import __version__
 from servicegrid.batching import BatchEngine
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.models import BiEncoderReranker, CrossEncoderReranker, RerankItem
 from servicegrid.proto import common_pb2, reranking_service_pb2, reranking_service_pb2_grpc
 from servicegrid.resilience.deadline import current_deadline
 from servicegrid.runtime import gpu_memory_used_mb
+from servicegrid.services.reporting import health_response, measured, processing_metadata
 from servicegrid.services.stats import ServiceStats
 from servicegrid.services.validation import (
     DEFAULT_LIMITS,
@@ -36,8 +36,6 @@ from servicegrid.services.validation import (
 
 __all__ = ["Limits", "Reranker", "RerankingModel", "RerankingServicer"]
 
-# Measuring pairs (tokenizing) above this many per request moves off the event loop.
-_MEASURE_INLINE = 32
 
 Reranker = CrossEncoderReranker | BiEncoderReranker
 """The adapters the service can run: a real cross-encoder, or the bi-encoder stand-in."""
@@ -154,17 +152,11 @@ class RerankingServicer(reranking_service_pb2_grpc.RerankingServiceServicer):
         request: common_pb2.HealthRequest,
         context: grpc.aio.ServicerContext[common_pb2.HealthRequest, common_pb2.HealthResponse],
     ) -> common_pb2.HealthResponse:
-        overloaded = [name for name, m in self.models.items() if m.engine.is_overloaded()]
-        return common_pb2.HealthResponse(
-            status="degraded" if overloaded else "healthy",
-            model_loaded=True,
+        return health_response(
+            {name: model.engine for name, model in self.models.items()},
             device=self.device,
-            uptime_seconds=self.stats.uptime,
-            gpu_memory_used_mb=gpu_memory_used_mb(self.device),
-            version=__version__,
-            loaded_models=list(self.models),
-            details={"default_model": self.default_model}
-            | ({"overloaded": ",".join(overloaded)} if overloaded else {}),
+            uptime=self.stats.uptime,
+            default_model=self.default_model,
         )
 
     async def GetStats(
@@ -229,7 +221,8 @@ class RerankingServicer(reranking_service_pb2_grpc.RerankingServiceServicer):
 
         documents = list(request.documents)
         engine = checked.model.engine
-        items = await self._measure(checked.model.reranker, request.query, documents)
+        reranker, query = checked.model.reranker, request.query
+        items = await measured(documents, lambda document: reranker.item(query, document))
         scores: list[float] = []
         # batch_size bounds how many of this request's pairs are in the engine at once
         for start in range(0, len(items), checked.batch_size):
@@ -251,23 +244,13 @@ class RerankingServicer(reranking_service_pb2_grpc.RerankingServiceServicer):
             metadata=self._metadata(checked.name, started, batch_size=checked.batch_size),
         )
 
-    async def _measure(
-        self, reranker: Reranker, query: str, documents: Sequence[str]
-    ) -> list[RerankItem]:
-        """Tokenize each pair to count tokens; many pairs are measured off the event loop."""
-        if len(documents) <= _MEASURE_INLINE:
-            return [reranker.item(query, document) for document in documents]
-        return await asyncio.to_thread(
-            lambda: [reranker.item(query, document) for document in documents]
-        )
-
     def _metadata(
         self, model_name: str, started: float, *, batch_size: int
     ) -> common_pb2.ProcessingMetadata:
-        return common_pb2.ProcessingMetadata(
-            model_name=model_name,
-            processing_time_ms=1000 * (self._clock.now() - started),
-            gpu_memory_used_mb=gpu_memory_used_mb(self.device),
+        return processing_metadata(
+            model_name,
+            elapsed=self._clock.now() - started,
+            device=self.device,
             batch_size=batch_size,
             total_requests=self.stats.total_requests,
         )

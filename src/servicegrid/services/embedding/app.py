@@ -8,25 +8,22 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
-from servicegrid.batching import BatchEngine
-from servicegrid.models import Embedding, EmbedItem, SentenceTransformerEmbedder
+from servicegrid.models import SentenceTransformerEmbedder
 from servicegrid.models.packaged import MINILM_NAME, resolve_model_path
 from servicegrid.proto import embedding_service_pb2, embedding_service_pb2_grpc
 from servicegrid.runtime import (
     RunningServer,
-    ServiceRegistration,
-    create_server,
     resolve_device,
     serve,
 )
+from servicegrid.services.assembly import bind, limits_from, start_engine
 from servicegrid.services.embedding.cache import LRUCache
-from servicegrid.services.embedding.servicer import EmbeddingModel, EmbeddingServicer, Limits
+from servicegrid.services.embedding.servicer import EmbeddingModel, EmbeddingServicer
 from servicegrid.settings import Settings
 
 __all__ = ["EmbeddingApp", "build_embedding_service", "run_embedding_service"]
 
 _log = logging.getLogger("servicegrid.services.embedding")
-_MIB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,37 +64,21 @@ async def build_embedding_service(
                 device=device,
                 description=_describe(name, device),
             )
-            engine: BatchEngine[EmbedItem, Embedding] = BatchEngine(
-                embedder,
-                max_batch_size=settings.max_batch_size,
-                max_batch_tokens=settings.max_batch_tokens,
-                max_queue=settings.max_queue,
-                name=f"embedding:{name}",
-            )
-            await engine.start()
+            engine = await start_engine(embedder, settings, name=f"embedding:{name}")
             models[name] = EmbeddingModel(embedder, engine)
         servicer = EmbeddingServicer(
             models,
             default_model=settings.embedding_model,
             device=device,
-            limits=Limits(
-                max_items=settings.max_items_per_request,
-                max_text_chars=settings.max_text_chars,
-                default_batch_size=settings.max_batch_size,
-            ),
+            limits=limits_from(settings),
             cache=LRUCache(settings.embedding_cache_size),
         )
-        descriptor = embedding_service_pb2.DESCRIPTOR.services_by_name["EmbeddingService"]
-        running = await create_server(
+        running = await bind(
             address,
-            services=[
-                ServiceRegistration.from_descriptor(
-                    descriptor,
-                    embedding_service_pb2_grpc.add_EmbeddingServiceServicer_to_server,
-                    servicer,
-                )
-            ],
-            max_message_bytes=settings.max_message_mb * _MIB,
+            embedding_service_pb2.DESCRIPTOR.services_by_name["EmbeddingService"],
+            embedding_service_pb2_grpc.add_EmbeddingServiceServicer_to_server,
+            servicer,
+            settings,
             registry=registry,
         )
     except BaseException:

@@ -17,24 +17,20 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from servicegrid.batching import BatchEngine
 from servicegrid.models import (
     BiEncoderReranker,
     CrossEncoderReranker,
-    RerankItem,
     SentenceTransformerEmbedder,
 )
 from servicegrid.models.packaged import MINILM_NAME, packaged_model_path, resolve_model_path
 from servicegrid.proto import reranking_service_pb2, reranking_service_pb2_grpc
 from servicegrid.runtime import (
     RunningServer,
-    ServiceRegistration,
-    create_server,
     resolve_device,
     serve,
 )
+from servicegrid.services.assembly import bind, limits_from, start_engine
 from servicegrid.services.reranking.servicer import (
-    Limits,
     Reranker,
     RerankingModel,
     RerankingServicer,
@@ -44,7 +40,6 @@ from servicegrid.settings import Settings
 __all__ = ["RerankingApp", "build_reranking_service", "run_reranking_service"]
 
 _log = logging.getLogger("servicegrid.services.reranking")
-_MIB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,36 +72,20 @@ async def build_reranking_service(
     try:
         for name, location in wanted.items():
             reranker = await _load(name, resolve_model_path(location), device)
-            engine: BatchEngine[RerankItem, float] = BatchEngine(
-                reranker,
-                max_batch_size=settings.max_batch_size,
-                max_batch_tokens=settings.max_batch_tokens,
-                max_queue=settings.max_queue,
-                name=f"reranking:{name}",
-            )
-            await engine.start()
+            engine = await start_engine(reranker, settings, name=f"reranking:{name}")
             models[name] = RerankingModel(reranker, engine)
         servicer = RerankingServicer(
             models,
             default_model=settings.reranking_model,
             device=device,
-            limits=Limits(
-                max_items=settings.max_items_per_request,
-                max_text_chars=settings.max_text_chars,
-                default_batch_size=settings.max_batch_size,
-            ),
+            limits=limits_from(settings),
         )
-        descriptor = reranking_service_pb2.DESCRIPTOR.services_by_name["RerankingService"]
-        running = await create_server(
+        running = await bind(
             address,
-            services=[
-                ServiceRegistration.from_descriptor(
-                    descriptor,
-                    reranking_service_pb2_grpc.add_RerankingServiceServicer_to_server,
-                    servicer,
-                )
-            ],
-            max_message_bytes=settings.max_message_mb * _MIB,
+            reranking_service_pb2.DESCRIPTOR.services_by_name["RerankingService"],
+            reranking_service_pb2_grpc.add_RerankingServiceServicer_to_server,
+            servicer,
+            settings,
             registry=registry,
         )
     except BaseException:

@@ -22,6 +22,8 @@ from servicegrid import errors
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.resilience import CircuitBreaker
 from servicegrid.settings import Settings
+from servicegrid.transports.grpc import map_grpc_errors
+from servicegrid.transports.http import map_httpx_errors
 
 __all__ = [
     "Kind",
@@ -87,12 +89,10 @@ async def check_grpc(target: str, time_limit: float) -> None:
     """
     async with grpc.aio.insecure_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        try:
+        with map_grpc_errors(None, "grpc.health.v1.Health/Check"):
             response = await stub.Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=time_limit
             )
-        except grpc.aio.AioRpcError as exc:
-            raise errors.error_for_grpc_code(exc.code().name, exc.details() or "") from exc
     if response.status != health_pb2.HealthCheckResponse.SERVING:
         status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
         raise errors.ServiceUnavailableError(f"health status is {status}")
@@ -103,18 +103,9 @@ async def check_http(client: httpx.AsyncClient, url: str, time_limit: float) -> 
 
     ``time_limit`` (seconds) is the HTTP timeout.
     """
-    try:
-        response = await client.get(f"{url.rstrip('/')}/health", timeout=time_limit)
-    except httpx.ConnectTimeout as exc:
-        raise errors.ConnectTimeout(str(exc)) from exc
-    except httpx.TimeoutException as exc:
-        raise errors.ReadTimeout(str(exc)) from exc
-    except httpx.ConnectError as exc:
-        raise errors.ConnectError(str(exc)) from exc
-    except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
-        raise errors.ConnectionLost(str(exc)) from exc
-    except httpx.HTTPError as exc:
-        raise errors.TransportError(str(exc)) from exc
+    health_url = f"{url.rstrip('/')}/health"
+    with map_httpx_errors(None, f"GET {health_url}"):
+        response = await client.get(health_url, timeout=time_limit)
     if response.is_success:
         return
     if response.status_code >= 400:

@@ -106,6 +106,8 @@ def map_httpx_errors(service: str | None, what: str) -> Iterator[None]:
         raise ConnectionLost(f"{what}: connection lost: {exc}", service=service) from exc
     except httpx.TransportError as exc:
         raise TransportError(f"{what}: {type(exc).__name__}: {exc}", service=service) from exc
+    except httpx.HTTPError as exc:  # TooManyRedirects, DecodingError: no usable answer either
+        raise TransportError(f"{what}: {type(exc).__name__}: {exc}", service=service) from exc
 
 
 @contextmanager

@@ -9,13 +9,19 @@ from the call's metadata; code below the servicer reads them through
 from __future__ import annotations
 
 import re
-import secrets
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Final
+
+from servicegrid.trace_context import (
+    REQUEST_ID_KEY,
+    TENANT_KEY,
+    TRACEPARENT_KEY,
+    is_valid_traceparent,
+    new_request_id,
+    new_traceparent,
+)
 
 __all__ = [
     "REQUEST_ID_KEY",
@@ -31,17 +37,8 @@ __all__ = [
     "request_scope",
 ]
 
-REQUEST_ID_KEY: Final = "x-request-id"
-TRACEPARENT_KEY: Final = "traceparent"
-TENANT_KEY: Final = "x-tenant-id"
-
 # A caller's request id is kept only when it is short and printable, so it is safe in logs.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
-# W3C Trace Context: version-traceid-parentid-flags; later versions may append fields.
-_TRACEPARENT = re.compile(
-    r"(?P<version>[0-9a-f]{2})-(?P<trace>[0-9a-f]{32})-(?P<parent>[0-9a-f]{16})"
-    r"-(?P<flags>[0-9a-f]{2})(?P<rest>-.*)?"
-)
 _MAX_TENANT = 256
 
 _request_id: ContextVar[str | None] = ContextVar("servicegrid_request_id", default=None)
@@ -72,26 +69,6 @@ class RequestContext:
             traceparent=traceparent if is_valid_traceparent(traceparent) else new_traceparent(),
             tenant_id=tenant or None,
         )
-
-
-def new_request_id() -> str:
-    """A fresh request id: 32 hex digits (uuid4)."""
-    return uuid.uuid4().hex
-
-
-def new_traceparent() -> str:
-    """A fresh W3C traceparent, version 00, sampled."""
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
-
-
-def is_valid_traceparent(value: str) -> bool:
-    """True for a well-formed W3C traceparent (lower-case hex, non-zero ids, version != ff)."""
-    match = _TRACEPARENT.fullmatch(value)
-    if match is None or match["version"] == "ff":
-        return False
-    if match["version"] == "00" and match["rest"] is not None:
-        return False
-    return match["trace"] != "0" * 32 and match["parent"] != "0" * 16
 
 
 @contextmanager

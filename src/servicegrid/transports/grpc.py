@@ -10,8 +10,6 @@ builds the headers every call carries.
 from __future__ import annotations
 
 import re
-import secrets
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
@@ -20,6 +18,13 @@ import grpc
 import grpc.aio
 
 from servicegrid.errors import ServiceError, error_for_grpc_code
+from servicegrid.trace_context import (
+    REQUEST_ID_KEY,
+    TENANT_KEY,
+    TRACEPARENT_KEY,
+    new_request_id,
+    new_traceparent,
+)
 from servicegrid.transports.http import parse_retry_after
 
 __all__ = [
@@ -57,7 +62,6 @@ DEFAULT_CHANNEL_OPTIONS: Final[tuple[ChannelOption, ...]] = (
 
 _RETRY_AFTER: Final = "retry-after"
 _PUSHBACK_MS: Final = "grpc-retry-pushback-ms"
-_TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]+")
 
 
@@ -202,18 +206,12 @@ def call_metadata(
     join up), else a new random one; every call gets its own span id.
     """
     request_id = (
-        uuid.uuid4().hex
+        new_request_id()
         if correlation_id is None
         else check_metadata_value("correlation_id", correlation_id)
     )
-    trace_id = request_id if _TRACE_ID.fullmatch(request_id) else uuid.uuid4().hex
-    if trace_id == "0" * 32:  # the W3C invalid trace id
-        trace_id = uuid.uuid4().hex
-    span_id = secrets.token_hex(8)
-    while span_id == "0" * 16:  # pragma: no cover - one chance in 2**64
-        span_id = secrets.token_hex(8)
-    metadata = [("x-request-id", request_id)]
+    metadata = [(REQUEST_ID_KEY, request_id)]
     if tenant_id is not None:
-        metadata.append(("x-tenant-id", check_metadata_value("tenant_id", tenant_id)))
-    metadata.append(("traceparent", f"00-{trace_id}-{span_id}-01"))
+        metadata.append((TENANT_KEY, check_metadata_value("tenant_id", tenant_id)))
+    metadata.append((TRACEPARENT_KEY, new_traceparent(trace_id=request_id)))
     return tuple(metadata)

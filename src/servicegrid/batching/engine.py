@@ -40,7 +40,7 @@ from servicegrid.errors import (
     ResourceExhausted,
     ServiceUnavailableError,
 )
-from servicegrid.resilience.deadline import current_deadline
+from servicegrid.resilience.deadline import current_deadline, earliest
 
 __all__ = ["HANDOFF_CAPACITY", "RETRY_AFTER", "BatchEngine", "EngineStats"]
 
@@ -94,10 +94,6 @@ class _Batch(Generic[ItemT, ResultT]):
     def expired(self, now: float) -> bool:
         """True when every item's deadline has passed (deadlines never change: thread-safe)."""
         return all(e.deadline is not None and e.deadline <= now for e in self.entries)
-
-
-def _earlier(a: float | None, b: float | None) -> float | None:
-    return b if a is None else (a if b is None else min(a, b))
 
 
 def _as_exception(exc: BaseException) -> Exception:
@@ -284,7 +280,7 @@ class BatchEngine(Generic[ItemT, ResultT]):
 
     async def _submit(self, items: list[ItemT], deadline: float | None) -> list[ResultT]:
         loop = self._running_loop()
-        at = _earlier(deadline, current_deadline())
+        at = earliest(deadline, current_deadline())
         if at is not None and at <= self._clock.now():
             self._expired += len(items)
             raise DeadlineExceeded(

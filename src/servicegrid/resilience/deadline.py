@@ -13,9 +13,21 @@ from contextvars import ContextVar, Token
 
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["current_deadline", "deadline_scope", "enter_deadline", "exit_deadline", "remaining"]
+__all__ = [
+    "current_deadline",
+    "deadline_scope",
+    "earliest",
+    "enter_deadline",
+    "exit_deadline",
+    "remaining",
+]
 
 _deadline: ContextVar[float | None] = ContextVar("servicegrid_deadline", default=None)
+
+
+def earliest(*deadlines: float | None) -> float | None:
+    """The earliest of ``deadlines`` that are set; None when none is."""
+    return min((d for d in deadlines if d is not None), default=None)
 
 
 def current_deadline() -> float | None:
@@ -33,7 +45,7 @@ def remaining(clock: Clock = SYSTEM_CLOCK) -> float | None:
 def deadline_scope(at: float | None) -> Iterator[float | None]:
     """Bound the enclosed code by ``at``; an earlier deadline already in force wins."""
     outer = _deadline.get()
-    effective = at if outer is None else (outer if at is None else min(outer, at))
+    effective = earliest(outer, at)
     token = _deadline.set(effective)
     try:
         yield effective
@@ -46,7 +58,7 @@ def enter_deadline(at: float | None) -> Token[float | None] | None:
     if at is None:
         return None
     outer = _deadline.get()
-    return _deadline.set(at if outer is None else min(outer, at))
+    return _deadline.set(earliest(outer, at))
 
 
 def exit_deadline(token: Token[float | None] | None) -> None:

@@ -17,7 +17,12 @@ from servicegrid.errors import MaxRetriesExceededError, is_retryable
 from servicegrid.resilience._config import CONFIG
 from servicegrid.resilience.backoff import Backoff, ExponentialBackoff
 from servicegrid.resilience.budget import RetryBudget
-from servicegrid.resilience.deadline import current_deadline, enter_deadline, exit_deadline
+from servicegrid.resilience.deadline import (
+    current_deadline,
+    earliest,
+    enter_deadline,
+    exit_deadline,
+)
 from servicegrid.resilience.events import Hook, RetryGaveUp, RetryScheduled, emit
 from servicegrid.resilience.policy import Gate
 
@@ -108,11 +113,8 @@ class Retry:
         return Sleep(delay)
 
     def _deadline(self, started: float) -> float | None:
-        deadline = started + self.timeout if self.timeout is not None else None
-        outer = current_deadline()
-        if outer is not None:
-            deadline = outer if deadline is None else min(deadline, outer)
-        return deadline
+        own = started + self.timeout if self.timeout is not None else None
+        return earliest(own, current_deadline())
 
     def _after_failure(self, state: RetryState, error: Exception) -> float:
         """Return the delay to sleep, or raise the error (or its wrapper) when giving up."""

@@ -21,7 +21,7 @@ from servicegrid.batching import BatchEngine
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.models import Embedding, EmbedItem, SentenceTransformerEmbedder
 from servicegrid.proto import common_pb2, embedding_service_pb2, embedding_service_pb2_grpc
-from servicegrid.resilience.deadline import current_deadline
+from servicegrid.resilience.deadline import current_deadline, earliest
 from servicegrid.runtime import gpu_memory_used_mb
 from servicegrid.services.embedding.cache import LRUCache, cache_key
 from servicegrid.services.reporting import health_response, measured, processing_metadata
@@ -198,10 +198,8 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         batch_size, timeout = self._validate(request, field=field)
         name, model = self._model(request.model_name, field=field)
         normalize = request.config.normalize
-        deadline = current_deadline()
-        if timeout is not None:
-            own = started + timeout
-            deadline = own if deadline is None else min(deadline, own)
+        own = started + timeout if timeout is not None else None
+        deadline = earliest(current_deadline(), own)
 
         texts = list(request.texts)
         keys = [cache_key(name, text, normalize=normalize) for text in texts]

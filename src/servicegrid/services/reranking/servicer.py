@@ -21,7 +21,7 @@ from servicegrid.batching import BatchEngine
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.models import BiEncoderReranker, CrossEncoderReranker, RerankItem
 from servicegrid.proto import common_pb2, reranking_service_pb2, reranking_service_pb2_grpc
-from servicegrid.resilience.deadline import current_deadline
+from servicegrid.resilience.deadline import current_deadline, earliest
 from servicegrid.runtime import gpu_memory_used_mb
 from servicegrid.services.reporting import health_response, measured, processing_metadata
 from servicegrid.services.stats import ServiceStats
@@ -214,10 +214,8 @@ class RerankingServicer(reranking_service_pb2_grpc.RerankingServiceServicer):
         self, request: reranking_service_pb2.RerankBatchRequest, checked: _Checked
     ) -> reranking_service_pb2.RerankBatchResponse:
         started = self._clock.now()
-        deadline = current_deadline()
-        if checked.timeout is not None:
-            own = started + checked.timeout
-            deadline = own if deadline is None else min(deadline, own)
+        own = started + checked.timeout if checked.timeout is not None else None
+        deadline = earliest(current_deadline(), own)
 
         documents = list(request.documents)
         engine = checked.model.engine

@@ -3,20 +3,29 @@
 Both run the real all-MiniLM-L6-v2 weights on the CPU of this machine; the
 service is a separate process (``servicegrid serve embedding``) and the client
 runs here, so the two share the same cores, as a co-located deployment would.
-Every text is unique, so the service's cache never answers.
+Every text is unique, so the service's cache never answers. Baseline and
+service runs are interleaved (ROUNDS rounds of TEXTS texts each), each service
+figure divided by the baseline measured just before it; the tables give medians.
 
-    .venv/bin/python bench/bench_embedding.py
+    .venv/bin/python bench/bench_embedding.py [--no-infinity]
+
+The same loads go to Infinity (``infinity-emb``) serving the same weights from
+its own virtual environment (built on first use, see ``_infinity.py``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,12 +37,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from tests.services.test_service_processes import wait_serving  # noqa: E402
 from tests.support.faulty_server import free_port  # noqa: E402
 
+import _infinity  # noqa: E402
 from _common import table  # noqa: E402
 from servicegrid.clients import EmbeddingClient, ServiceClientConfig  # noqa: E402
 from servicegrid.models import MINILM_NAME, SentenceTransformerEmbedder, resolve_model_path  # noqa: E402
 from servicegrid.proto import embedding_service_pb2  # noqa: E402
 
-TEXTS = 1_024
+TEXTS = 512
+ROUNDS = 5
+LOADS = {"single64": (64, 1), "batch32": (4, 32)}
+"""name: (concurrent callers, texts per call)"""
+INFINITY_LOADS = tuple(f"infinity {key}" for key in LOADS)
 BASE = "Clinical guidelines recommend metformin as first-line therapy for type 2 diabetes"
 
 
@@ -41,30 +55,29 @@ def texts(tag: str, count: int = TEXTS) -> list[str]:
     return [f"{BASE} ({tag} {i})" for i in range(count)]
 
 
-def in_process(embedder: SentenceTransformerEmbedder, batch_size: int) -> float:
-    """Texts per second of plain ``encode`` at ``batch_size`` (best of 3)."""
-    best = 0.0
-    for attempt in range(3):
-        batch = texts(f"in-process {batch_size} {attempt}")
-        started = time.perf_counter()
-        embedder.encode(batch, batch_size=batch_size)
-        best = max(best, len(batch) / (time.perf_counter() - started))
-    return best
+def in_process(embedder: SentenceTransformerEmbedder, batch_size: int, tag: str) -> float:
+    """Texts per second of plain ``encode`` at ``batch_size``."""
+    batch = texts(f"in-process {batch_size} {tag}")
+    started = time.perf_counter()
+    embedder.encode(batch, batch_size=batch_size)
+    return len(batch) / (time.perf_counter() - started)
 
 
-async def through_service(
-    client: EmbeddingClient, *, concurrency: int, per_call: int, tag: str, total: int = TEXTS
+Call = Callable[[list[str]], Awaitable[object]]
+
+
+async def load(
+    call: Call, *, concurrency: int, per_call: int, tag: str, total: int = TEXTS
 ) -> tuple[float, list[float]]:
-    """(texts per second, per-call latencies in ms) for ``concurrency`` callers."""
+    """(texts per second, per-call latencies in ms) for ``concurrency`` callers of ``call``."""
     pending = texts(tag, total)
     latencies: list[float] = []
-    config = embedding_service_pb2.EmbeddingConfig(batch_size=32)
 
     async def caller() -> None:
         while pending:
             chunk = [pending.pop() for _ in range(min(per_call, len(pending)))]
             started = time.perf_counter()
-            await client.generate_embeddings(texts=chunk, config=config)
+            await call(chunk)
             latencies.append(1000 * (time.perf_counter() - started))
 
     started = time.perf_counter()
@@ -77,35 +90,60 @@ def pct(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def measure_service(port: int) -> dict[str, object]:
+async def measure(
+    embedder: SentenceTransformerEmbedder, port: int, infinity_url: str | None
+) -> dict[str, list[float]]:
+    """Interleaved rounds: in-process batch 32, then each load on each server, ROUNDS times.
+
+    The shared machine's speed drifts over minutes, so each service figure is
+    compared with the baseline taken moments before it, and the medians reported.
+    """
     config = ServiceClientConfig(service_url=f"127.0.0.1:{port}", timeout=120.0)
-    results: dict[str, object] = {}
-    async with EmbeddingClient(config=config, registry=None) as client:
-        await through_service(client, concurrency=16, per_call=1, tag="warm-up", total=256)
-        runs = [
-            (await through_service(client, concurrency=64, per_call=1, tag=f"single {r}"))[0]
-            for r in range(3)
-        ]
-        results["single64"] = max(runs)
-        runs = [
-            (await through_service(client, concurrency=4, per_call=32, tag=f"batch {r}"))[0]
-            for r in range(3)
-        ]
-        results["batch32"] = max(runs)
+    batch = embedding_service_pb2.EmbeddingConfig(batch_size=32)
+    runs: dict[str, list[float]] = {key: [] for key in ("base32", *LOADS, *INFINITY_LOADS)}
+    async with (
+        EmbeddingClient(config=config, registry=None) as client,
+        _infinity.client(infinity_url or "http://unused", connections=64) as http,
+    ):
+
+        async def ours(chunk: list[str]) -> object:
+            return await client.generate_embeddings(texts=chunk, config=batch)
+
+        async def theirs(chunk: list[str]) -> object:
+            return await _infinity.embed(http, chunk)
+
+        servers: list[tuple[str, Call]] = [("", ours)]
+        if infinity_url is not None:
+            servers.append(("infinity ", theirs))
+        for prefix, call in servers:
+            await load(call, concurrency=16, per_call=1, tag=f"{prefix}warm-up", total=256)
+        for r in range(ROUNDS):
+            runs["base32"].append(in_process(embedder, 32, str(r)))
+            for key, (concurrency, per_call) in LOADS.items():
+                for prefix, call in servers:
+                    rate, _ = await load(
+                        call, concurrency=concurrency, per_call=per_call, tag=f"{prefix}{key} {r}"
+                    )
+                    runs[f"{prefix}{key}"].append(rate)
         for concurrency in (1, 16, 64):
             total = 128 if concurrency == 1 else 512
-            rate, latencies = await through_service(
-                client, concurrency=concurrency, per_call=1, tag=f"lat {concurrency}", total=total
+            rate, latencies = await load(
+                ours, concurrency=concurrency, per_call=1, tag=f"lat {concurrency}", total=total
             )
-            results[f"lat{concurrency}"] = (rate, pct(latencies, 0.5), pct(latencies, 0.99))
-    return results
+            runs[f"lat{concurrency}"] = [rate, pct(latencies, 0.5), pct(latencies, 0.99)]
+    return runs
 
 
-def main() -> list[list[object]]:
-    embedder = SentenceTransformerEmbedder(resolve_model_path(MINILM_NAME), name=MINILM_NAME)
+def main(argv: list[str] | None = None) -> list[list[object]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--no-infinity", action="store_true", help="skip the comparison with Infinity"
+    )
+    args = parser.parse_args(argv)
+    model_path = resolve_model_path(MINILM_NAME)
+    embedder = SentenceTransformerEmbedder(model_path, name=MINILM_NAME)
     embedder.encode(texts("warm-up", 64))
-    base32 = in_process(embedder, 32)
-    base1 = in_process(embedder, 1)
+    base1 = in_process(embedder, 1, "batch 1")
 
     port = free_port()
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the server and read on failure
@@ -119,8 +157,14 @@ def main() -> list[list[object]]:
         stderr=log,
     )
     try:
-        asyncio.run(wait_serving(port))
-        measured = asyncio.run(measure_service(port))
+        infinity = (
+            contextlib.nullcontext(None)
+            if args.no_infinity
+            else _infinity.infinity_server(model_path, free_port())
+        )
+        with infinity as infinity_url:
+            asyncio.run(wait_serving(port))
+            runs = asyncio.run(measure(embedder, port, infinity_url))
     except BaseException:
         log.seek(0)
         print(f"the service's log ({log.name}) ends:\n{log.read()[-4000:]}", file=sys.stderr)
@@ -128,30 +172,53 @@ def main() -> list[list[object]]:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
+    return report(runs, base1, with_infinity=not args.no_infinity)
 
-    single, batch = float(measured["single64"]), float(measured["batch32"])  # type: ignore[arg-type]
+
+def report(
+    runs: dict[str, list[float]], base1: float, *, with_infinity: bool
+) -> list[list[object]]:
+    """Print the tables for docs/benchmarks.md; return the first one's rows."""
+    base32 = statistics.median(runs["base32"])
+
+    def rate(key: str) -> str:
+        return f"{statistics.median(runs[key]):,.0f}"
+
+    def ratio(key: str, over: str = "base32") -> str:
+        per_round = [a / b for a, b in zip(runs[key], runs[over], strict=True)]
+        return f"{statistics.median(per_round):.2f}"
+
     rows: list[list[object]] = [
         ["in-process encode, batch 1 (reference)", f"{base1:,.0f}", f"{base1 / base32:.2f}", ""],
         ["in-process encode, batch 32 (baseline)", f"{base32:,.0f}", "1.00", ""],
         [
             "service: 64 concurrent single-text calls",
-            f"{single:,.0f}",
-            f"{single / base32:.2f}",
+            rate("single64"),
+            ratio("single64"),
             ">= 0.85",
         ],
-        [
-            "service: batch-32 calls (4 callers)",
-            f"{batch:,.0f}",
-            f"{batch / base32:.2f}",
-            ">= 0.95",
-        ],
+        ["service: batch-32 calls (4 callers)", rate("batch32"), ratio("batch32"), ">= 0.95"],
     ]
     print(table(["texts/s (MiniLM, CPU)", "texts/s", "vs in-process batch 32", "goal"], rows))
     print()
+    if with_infinity:
+        versus = [
+            [
+                f"{concurrency} callers x {per_call} text{'s' if per_call > 1 else ''}",
+                rate(key),
+                rate(f"infinity {key}"),
+                ratio(key, over=f"infinity {key}"),
+                ">= 1.3",
+            ]
+            for key, (concurrency, per_call) in LOADS.items()
+        ]
+        headers = ["load (MiniLM, CPU)", "servicegrid texts/s", "Infinity texts/s", "ratio", "goal"]
+        print(table(headers, versus))
+        print()
     latency_rows = []
     for concurrency in (1, 16, 64):
-        rate, p50, p99 = measured[f"lat{concurrency}"]  # type: ignore[misc]
-        latency_rows.append([concurrency, f"{rate:,.0f}", f"{p50:.1f}", f"{p99:.1f}"])
+        throughput, p50, p99 = runs[f"lat{concurrency}"]
+        latency_rows.append([concurrency, f"{throughput:,.0f}", f"{p50:.1f}", f"{p99:.1f}"])
     print(table(["concurrent single-text callers", "texts/s", "p50 ms", "p99 ms"], latency_rows))
     return rows
 

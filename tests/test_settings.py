@@ -49,6 +49,7 @@ def test_defaults_match_the_seeds() -> None:
     assert s.elasticsearch_url is None
     assert s.http_services == {}
     assert (s.log_level, s.health_interval, s.status_timeout) == ("INFO", 10.0, 2.0)
+    assert s.forward_workers is None  # automatic: see servicegrid.models.forward_workers_for
 
 
 @pytest.mark.parametrize(
@@ -77,6 +78,7 @@ def test_defaults_match_the_seeds() -> None:
         ("SERVICEGRID_LOG_LEVEL", "debug", "log_level", "DEBUG"),
         ("SERVICEGRID_HEALTH_INTERVAL", "2.5", "health_interval", 2.5),
         ("SERVICEGRID_STATUS_TIMEOUT", "0.5", "status_timeout", 0.5),
+        ("SERVICEGRID_FORWARD_WORKERS", "3", "forward_workers", 3),
     ],
 )
 def test_each_seed_variable_is_honoured(
@@ -199,6 +201,7 @@ def test_timeout_error_message_names_the_variable(monkeypatch: pytest.MonkeyPatc
         ("SERVICEGRID_LOG_LEVEL", "loud"),
         ("SERVICEGRID_HEALTH_INTERVAL", "0"),
         ("SERVICEGRID_STATUS_TIMEOUT", "soon"),
+        ("SERVICEGRID_FORWARD_WORKERS", "0"),
     ],
 )
 def test_invalid_values_name_the_variable(

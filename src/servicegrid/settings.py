@@ -270,6 +270,7 @@ class Settings(BaseSettings):
     max_batch_size: Count = Field(32, validation_alias="SERVICEGRID_MAX_BATCH_SIZE")
     max_batch_tokens: Count = Field(16_384, validation_alias="SERVICEGRID_MAX_BATCH_TOKENS")
     max_queue: Count = Field(4_096, validation_alias="SERVICEGRID_MAX_QUEUE")
+    forward_workers: Count | None = Field(None, validation_alias="SERVICEGRID_FORWARD_WORKERS")
     max_items_per_request: Count = Field(2_048, validation_alias="SERVICEGRID_MAX_ITEMS")
     max_text_chars: Count = Field(100_000, validation_alias="SERVICEGRID_MAX_TEXT_CHARS")
     embedding_cache_size: Annotated[int, Field(ge=0)] = Field(

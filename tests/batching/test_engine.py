@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 
 import pytest
 
-from servicegrid.batching import HANDOFF_CAPACITY, BatchEngine, EngineStats, padded_cost
+from servicegrid.batching import LOOKAHEAD, BatchEngine, EngineStats, padded_cost
 from servicegrid.errors import (
     DeadlineExceeded,
     InternalError,
@@ -20,7 +21,7 @@ from servicegrid.errors import (
 )
 from servicegrid.resilience.deadline import deadline_scope
 from servicegrid.testing import FakeClock
-from tests.batching.words import Words, running, until
+from tests.batching.words import GATE_TIMEOUT, Words, running, until
 
 
 class ModelBoom(Exception):
@@ -266,20 +267,97 @@ async def test_preprocess_of_the_next_batch_overlaps_the_forward_pass() -> None:
         assert [await first, await second] == [5, 6]
 
 
-async def test_the_bounded_handoff_stops_batch_forming_while_forward_is_behind() -> None:
+async def test_batches_form_only_lookahead_ahead_of_the_forward_pass() -> None:
     words = Words()
     texts = [f"t{i}" for i in range(10)]
     async with running(words, max_batch_size=1) as engine:
         words.forward_gate.clear()
         callers = [asyncio.create_task(engine.submit(t)) for t in texts]
-        # one in forward, HANDOFF_CAPACITY handed off, one prepared and blocked on the hand-off
-        held = 2 + HANDOFF_CAPACITY
+        # one in forward and LOOKAHEAD prepared behind it; the rest keep waiting to merge
+        held = 1 + LOOKAHEAD
         await words.preprocess_started(texts[held - 1])
         await until(lambda: engine.stats().queued == len(texts) - held)
         assert engine.stats().in_flight_batches == held
         assert len(words.preprocessed) == held
         words.forward_gate.set()
         assert await asyncio.gather(*callers) == [2] * len(texts)
+
+
+async def test_items_arriving_while_the_pipeline_is_full_merge_into_one_batch() -> None:
+    words = Words()
+    async with running(words) as engine:
+        words.forward_gate.clear()
+        first = asyncio.create_task(engine.submit("first"))
+        await words.forward_started("first")
+        second = asyncio.create_task(engine.submit("second"))
+        await words.preprocess_started("second")
+        later = [asyncio.create_task(engine.submit(f"later{i}")) for i in range(10)]
+        await until(lambda: engine.stats().queued == 10)
+        words.forward_gate.set()
+        await asyncio.gather(first, second, *later)
+    assert [len(batch) for batch in words.forwarded] == [1, 1, 10]
+
+
+class HeldWords(Words):
+    """Words whose forward pass holds on a per-text event and takes ``seconds`` of a fake clock."""
+
+    def __init__(self, clock: FakeClock, *, seconds: float = 10.0) -> None:
+        super().__init__()
+        self.clock = clock
+        self.seconds = seconds
+        self.holds: dict[str, threading.Event] = {}
+
+    def forward(self, prepared: list[str]) -> list[int]:
+        result = super().forward(prepared)
+        for text in prepared:
+            if text in self.holds:
+                self.holds[text].wait(GATE_TIMEOUT)
+        self.clock.advance(self.seconds)
+        return result
+
+    def release(self) -> None:
+        super().release()
+        for hold in self.holds.values():
+            hold.set()
+
+
+async def test_while_the_model_is_busy_the_next_batch_gathers_until_it_is_needed() -> None:
+    clock = FakeClock()
+    words = HeldWords(clock)
+    words.holds = {"a": threading.Event(), "b": threading.Event()}
+    async with running(words, clock=clock) as engine:
+        a = asyncio.create_task(engine.submit("a"))
+        await words.forward_started("a")
+        b = asyncio.create_task(engine.submit("b"))
+        await words.preprocess_started("b")
+        c = asyncio.create_task(engine.submit("c"))
+        await until(lambda: engine.stats().queued == 1)
+        words.holds["a"].set()  # a took 10 s; b starts and is expected to take as long
+        await words.forward_started("b")
+        d = asyncio.create_task(engine.submit("d"))
+        await until(lambda: engine.stats().queued == 2)  # c waited for d instead of going alone
+        words.holds["b"].set()
+        assert await asyncio.gather(a, b, c, d) == [1, 1, 1, 1]
+    assert words.forwarded == [["a"], ["b"], ["c", "d"]]
+
+
+async def test_several_forward_workers_run_batches_at_once() -> None:
+    clock = FakeClock()
+    words = HeldWords(clock)
+    words.holds = {"a": threading.Event(), "b": threading.Event()}
+    async with running(words, clock=clock, forward_workers=2) as engine:
+        a = asyncio.create_task(engine.submit("a"))
+        await words.forward_started("a")
+        b = asyncio.create_task(engine.submit("b"))
+        await words.forward_started("b")  # while a is still held
+        c = asyncio.create_task(engine.submit("c"))
+        await words.preprocess_started("c")  # the lookahead batch behind them
+        await until(lambda: engine.stats().in_flight_batches == 3)
+        words.holds["b"].set()
+        assert await b == 1
+        await words.forward_started("c")
+        words.holds["a"].set()
+        assert await asyncio.gather(a, c) == [1, 1]
 
 
 async def test_aclose_fails_queued_items_finishes_formed_batches_and_is_idempotent() -> None:
@@ -329,6 +407,7 @@ async def test_lifecycle_misuse_is_a_clear_error() -> None:
         {"max_batch_tokens": 0},
         {"max_queue": 0},
         {"batch_wait": -1.0},
+        {"forward_workers": 0},
         {"max_batch_size": 1.5},
     ],
 )

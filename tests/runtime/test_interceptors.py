@@ -11,7 +11,12 @@ import pytest
 from servicegrid.errors import RemoteError, ServiceError, ValidationError
 from servicegrid.resilience.deadline import current_deadline, remaining
 from servicegrid.runtime import DeadlineInterceptor, ErrorMappingInterceptor, current_request_id
-from servicegrid.runtime.interceptors import split_method, status_code_for
+from servicegrid.runtime.interceptors import (
+    InterceptorChain,
+    chained,
+    split_method,
+    status_code_for,
+)
 from servicegrid.testing import FakeClock
 
 METHOD = "/servicegrid.v1.EmbeddingService/GenerateEmbeddings"
@@ -31,6 +36,9 @@ class StandInContext:
 
     def time_remaining(self) -> float | None:
         return self._time_remaining
+
+    def trailing_metadata(self) -> Sequence[Any]:
+        return ()
 
     async def abort(
         self, code: grpc.StatusCode, details: str = "", trailing_metadata: Sequence[Any] = ()
@@ -112,3 +120,56 @@ async def test_internal_error_without_request_context_still_hides_details() -> N
     with pytest.raises(Aborted) as caught:
         await ErrorMappingInterceptor().handle(METHOD, None, stand_in(None), behavior)
     assert (caught.value.code, caught.value.details) == (grpc.StatusCode.INTERNAL, "internal error")
+
+
+def test_chained_merges_adjacent_unary_interceptors_in_order() -> None:
+    class Passing(grpc.aio.ServerInterceptor):
+        async def intercept_service(self, continuation: Any, details: Any) -> Any:
+            return await continuation(details)
+
+    first, second, third = DeadlineInterceptor(), ErrorMappingInterceptor(), DeadlineInterceptor()
+    other = Passing()
+    merged = chained([first, second, other, third])
+    assert [type(m) for m in merged] == [InterceptorChain, Passing, InterceptorChain]
+    assert merged[0].layers == (first, second)  # type: ignore[attr-defined]
+    assert merged[2].layers == (third,)  # type: ignore[attr-defined]
+    assert chained([]) == []
+
+
+async def test_a_chain_runs_its_layers_outermost_first_and_reuses_the_wrapped_handler() -> None:
+    seen: list[str] = []
+
+    class Named(DeadlineInterceptor):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+        async def handle(self, method: str, request: Any, context: Any, behavior: Any) -> Any:
+            seen.append(f"{self.name}>")
+            result = await behavior(request, context)
+            seen.append(f"<{self.name}")
+            return result
+
+    def servicer(request: str, context: Any) -> str:  # a sync behavior works too
+        seen.append("servicer")
+        return request.upper()
+
+    handler = grpc.unary_unary_rpc_method_handler(servicer)
+
+    async def continuation(details: Any) -> Any:
+        return handler
+
+    chain = InterceptorChain([Named("outer"), Named("inner")])
+    details = Details(METHOD)
+    wrapped = await chain.intercept_service(continuation, details)
+    assert wrapped is not None
+    assert wrapped.unary_unary is not None
+    assert await chain.intercept_service(continuation, details) is wrapped
+    assert await wrapped.unary_unary("hi", stand_in(None)) == "HI"
+    assert seen == ["outer>", "inner>", "servicer", "<inner", "<outer"]
+
+
+class Details(grpc.HandlerCallDetails):
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.invocation_metadata = ()

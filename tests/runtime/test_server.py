@@ -102,7 +102,7 @@ async def test_unexpected_exception_is_internal_and_does_not_leak(
     caplog.set_level(logging.ERROR, logger="servicegrid.runtime")
     call = served.stub.GenerateEmbeddings(embed_request("crash"), timeout=5)
     error = await rpc_error(call)
-    request_id = dict(await call.initial_metadata())["x-request-id"]
+    request_id = dict(await call.trailing_metadata())["x-request-id"]
     assert error.code() == grpc.StatusCode.INTERNAL
     assert request_id in str(error.details())
     assert "boom" not in str(error.details())
@@ -139,7 +139,7 @@ async def test_service_keeps_serving_after_errors(served: Served) -> None:
 async def test_request_id_is_generated_and_echoed(served: Served) -> None:
     call = served.stub.GetHealth(common_pb2.HealthRequest(), timeout=5)
     reply = await call
-    echoed = dict(await call.initial_metadata())["x-request-id"]
+    echoed = dict(await call.trailing_metadata())["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", echoed)
     assert reply.details["request_id"] == echoed
 
@@ -148,7 +148,7 @@ async def test_given_request_id_is_kept(served: Served) -> None:
     metadata = (("x-request-id", "req-42"),)
     call = served.stub.GetHealth(common_pb2.HealthRequest(), metadata=metadata, timeout=5)
     reply = await call
-    assert dict(await call.initial_metadata())["x-request-id"] == "req-42"
+    assert dict(await call.trailing_metadata())["x-request-id"] == "req-42"
     assert reply.details["request_id"] == "req-42"
 
 
@@ -163,7 +163,14 @@ async def test_request_id_is_echoed_on_errors_too(served: Served) -> None:
     metadata = (("x-request-id", "req-err"),)
     call = served.stub.GenerateEmbeddings(embed_request(), metadata=metadata, timeout=5)
     error = await rpc_error(call)
-    assert dict(error.initial_metadata() or ())["x-request-id"] == "req-err"
+    assert dict(error.trailing_metadata() or ())["x-request-id"] == "req-err"
+
+
+async def test_request_id_travels_with_retry_after(served: Served) -> None:
+    metadata = (("x-request-id", "req-busy"),)
+    call = served.stub.GenerateEmbeddings(embed_request("busy"), metadata=metadata, timeout=5)
+    trailers = dict((await rpc_error(call)).trailing_metadata() or ())
+    assert trailers == {"x-request-id": "req-busy", "retry-after": "2.5"}
 
 
 async def test_tenant_and_traceparent_reach_the_servicer(served: Served) -> None:

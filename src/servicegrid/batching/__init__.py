@@ -7,11 +7,11 @@ runtime.
 """
 
 from servicegrid.batching.adapter import ModelAdapter
-from servicegrid.batching.engine import HANDOFF_CAPACITY, RETRY_AFTER, BatchEngine, EngineStats
+from servicegrid.batching.engine import LOOKAHEAD, RETRY_AFTER, BatchEngine, EngineStats
 from servicegrid.batching.waiting import fit_count, padded_cost
 
 __all__ = [
-    "HANDOFF_CAPACITY",
+    "LOOKAHEAD",
     "RETRY_AFTER",
     "BatchEngine",
     "EngineStats",

@@ -2,17 +2,27 @@
 
 .. code-block:: text
 
-    submit() ─► WaitQueue ─► scheduler task ─► preprocess thread ─► hand-off ─► forward thread
-     (loop)     (bounded)     (loop: forms      (adapter.preprocess)   (bounded)   (forward +
-                              one batch when                                       postprocess)
-                              preprocess is free)
+    submit() ─► WaitQueue ─► scheduler task ─► preprocess thread ─► hand-off ─► forward threads
+     (loop)     (bounded)     (loop: forms a      (adapter.preprocess)          (forward +
+                              batch when fewer                                   postprocess,
+                              than LOOKAHEAD wait                                ``forward_workers``
+                              for a forward thread)                              of them)
     each caller's future ◄── loop.call_soon_threadsafe ◄───────────────────────────────┘
 
-A batch is formed only when the preprocess thread is free, so items keep merging
-while the model is busy; the bounded hand-off (:data:`HANDOFF_CAPACITY` prepared
-batches) lets tokenization of batch n+1 overlap the forward pass of batch n and
-is the back-pressure between the two threads. Futures are only ever touched on
-the event loop thread.
+A batch is formed only while fewer than :data:`LOOKAHEAD` formed batches wait
+for a forward thread. With one, batch n+1 is tokenized while batch n runs, so
+the model never waits for preprocessing. While every forward thread is busy the
+next batch is formed just in time: when the first running forward pass is
+expected to end, less the time preprocessing takes (both measured as moving
+averages), or as soon as a full batch is waiting. Items arriving meanwhile
+merge into it, so batches grow with the load instead of being cut early; an
+idle forward thread takes what is there at once. Futures are only ever touched
+on the event loop thread.
+
+Several forward threads suit a CPU: each runs its own batch on a share of the
+cores (see :func:`servicegrid.models.threads_per_worker`), which keeps every
+core busy where one batch split across all of them waits at each parallel
+region for the slowest core.
 """
 
 from __future__ import annotations
@@ -42,13 +52,16 @@ from servicegrid.errors import (
 )
 from servicegrid.resilience.deadline import current_deadline, earliest
 
-__all__ = ["HANDOFF_CAPACITY", "RETRY_AFTER", "BatchEngine", "EngineStats"]
+__all__ = ["LOOKAHEAD", "RETRY_AFTER", "BatchEngine", "EngineStats"]
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
-HANDOFF_CAPACITY = 2
-"""Prepared batches that may wait for the forward thread before preprocessing blocks."""
+LOOKAHEAD = 1
+"""Formed batches that may wait for the forward thread (in preprocess or prepared)."""
+
+SMOOTHING = 0.2
+"""Weight of the newest duration in the moving averages of preprocess and forward time."""
 
 RETRY_AFTER = 0.1
 """Seconds: the ``retry_after`` hint on ResourceExhausted when the queue is full."""
@@ -90,6 +103,7 @@ class _Batch(Generic[ItemT, ResultT]):
     entries: list[Pending[ItemT, ResultT]]
     items: tuple[ItemT, ...]
     prepared: Any = None
+    preprocess_seconds: float = 0.0
 
     def expired(self, now: float) -> bool:
         """True when every item's deadline has passed (deadlines never change: thread-safe)."""
@@ -109,6 +123,11 @@ def _as_exception(exc: BaseException) -> Exception:
     return error
 
 
+def _smoothed(average: float, sample: float) -> float:
+    """The moving average after ``sample``; the first sample starts it."""
+    return sample if average == 0.0 else average + SMOOTHING * (sample - average)
+
+
 def _post(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
     """Run ``callback`` on the loop's thread; a closed loop has nobody left to tell."""
     with contextlib.suppress(RuntimeError):
@@ -124,6 +143,8 @@ class BatchEngine(Generic[ItemT, ResultT]):
     sorted by cost. At most ``max_queue`` items wait; more are refused with
     ResourceExhausted at once. ``batch_wait`` (seconds, default 0: take what is
     there) is how long to wait for a full batch to gather before closing one.
+    ``forward_workers`` threads run ``forward``/``postprocess`` on different
+    batches at once; the adapter must allow that (torch inference does).
     ``start()``/``aclose()`` are a pair; ``async with`` does both.
     """
 
@@ -135,6 +156,7 @@ class BatchEngine(Generic[ItemT, ResultT]):
         max_batch_tokens: int = 16384,
         max_queue: int = 4096,
         batch_wait: float = 0.0,
+        forward_workers: int = 1,
         name: str = "",
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -142,15 +164,20 @@ class BatchEngine(Generic[ItemT, ResultT]):
         self.max_batch_tokens = check_count("max_batch_tokens", max_batch_tokens)
         self.max_queue = check_count("max_queue", max_queue)
         self.batch_wait = check_number("batch_wait", batch_wait)
+        self.forward_workers = check_count("forward_workers", forward_workers)
         self.name = name
         self._adapter = adapter
         self._clock = clock
         self._state = _State.UNOPENED
         self._waiting: WaitQueue[ItemT, ResultT] = WaitQueue(self.max_queue)
         self._to_preprocess: queue.SimpleQueue[_Batch[ItemT, ResultT] | None] = queue.SimpleQueue()
-        self._handoff: queue.Queue[_Batch[ItemT, ResultT] | None] = queue.Queue(HANDOFF_CAPACITY)
+        self._handoff: queue.SimpleQueue[_Batch[ItemT, ResultT] | None] = queue.SimpleQueue()
         self._arrived = asyncio.Event()
-        self._preprocess_idle = asyncio.Event()
+        self._waiting_for_forward = 0
+        self._lookahead_free = asyncio.Event()
+        self._forward_since: dict[_Batch[ItemT, ResultT], float] = {}
+        self._forward_seconds = 0.0
+        self._preprocess_seconds = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
@@ -168,13 +195,13 @@ class BatchEngine(Generic[ItemT, ResultT]):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the scheduler task on the running loop and the two worker threads."""
+        """Start the scheduler task on the running loop and the worker threads."""
         if self._state is not _State.UNOPENED:
             raise RuntimeError(f"{self!r} can only be started once")
         loop = asyncio.get_running_loop()
         prefix = self.name or "batch"
         self._loop = loop
-        self._preprocess_idle.set()
+        self._lookahead_free.set()
         self._threads = [
             threading.Thread(
                 target=self._preprocess_worker,
@@ -182,8 +209,14 @@ class BatchEngine(Generic[ItemT, ResultT]):
                 name=f"{prefix}-preprocess",
                 daemon=True,
             ),
-            threading.Thread(
-                target=self._forward_worker, args=(loop,), name=f"{prefix}-forward", daemon=True
+            *(
+                threading.Thread(
+                    target=self._forward_worker,
+                    args=(loop,),
+                    name=f"{prefix}-forward-{index}",
+                    daemon=True,
+                )
+                for index in range(self.forward_workers)
             ),
         ]
         for thread in self._threads:
@@ -357,11 +390,11 @@ class BatchEngine(Generic[ItemT, ResultT]):
 
     async def _schedule(self) -> None:
         while True:
-            await self._preprocess_idle.wait()
+            await self._lookahead_free.wait()
             while not self._waiting:
                 self._arrived.clear()
                 await self._arrived.wait()
-            await self._linger()
+            await self._gather()
             batch, expired = self._waiting.take(
                 max_items=self.max_batch_size,
                 max_tokens=self.max_batch_tokens,
@@ -369,21 +402,30 @@ class BatchEngine(Generic[ItemT, ResultT]):
             )
             self._expire(expired, "before the item reached the model")
             if batch:
-                self._preprocess_idle.clear()
+                self._waiting_for_forward += 1
+                if self._waiting_for_forward >= LOOKAHEAD:
+                    self._lookahead_free.clear()
                 self._in_flight += 1
                 self._total_batches += 1
                 self._total_items += len(batch)
                 self._to_preprocess.put(_Batch(batch, tuple(e.item for e in batch)))
 
-    async def _linger(self) -> None:
-        """Wait up to ``batch_wait`` seconds for a full batch to gather."""
-        if self.batch_wait <= 0:
-            return
-        until = self._clock.now() + self.batch_wait
+    async def _gather(self) -> None:
+        """Let a fuller batch gather while that costs nothing, until a full one is waiting.
+
+        That is ``batch_wait`` seconds, and while the model is busy, until its
+        forward pass is expected to end less the time preprocessing takes.
+        Arrivals and the end of a forward pass wake this to look again.
+        """
+        linger_until = self._clock.now() + self.batch_wait
         ready = functools.partial(
             self._waiting.ready, max_items=self.max_batch_size, max_tokens=self.max_batch_tokens
         )
         while self._waiting and not ready():
+            until = linger_until
+            if len(self._forward_since) >= self.forward_workers:
+                first_end = min(self._forward_since.values()) + self._forward_seconds
+                until = max(until, first_end - self._preprocess_seconds)
             left = until - self._clock.now()
             if left <= 0:
                 return
@@ -403,6 +445,21 @@ class BatchEngine(Generic[ItemT, ResultT]):
                 )
 
     # -- results (event loop thread, posted by the workers) --------------------------------
+
+    def _left_lookahead(self) -> None:
+        """A formed batch reached the forward thread, or failed before it: room for another."""
+        self._waiting_for_forward -= 1
+        self._lookahead_free.set()
+
+    def _forward_began(self, batch: _Batch[ItemT, ResultT], at: float) -> None:
+        self._left_lookahead()
+        self._forward_since[batch] = at
+        self._preprocess_seconds = _smoothed(self._preprocess_seconds, batch.preprocess_seconds)
+
+    def _forward_ended(self, batch: _Batch[ItemT, ResultT], seconds: float) -> None:
+        del self._forward_since[batch]
+        self._forward_seconds = _smoothed(self._forward_seconds, seconds)
+        self._arrived.set()  # a gathering batch is needed now
 
     def _deliver(self, batch: _Batch[ItemT, ResultT], results: list[ResultT]) -> None:
         self._in_flight -= 1
@@ -425,21 +482,27 @@ class BatchEngine(Generic[ItemT, ResultT]):
 
     def _preprocess_worker(self, loop: asyncio.AbstractEventLoop) -> None:
         while (batch := self._to_preprocess.get()) is not None:
+            started = self._clock.now()
             try:
                 batch.prepared = self._adapter.preprocess(batch.items)
+                batch.preprocess_seconds = self._clock.now() - started
             except BaseException as exc:
                 _post(loop, functools.partial(self._fail, batch, _as_exception(exc)))
+                _post(loop, self._left_lookahead)
             else:
-                self._handoff.put(batch)  # blocks while the forward thread is behind
-            _post(loop, self._preprocess_idle.set)
-        self._handoff.put(None)
+                self._handoff.put(batch)
+        for _ in range(self.forward_workers):
+            self._handoff.put(None)
 
     def _forward_worker(self, loop: asyncio.AbstractEventLoop) -> None:
         while (batch := self._handoff.get()) is not None:
-            if batch.expired(self._clock.now()):
+            started = self._clock.now()
+            if batch.expired(started):
                 batch.prepared = None
+                _post(loop, self._left_lookahead)
                 _post(loop, functools.partial(self._skip, batch))
                 continue
+            _post(loop, functools.partial(self._forward_began, batch, started))
             try:
                 raw = self._adapter.forward(batch.prepared)
                 batch.prepared = None  # free the prepared inputs before postprocess
@@ -455,3 +518,5 @@ class BatchEngine(Generic[ItemT, ResultT]):
                 _post(loop, functools.partial(self._fail, batch, _as_exception(exc)))
             else:
                 _post(loop, functools.partial(self._deliver, batch, results))
+            ended = functools.partial(self._forward_ended, batch, self._clock.now() - started)
+            _post(loop, ended)

@@ -9,6 +9,7 @@ stages :class:`servicegrid.batching.BatchEngine` overlaps.
 from servicegrid.models.embedder import Embedding, EmbedItem, SentenceTransformerEmbedder
 from servicegrid.models.packaged import MINILM_NAME, packaged_model_path, resolve_model_path
 from servicegrid.models.reranker import BiEncoderReranker, CrossEncoderReranker, RerankItem
+from servicegrid.models.threads import forward_workers_for, set_cpu_threads, usable_cores
 
 __all__ = [
     "MINILM_NAME",
@@ -18,6 +19,9 @@ __all__ = [
     "Embedding",
     "RerankItem",
     "SentenceTransformerEmbedder",
+    "forward_workers_for",
     "packaged_model_path",
     "resolve_model_path",
+    "set_cpu_threads",
+    "usable_cores",
 ]

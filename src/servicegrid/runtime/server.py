@@ -26,7 +26,7 @@ from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 from prometheus_client import CollectorRegistry
 
 from servicegrid.runtime.decoding import guarded
-from servicegrid.runtime.interceptors import default_interceptors
+from servicegrid.runtime.interceptors import chained, default_interceptors
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -167,7 +167,7 @@ async def create_server(
         ("grpc.so_reuseport", 0),
     ]
     stack = default_interceptors(registry=registry) if interceptors is None else interceptors
-    server = grpc.aio.server(interceptors=list(stack), options=options)
+    server = grpc.aio.server(interceptors=chained(stack), options=options)
     for registration in services:
         guarded(registration.add_to_server, registration.servicer, server)
     health_handle = await HealthServicerHandle.create(names)

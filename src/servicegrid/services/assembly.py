@@ -13,13 +13,30 @@ from servicegrid.runtime import RunningServer, ServiceRegistration, create_serve
 from servicegrid.services.validation import Limits
 from servicegrid.settings import Settings
 
-__all__ = ["bind", "limits_from", "start_engine"]
+__all__ = ["bind", "forward_workers", "limits_from", "start_engine"]
 
 _MIB = 1024 * 1024
 
 
+def forward_workers(settings: Settings, device: str) -> int:
+    """Forward workers per engine on ``device`` (SERVICEGRID_FORWARD_WORKERS, else automatic).
+
+    On CPU this also shares the cores out between them (torch threads, process-wide).
+    """
+    from servicegrid.models import forward_workers_for, set_cpu_threads
+
+    workers = forward_workers_for(device, settings.forward_workers)
+    if device == "cpu":
+        set_cpu_threads(workers)
+    return workers
+
+
 async def start_engine(
-    adapter: ModelAdapter[Any, Any, Any, Any], settings: Settings, *, name: str
+    adapter: ModelAdapter[Any, Any, Any, Any],
+    settings: Settings,
+    *,
+    name: str,
+    forward_workers: int = 1,
 ) -> BatchEngine[Any, Any]:
     """A started batching engine for ``adapter`` with the configured batch and queue bounds."""
     engine: BatchEngine[Any, Any] = BatchEngine(
@@ -27,6 +44,7 @@ async def start_engine(
         max_batch_size=settings.max_batch_size,
         max_batch_tokens=settings.max_batch_tokens,
         max_queue=settings.max_queue,
+        forward_workers=forward_workers,
         name=name,
     )
     await engine.start()

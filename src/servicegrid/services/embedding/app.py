@@ -16,7 +16,7 @@ from servicegrid.runtime import (
     resolve_device,
     serve,
 )
-from servicegrid.services.assembly import bind, limits_from, start_engine
+from servicegrid.services.assembly import bind, forward_workers, limits_from, start_engine
 from servicegrid.services.embedding.cache import LRUCache
 from servicegrid.services.embedding.servicer import EmbeddingModel, EmbeddingServicer
 from servicegrid.settings import Settings
@@ -51,6 +51,7 @@ async def build_embedding_service(
     asked for is not there, and FileNotFoundError for a model that is not.
     """
     device = resolve_device(settings.device)
+    workers = forward_workers(settings, device)
     wanted = {settings.embedding_model: settings.embedding_model, **settings.embedding_models}
     models: dict[str, EmbeddingModel] = {}
     try:
@@ -64,7 +65,9 @@ async def build_embedding_service(
                 device=device,
                 description=_describe(name, device),
             )
-            engine = await start_engine(embedder, settings, name=f"embedding:{name}")
+            engine = await start_engine(
+                embedder, settings, forward_workers=workers, name=f"embedding:{name}"
+            )
             models[name] = EmbeddingModel(embedder, engine)
         servicer = EmbeddingServicer(
             models,

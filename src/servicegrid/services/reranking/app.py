@@ -29,7 +29,7 @@ from servicegrid.runtime import (
     resolve_device,
     serve,
 )
-from servicegrid.services.assembly import bind, limits_from, start_engine
+from servicegrid.services.assembly import bind, forward_workers, limits_from, start_engine
 from servicegrid.services.reranking.servicer import (
     Reranker,
     RerankingModel,
@@ -67,12 +67,15 @@ async def build_reranking_service(
     asked for is not there, and FileNotFoundError for a model that is not.
     """
     device = resolve_device(settings.device)
+    workers = forward_workers(settings, device)
     wanted = {settings.reranking_model: settings.reranking_model, **settings.reranking_models}
     models: dict[str, RerankingModel] = {}
     try:
         for name, location in wanted.items():
             reranker = await _load(name, resolve_model_path(location), device)
-            engine = await start_engine(reranker, settings, name=f"reranking:{name}")
+            engine = await start_engine(
+                reranker, settings, forward_workers=workers, name=f"reranking:{name}"
+            )
             models[name] = RerankingModel(reranker, engine)
         servicer = RerankingServicer(
             models,

@@ -17,6 +17,7 @@ from servicegrid.models import (  # noqa: E402
     SentenceTransformerEmbedder,
     resolve_model_path,
 )
+from tests.support.tiny_models import build_tiny_cross_encoder  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,20 +29,4 @@ def minilm() -> SentenceTransformerEmbedder:
 @pytest.fixture(scope="session")
 def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised two-layer BERT cross-encoder with MiniLM's vocabulary, on disk."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("tiny-cross-encoder")
-    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_path(MINILM_NAME)))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=1,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"))

@@ -25,7 +25,7 @@ from sentence_transformers import CrossEncoder  # noqa: E402
 
 from servicegrid.clients import RerankingClient  # noqa: E402
 from servicegrid.errors import ServiceError, ValidationError  # noqa: E402
-from servicegrid.models import MINILM_NAME, BiEncoderReranker, resolve_model_path  # noqa: E402
+from servicegrid.models import MINILM_NAME, BiEncoderReranker  # noqa: E402
 from servicegrid.proto import (  # noqa: E402
     common_pb2,
     reranking_service_pb2,
@@ -33,6 +33,7 @@ from servicegrid.proto import (  # noqa: E402
 )
 from servicegrid.services.reranking.app import RerankingApp, build_reranking_service  # noqa: E402
 from servicegrid.settings import load_settings  # noqa: E402
+from tests.support.tiny_models import build_tiny_cross_encoder  # noqa: E402
 
 _pb = reranking_service_pb2
 SERVICE = "servicegrid.v1.RerankingService"
@@ -57,32 +58,11 @@ CROSS_DOCUMENTS = [
 ]
 
 
-def build_tiny_cross_encoder(folder: Path) -> Path:
-    """A randomly initialised two-layer BERT cross-encoder with MiniLM's vocabulary, on disk
-    (as tests/models/conftest.py builds it, with a wider initialisation)."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_path(MINILM_NAME)))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=1,
-        max_position_embeddings=128,
-        # wider than BERT's 0.02, so the random scores spread out and their order is clear
-        initializer_range=0.5,
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"))
+    # a wide initialisation, so the random scores spread out and their order is clear
+    folder = tmp_path_factory.mktemp("tiny-cross-encoder")
+    return build_tiny_cross_encoder(folder, initializer_range=0.5)
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

@@ -16,13 +16,12 @@ from typing import Literal
 
 import grpc
 import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from servicegrid import errors
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.resilience import CircuitBreaker
 from servicegrid.settings import Settings
-from servicegrid.transports.grpc import map_grpc_errors
+from servicegrid.transports.grpc import health_status
 from servicegrid.transports.http import map_httpx_errors
 
 __all__ = [
@@ -88,13 +87,8 @@ async def check_grpc(target: str, time_limit: float) -> None:
     ``time_limit`` (seconds) goes out as the call's gRPC deadline.
     """
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        with map_grpc_errors(None, "grpc.health.v1.Health/Check"):
-            response = await stub.Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=time_limit
-            )
-    if response.status != health_pb2.HealthCheckResponse.SERVING:
-        status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        status = await health_status(channel, time_limit=time_limit)
+    if status != "SERVING":
         raise errors.ServiceUnavailableError(f"health status is {status}")
 
 

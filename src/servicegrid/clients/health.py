@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from servicegrid._validate import check_number
 from servicegrid.clock import SYSTEM_CLOCK, Clock
@@ -31,12 +30,10 @@ from servicegrid.transports.grpc import (
     ChannelOption,
     channel_credentials,
     create_channel,
-    map_grpc_errors,
+    health_status,
 )
 
 __all__ = ["HealthChecker", "HealthStatus"]
-
-_CHECK = "grpc.health.v1.Health/Check"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,16 +137,12 @@ class HealthChecker:
                 service_url, credentials=self._credentials, options=self._channel_options
             )
             async with channel:
-                stub = health_pb2_grpc.HealthStub(channel)
-                with map_grpc_errors(service_name, _CHECK):
-                    response = await stub.Check(
-                        health_pb2.HealthCheckRequest(service=self.health_service),
-                        timeout=self.timeout,
-                    )
+                serving = await health_status(
+                    channel, service=self.health_service, time_limit=self.timeout, name=service_name
+                )
         except Exception as error:
             elapsed = 1000 * (self._clock.now() - started)
             return self._unhealthy(service_name, service_url, elapsed, error)
-        serving = str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
         return HealthStatus(
             service_name=service_name,
             status="healthy" if serving == "SERVING" else "unhealthy",

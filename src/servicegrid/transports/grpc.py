@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import grpc
 import grpc.aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from servicegrid.errors import ServiceError, error_for_grpc_code
 from servicegrid.trace_context import (
@@ -36,6 +37,7 @@ __all__ = [
     "check_metadata_value",
     "create_channel",
     "error_from_rpc",
+    "health_status",
     "map_grpc_errors",
 ]
 
@@ -63,6 +65,25 @@ DEFAULT_CHANNEL_OPTIONS: Final[tuple[ChannelOption, ...]] = (
 _RETRY_AFTER: Final = "retry-after"
 _PUSHBACK_MS: Final = "grpc-retry-pushback-ms"
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]+")
+
+
+# ---- health ------------------------------------------------------------------------
+
+
+async def health_status(
+    channel: grpc.aio.Channel, *, service: str = "", time_limit: float, name: str | None = None
+) -> str:
+    """``grpc.health.v1.Health/Check`` for ``service`` (``""``: the server): the status name.
+
+    ``"SERVING"``, ``"NOT_SERVING"``, ...; ``time_limit`` (seconds) goes out as
+    the call's gRPC deadline. A failed call raises its typed error, naming
+    ``name`` as the service.
+    """
+    with map_grpc_errors(name, "grpc.health.v1.Health/Check"):
+        response = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=time_limit
+        )
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
 
 # ---- errors ------------------------------------------------------------------------

@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test check lint format typecheck bench clean install protos
+.PHONY: up test check lint format typecheck bench bench-embedding clean install protos
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -41,9 +41,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench examples tools
 	$(BIN)/ruff format src tests bench examples tools
 
-## bench: run every benchmark and print its table
+## bench: run the resilience and HTTP benchmarks and print their tables
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+## bench-embedding: the embedding service vs in-process encode and vs Infinity (minutes)
+bench-embedding: $(STAMP)
+	$(BIN)/python bench/bench_embedding.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -6,6 +6,7 @@ import asyncio
 import math
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,14 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import CollectorRegistry
 
 from servicegrid.clients import EmbeddingClient, ServiceClientConfig
-from servicegrid.errors import ResourceExhausted, ServiceError, ValidationError
+from servicegrid.errors import (
+    DeadlineExceeded,
+    InternalError,
+    ResourceExhausted,
+    ServiceError,
+    ServiceTimeoutError,
+    ValidationError,
+)
 from servicegrid.models import MINILM_NAME
 from servicegrid.proto import embedding_service_pb2
 from servicegrid.services.embedding.app import EmbeddingApp, build_embedding_service
@@ -215,6 +223,46 @@ async def test_undecodable_bytes_are_refused_and_the_service_survives(app: Embed
         service_url=f"127.0.0.1:{app.running.port}", registry=None
     ) as client:
         assert len((await client.generate_embeddings(texts=["still fine"])).embeddings) == 1
+
+
+async def test_a_model_failure_fails_only_its_batch_and_the_next_calls_succeed(
+    app: EmbeddingApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = app.servicer.models[MINILM_NAME]
+    forward = model.embedder.forward
+
+    # the first word piece of "giraffe", in no other text of this module
+    marker = model.embedder.model.tokenizer("giraffe", add_special_tokens=False)["input_ids"][0]
+
+    def poisoned(prepared: dict[str, Any]) -> Any:
+        if bool((prepared["input_ids"] == marker).any()):
+            raise RuntimeError("injected model failure")
+        return forward(prepared)
+
+    poison = "a giraffe in the batch makes the model fail"
+    failed_before = model.engine.stats().failed_batches
+    monkeypatch.setattr(model.embedder, "forward", poisoned)
+    config = ServiceClientConfig(service_url=f"127.0.0.1:{app.running.port}", retry_attempts=1)
+    async with EmbeddingClient(config=config, registry=None) as client:
+        with pytest.raises(InternalError) as failure:
+            await client.generate_embeddings(texts=[poison])
+        assert "injected" not in str(failure.value)  # internals stay on the server
+        answered = await asyncio.gather(
+            *(client.generate_embeddings(texts=[f"{t} again"]) for t in TEXTS)
+        )
+    assert [len(r.embeddings) for r in answered] == [1, 1, 1]
+    assert model.engine.stats().failed_batches == failed_before + 1
+
+
+async def test_a_passed_timeout_is_deadline_exceeded(app: EmbeddingApp) -> None:
+    config = ServiceClientConfig(service_url=f"127.0.0.1:{app.running.port}", retry_attempts=1)
+    async with EmbeddingClient(config=config, registry=None) as client:
+        with pytest.raises((DeadlineExceeded, ServiceTimeoutError)):
+            await client.generate_embeddings(
+                texts=["too late"],
+                config=embedding_service_pb2.EmbeddingConfig(timeout_seconds=1e-9),
+            )
+        assert len((await client.generate_embeddings(texts=["in time"])).embeddings) == 1
 
 
 async def test_a_full_queue_answers_resource_exhausted() -> None:

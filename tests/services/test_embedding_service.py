@@ -158,6 +158,7 @@ async def test_health_and_reflection_answer(app: EmbeddingApp) -> None:
         ([""], None, "", "texts[0]"),
         (["ok", "   "], None, "", "texts[1]"),
         (["x"] * 1_001, None, "", "texts"),
+        (["x"] * 100_000, None, "", "texts"),
         (["x" * 10_000_000], None, "", "texts[0]"),
         (["ok"], None, "no-such-model", "model_name"),
         (["ok"], {"batch_size": 0}, "", "config.batch_size"),

@@ -248,6 +248,7 @@ BAD_INPUT: list[tuple[str, list[str], dict[str, Any] | None, str]] = [
     (QUERY, ["ok"], {"timeout_seconds": 0.0}, "config.timeout_seconds"),
     (QUERY, ["x" * 10_000_000], None, "documents[0]"),
     (QUERY, ["x"] * (MAX_ITEMS + 1), None, "documents"),
+    (QUERY, ["x"] * 100_000, None, "documents"),
 ]
 
 

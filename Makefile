@@ -13,14 +13,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, exactly this CPU build: anything else pulls a multi-GB CUDA wheel
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -e '.[dev,models]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,models,documents,gpu]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-## up: set up and run the main job: the model services on this machine (CPU), with live status
+## up: set up and run the main job: the model services on this machine (CPU, and the
+## GPU service on the NVML stand-in unless told otherwise), with live status
 up: $(STAMP)
-	SERVICEGRID_DEVICE=$${SERVICEGRID_DEVICE:-cpu} $(BIN)/servicegrid up
+	SERVICEGRID_DEVICE=$${SERVICEGRID_DEVICE:-cpu} SERVICEGRID_NVML=$${SERVICEGRID_NVML:-standin} \
+		$(BIN)/servicegrid up
 
 ## test: set up and run the whole test suite
 test: $(STAMP)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from tests.support.faulty_server import FaultyServer
 
@@ -34,6 +36,7 @@ def run_example(name: str, server_url: str, *args: str) -> subprocess.CompletedP
 
 def test_every_example_is_covered() -> None:
     assert {p.name for p in EXAMPLES} == {
+        "seed000_gpu_client.py",
         "seed001_quick_start.py",
         "seed001_patterns.py",
         "seed001_status_endpoint.py",
@@ -82,3 +85,43 @@ def test_enhanced_http_client(server: FaultyServer) -> None:
     assert "response: 200 {'ok': True, 'path': '/api/endpoint'" in done.stdout
     assert "Error rate: 0.0" in done.stdout
     assert "Circuit breaker: closed" in done.stdout
+
+
+async def run_example_async(name: str, **env: str) -> tuple[int, str, str]:
+    """Run an example while this test's event loop keeps serving an in-process gRPC service."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "examples" / name),
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    return int(process.returncode or 0), stdout.decode(), stderr.decode()
+
+
+async def test_gpu_client_against_the_gpu_service_on_the_nvml_standin(tmp_path: Path) -> None:
+    from servicegrid.gpu import NvmlStandIn
+    from servicegrid.services.gpu.app import build_gpu_service
+    from servicegrid.settings import load_settings
+
+    app = await build_gpu_service(
+        load_settings(gpu_lease_db=str(tmp_path / "leases.sqlite3")),
+        address="127.0.0.1:0",
+        registry=CollectorRegistry(),
+        library=NvmlStandIn(),
+    )
+    await app.running.server.start()
+    try:
+        code, stdout, stderr = await run_example_async(
+            "seed000_gpu_client.py", GPU_SERVICE_URL=f"127.0.0.1:{app.running.port}"
+        )
+    finally:
+        await app.running.server.stop(1.0)
+        await app.aclose()
+    assert code == 0, stderr
+    assert "Available GPUs: 2" in stdout
+    assert "GPU 0: 0/24576 MB" in stdout
+    assert "Device 1: GPU 1 (NVML stand-in) (24576 MB)" in stdout
+    assert "Allocation ID: " in stdout
+    assert "Deallocation successful: True" in stdout

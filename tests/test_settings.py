@@ -50,6 +50,7 @@ def test_defaults_match_the_seeds() -> None:
     assert s.http_services == {}
     assert (s.log_level, s.health_interval, s.status_timeout) == ("INFO", 10.0, 2.0)
     assert s.forward_workers is None  # automatic: see servicegrid.models.forward_workers_for
+    assert (s.nvml, s.gpu_tenants, s.gpu_default_quota_mb) == ("nvml", [], None)
 
 
 @pytest.mark.parametrize(
@@ -79,6 +80,17 @@ def test_defaults_match_the_seeds() -> None:
         ("SERVICEGRID_HEALTH_INTERVAL", "2.5", "health_interval", 2.5),
         ("SERVICEGRID_STATUS_TIMEOUT", "0.5", "status_timeout", 0.5),
         ("SERVICEGRID_FORWARD_WORKERS", "3", "forward_workers", 3),
+        ("SERVICEGRID_NVML", "standin", "nvml", "standin"),
+        ("SERVICEGRID_GPU_TENANTS", '["acme", "globex"]', "gpu_tenants", ["acme", "globex"]),
+        (
+            "SERVICEGRID_GPU_TENANT_QUOTAS_MB",
+            '{"acme": 4096}',
+            "gpu_tenant_quotas_mb",
+            {"acme": 4096},
+        ),
+        ("SERVICEGRID_GPU_DEFAULT_QUOTA_MB", "2048", "gpu_default_quota_mb", 2048),
+        ("SERVICEGRID_GPU_LEASE_SECONDS", "60", "gpu_lease_seconds", 60.0),
+        ("SERVICEGRID_GPU_LEASE_DB", "/var/lib/leases.db", "gpu_lease_db", "/var/lib/leases.db"),
     ],
 )
 def test_each_seed_variable_is_honoured(
@@ -202,6 +214,8 @@ def test_timeout_error_message_names_the_variable(monkeypatch: pytest.MonkeyPatc
         ("SERVICEGRID_HEALTH_INTERVAL", "0"),
         ("SERVICEGRID_STATUS_TIMEOUT", "soon"),
         ("SERVICEGRID_FORWARD_WORKERS", "0"),
+        ("SERVICEGRID_NVML", "cuda"),
+        ("SERVICEGRID_GPU_LEASE_SECONDS", "0"),
     ],
 )
 def test_invalid_values_name_the_variable(
@@ -214,6 +228,23 @@ def test_invalid_values_name_the_variable(
     assert message.startswith(f"{env_var}: ")
     assert repr(raw) in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("env_var", "raw", "expected"),
+    [
+        ("SERVICEGRID_GPU_TENANT_QUOTAS_MB", '{"acme": 0}', "[acme]: Input should be greater"),
+        ("SERVICEGRID_NVML_STANDIN_DEVICES", '[{"name": "x"}]', "[0].memory_mb: Field required"),
+        ("SERVICEGRID_GPU_TENANTS", "acme", "not valid JSON"),
+    ],
+)
+def test_a_bad_json_value_names_the_place_inside_it(
+    monkeypatch: pytest.MonkeyPatch, env_var: str, raw: str, expected: str
+) -> None:
+    monkeypatch.setenv(env_var, raw)
+    with pytest.raises(ConfigurationError) as info:
+        load_settings()
+    assert str(info.value).startswith(f"{env_var}: {expected}")
 
 
 def test_one_line_per_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,10 +22,10 @@ import ipaddress
 import logging
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -149,6 +149,16 @@ Count = Annotated[int, Field(ge=1)]
 Device = Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")]
 _MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 Seconds = Annotated[float, Field(gt=0)]
+
+
+class StandInDeviceSpec(BaseModel):
+    """One fake device of the NVML stand-in (``SERVICEGRID_NVML_STANDIN_DEVICES``, JSON list)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    memory_mb: Count
+    compute_capability: str = Field("8.9", pattern=r"^[0-9]+\.[0-9]+$")
 
 
 # -- HTTP service discovery --------------------------------------------------
@@ -279,6 +289,27 @@ class Settings(BaseSettings):
     max_message_mb: Count = Field(64, validation_alias="SERVICEGRID_MAX_MESSAGE_MB")
     shutdown_grace: Seconds = Field(10.0, validation_alias="SERVICEGRID_SHUTDOWN_GRACE")
 
+    # GPU management: where NVML comes from, and the tenant leases
+    nvml: Literal["nvml", "standin"] = Field("nvml", validation_alias="SERVICEGRID_NVML")
+    nvml_standin_devices: list[StandInDeviceSpec] = Field(
+        default_factory=list, validation_alias="SERVICEGRID_NVML_STANDIN_DEVICES"
+    )
+    gpu_lease_db: str = Field(
+        ".servicegrid/gpu-leases.sqlite3", validation_alias="SERVICEGRID_GPU_LEASE_DB"
+    )
+    gpu_lease_seconds: Seconds = Field(3600.0, validation_alias="SERVICEGRID_GPU_LEASE_SECONDS")
+    gpu_max_lease_seconds: Seconds = Field(
+        86_400.0, validation_alias="SERVICEGRID_GPU_MAX_LEASE_SECONDS"
+    )
+    gpu_sweep_interval: Seconds = Field(30.0, validation_alias="SERVICEGRID_GPU_SWEEP_INTERVAL")
+    gpu_tenants: list[str] = Field(default_factory=list, validation_alias="SERVICEGRID_GPU_TENANTS")
+    gpu_tenant_quotas_mb: dict[str, Count] = Field(
+        default_factory=dict, validation_alias="SERVICEGRID_GPU_TENANT_QUOTAS_MB"
+    )
+    gpu_default_quota_mb: Count | None = Field(
+        None, validation_alias="SERVICEGRID_GPU_DEFAULT_QUOTA_MB"
+    )
+
     @field_validator("retry_max_delay")
     @classmethod
     def _max_delay_not_below_base(cls, value: float, info: ValidationInfo) -> float:
@@ -340,16 +371,37 @@ def _env_var_for(loc: tuple[int | str, ...]) -> str:
     return head.upper()
 
 
+def _inner_path(loc: tuple[int | str, ...]) -> str:
+    """Where inside a JSON value the problem is: ``[0].memory_mb``, ``[acme]``."""
+    if not loc or str(loc[0]) == "http_services":
+        return ""
+    return "".join(
+        f".{part}" if isinstance(part, str) and i else f"[{part}]" for i, part in enumerate(loc[1:])
+    )
+
+
 def _format_errors(exc: PydanticValidationError) -> str:
     problems: dict[str, list[str]] = {}
     for error in exc.errors(include_url=False):
         message = error["msg"].removeprefix("Value error, ")
         if "input" in error and error["type"] != "missing":
             message = f"{message} (got {error['input']!r})"
+        if path := _inner_path(error["loc"]):
+            message = f"{path}: {message}"
         reasons = problems.setdefault(_env_var_for(error["loc"]), [])
         if message not in reasons:
             reasons.append(message)
     return "\n".join(f"{var}: {'; '.join(reasons)}" for var, reasons in problems.items())
+
+
+def _unparsable(exc: SettingsError) -> str:
+    """pydantic-settings names the field of a value that is not JSON; name its variable."""
+    match = re.search(r'field "(\w+)"', str(exc))
+    field_info = Settings.model_fields.get(match[1]) if match else None
+    alias = field_info.validation_alias if field_info is not None else None
+    if not isinstance(alias, str):
+        return str(exc)
+    return f"{alias}: not valid JSON ({exc.__cause__ or exc})"
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -362,4 +414,4 @@ def load_settings(**overrides: Any) -> Settings:
     except PydanticValidationError as exc:
         raise ConfigurationError(_format_errors(exc)) from exc
     except SettingsError as exc:
-        raise ConfigurationError(str(exc)) from exc
+        raise ConfigurationError(_unparsable(exc)) from exc

@@ -58,6 +58,40 @@ def test_a_gpu_service_without_a_gpu_fails_fast_and_says_why() -> None:
     assert "SERVICEGRID_DEVICE=cpu" in stderr
 
 
+def test_the_gpu_service_without_a_gpu_fails_fast_and_says_why(tmp_path: Path) -> None:
+    process = servicegrid(
+        "serve",
+        "gpu",
+        "--port",
+        str(free_port()),
+        SERVICEGRID_GPU_LEASE_DB=str(tmp_path / "leases.sqlite3"),
+    )
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert "the GPU service needs" in stderr
+
+
+async def test_the_gpu_service_on_the_nvml_standin_serves_and_says_so(tmp_path: Path) -> None:
+    port = free_port()
+    process = servicegrid(
+        "serve",
+        "gpu",
+        "--port",
+        str(port),
+        SERVICEGRID_NVML="standin",
+        SERVICEGRID_GPU_LEASE_DB=str(tmp_path / "leases.sqlite3"),
+    )
+    try:
+        await wait_serving(port)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "NVML stand-in" in stderr
+
+
 @pytest.mark.parametrize("name", ["embedding", "reranking"])
 async def test_sigterm_drains_and_exits_zero(name: str) -> None:
     port = free_port()
@@ -73,12 +107,18 @@ async def test_sigterm_drains_and_exits_zero(name: str) -> None:
     assert "running on CPU" in stderr
 
 
-def test_up_once_starts_both_model_services_and_reports_them_healthy() -> None:
-    ports = {"EMBEDDING_SERVICE_URL": free_port(), "RERANKING_SERVICE_URL": free_port()}
+def test_up_once_starts_every_local_service_and_reports_them_healthy(tmp_path: Path) -> None:
+    ports = {
+        "GPU_SERVICE_URL": free_port(),
+        "EMBEDDING_SERVICE_URL": free_port(),
+        "RERANKING_SERVICE_URL": free_port(),
+    }
     process = servicegrid(
         "up",
         "--once",
         SERVICEGRID_DEVICE="cpu",
+        SERVICEGRID_NVML="standin",
+        SERVICEGRID_GPU_LEASE_DB=str(tmp_path / "leases.sqlite3"),
         **{name: f"localhost:{port}" for name, port in ports.items()},
     )
     stdout, stderr = process.communicate(timeout=300)
@@ -88,3 +128,5 @@ def test_up_once_starts_both_model_services_and_reports_them_healthy() -> None:
     assert "unhealthy" not in rows["embedding"]
     assert "healthy" in rows["reranking"]
     assert "unhealthy" not in rows["reranking"]
+    assert "healthy" in rows["gpu-management"]
+    assert "unhealthy" not in rows["gpu-management"]

@@ -20,16 +20,22 @@ _log = logging.getLogger("servicegrid.cli")
 class LocalService(enum.StrEnum):
     """The model services this version can run."""
 
+    GPU = "gpu"
     EMBEDDING = "embedding"
     RERANKING = "reranking"
 
 
-DEFAULT_PORTS = {LocalService.EMBEDDING: 50052, LocalService.RERANKING: 50053}
+DEFAULT_PORTS = {
+    LocalService.GPU: 50051,
+    LocalService.EMBEDDING: 50052,
+    LocalService.RERANKING: 50053,
+}
 
 
 def port_for(service: LocalService, settings: Settings) -> int:
     """The port in the service's ``*_SERVICE_URL`` when it has one, else its default."""
     target = {
+        LocalService.GPU: settings.gpu_service_url,
         LocalService.EMBEDDING: settings.embedding_service_url,
         LocalService.RERANKING: settings.reranking_service_url,
     }[service]
@@ -42,7 +48,9 @@ def serve_service(service: LocalService, settings: Settings, *, host: str, port:
     console = Console(stderr=True)
     try:
         # imported here: these pull in torch, which `servicegrid status` never needs
-        if service is LocalService.EMBEDDING:
+        if service is LocalService.GPU:
+            from servicegrid.services.gpu.app import run_gpu_service as run
+        elif service is LocalService.EMBEDDING:
             from servicegrid.services.embedding.app import run_embedding_service as run
         else:
             from servicegrid.services.reranking.app import run_reranking_service as run

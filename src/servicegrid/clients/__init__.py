@@ -11,8 +11,10 @@ from servicegrid.clients.enhanced import (
 from servicegrid.clients.factory import (
     ServiceClientFactory,
     create_embedding_client,
+    create_gpu_client,
     create_reranking_client,
 )
+from servicegrid.clients.gpu import GPUClient
 from servicegrid.clients.grpc_base import BaseServiceClient, GrpcServiceClient, ServiceClientConfig
 from servicegrid.clients.health import HealthChecker, HealthStatus
 from servicegrid.clients.reranking import RerankingClient
@@ -27,6 +29,7 @@ __all__ = [
     "ConnectionPoolConfig",
     "EmbeddingClient",
     "EnhancedHTTPClient",
+    "GPUClient",
     "GrpcServiceClient",
     "HealthChecker",
     "HealthStatus",
@@ -38,5 +41,6 @@ __all__ = [
     "ServiceResponse",
     "TimeoutConfig",
     "create_embedding_client",
+    "create_gpu_client",
     "create_reranking_client",
 ]

@@ -8,8 +8,8 @@
 
 The whole config is used (retry, breaker, TLS, tenant), not only the URL and
 timeout. Keyword ``options`` go to the client's constructor (``clock=``,
-``registry=``, ``channel_options=``, ...). The GPU and Docling VLM clients do
-not exist yet, so neither do their factory functions.
+``registry=``, ``channel_options=``, ...). The Docling VLM client does not
+exist yet, so neither does its factory function.
 """
 
 from __future__ import annotations
@@ -17,10 +17,21 @@ from __future__ import annotations
 from typing import Any
 
 from servicegrid.clients.embedding import EmbeddingClient
+from servicegrid.clients.gpu import GPUClient
 from servicegrid.clients.grpc_base import ServiceClientConfig
 from servicegrid.clients.reranking import RerankingClient
 
-__all__ = ["ServiceClientFactory", "create_embedding_client", "create_reranking_client"]
+__all__ = [
+    "ServiceClientFactory",
+    "create_embedding_client",
+    "create_gpu_client",
+    "create_reranking_client",
+]
+
+
+def create_gpu_client(config: ServiceClientConfig, **options: Any) -> GPUClient:
+    """A GPU management client for ``config``."""
+    return GPUClient(config=config, **options)
 
 
 def create_embedding_client(config: ServiceClientConfig, **options: Any) -> EmbeddingClient:
@@ -36,5 +47,6 @@ def create_reranking_client(config: ServiceClientConfig, **options: Any) -> Rera
 class ServiceClientFactory:
     """Seed 000's name for the functions in this module."""
 
+    create_gpu_client = staticmethod(create_gpu_client)
     create_embedding_client = staticmethod(create_embedding_client)
     create_reranking_client = staticmethod(create_reranking_client)

@@ -329,7 +329,15 @@ class GrpcServiceClient(BaseServiceClient):
         )
         self.retry = cast(Retry, self._pipeline.policies[0])  # the copy wired to the breaker
         if registry is not None:
-            registry.register(self.service_name, self)
+            registry.register(self.service_name, self._status_reporter())
+
+    def _status_reporter(self) -> Any:
+        """What the status registry asks for this client's breaker status: the client itself.
+
+        A client whose seed gives ``get_status`` another meaning (the GPU
+        client's) hands over its breaker instead.
+        """
+        return self
 
     # ---- lifecycle -----------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from servicegrid.proto import common_pb2 as servicegrid_dot_proto_dot_common__pb
 
 from servicegrid.proto.common_pb2 import *
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#servicegrid/proto/gpu_service.proto\x12\x0eservicegrid.v1\x1a\x1eservicegrid/proto/common.proto\"\x12\n\x10GPUStatusRequest\"b\n\x11GPUStatusResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x16\n\x0e\x61vailable_gpus\x18\x02 \x01(\x05\x12%\n\x04gpus\x18\x03 \x03(\x0b\x32\x17.servicegrid.v1.GPUInfo\"\xa5\x01\n\x07GPUInfo\x12\x11\n\tdevice_id\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0fmemory_total_mb\x18\x03 \x01(\x03\x12\x16\n\x0ememory_used_mb\x18\x04 \x01(\x03\x12\x1b\n\x13utilization_percent\x18\x05 \x01(\x02\x12\x1b\n\x13temperature_celsius\x18\x06 \x01(\x02\x12\x0e\n\x06status\x18\x07 \x01(\t\"\x14\n\x12ListDevicesRequest\"A\n\x13ListDevicesResponse\x12*\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x19.servicegrid.v1.GPUDevice\"t\n\tGPUDevice\x12\x11\n\tdevice_id\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0fmemory_total_mb\x18\x03 \x01(\x03\x12\x1a\n\x12\x63ompute_capability\x18\x04 \x01(\t\x12\x11\n\tavailable\x18\x05 \x01(\x08\"W\n\x12\x41llocateGPURequest\x12\x11\n\tdevice_id\x18\x01 \x01(\x05\x12\x1b\n\x13memory_requested_mb\x18\x02 \x01(\x03\x12\x11\n\ttenant_id\x18\x03 \x01(\t\"p\n\x13\x41llocateGPUResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x15\n\rallocation_id\x18\x02 \x01(\t\x12\x31\n\nallocation\x18\x03 \x01(\x0b\x32\x1d.servicegrid.v1.GPUAllocation\"\x93\x01\n\rGPUAllocation\x12\x15\n\rallocation_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\x05\x12\x1b\n\x13memory_allocated_mb\x18\x03 \x01(\x03\x12\x11\n\ttenant_id\x18\x04 \x01(\t\x12\x14\n\x0c\x61llocated_at\x18\x05 \x01(\x03\x12\x12\n\nexpires_at\x18\x06 \x01(\x03\"-\n\x14\x44\x65\x61llocateGPURequest\x12\x15\n\rallocation_id\x18\x01 \x01(\t\"(\n\x15\x44\x65\x61llocateGPUResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x32\xb8\x03\n\nGPUService\x12P\n\tGetStatus\x12 .servicegrid.v1.GPUStatusRequest\x1a!.servicegrid.v1.GPUStatusResponse\x12V\n\x0bListDevices\x12\".servicegrid.v1.ListDevicesRequest\x1a#.servicegrid.v1.ListDevicesResponse\x12V\n\x0b\x41llocateGPU\x12\".servicegrid.v1.AllocateGPURequest\x1a#.servicegrid.v1.AllocateGPUResponse\x12\\\n\rDeallocateGPU\x12$.servicegrid.v1.DeallocateGPURequest\x1a%.servicegrid.v1.DeallocateGPUResponse\x12J\n\tGetHealth\x12\x1d.servicegrid.v1.HealthRequest\x1a\x1e.servicegrid.v1.HealthResponseP\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#servicegrid/proto/gpu_service.proto\x12\x0eservicegrid.v1\x1a\x1eservicegrid/proto/common.proto\"\x12\n\x10GPUStatusRequest\"b\n\x11GPUStatusResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x16\n\x0e\x61vailable_gpus\x18\x02 \x01(\x05\x12%\n\x04gpus\x18\x03 \x03(\x0b\x32\x17.servicegrid.v1.GPUInfo\"\xa5\x01\n\x07GPUInfo\x12\x11\n\tdevice_id\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0fmemory_total_mb\x18\x03 \x01(\x03\x12\x16\n\x0ememory_used_mb\x18\x04 \x01(\x03\x12\x1b\n\x13utilization_percent\x18\x05 \x01(\x02\x12\x1b\n\x13temperature_celsius\x18\x06 \x01(\x02\x12\x0e\n\x06status\x18\x07 \x01(\t\"\x14\n\x12ListDevicesRequest\"A\n\x13ListDevicesResponse\x12*\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x19.servicegrid.v1.GPUDevice\"t\n\tGPUDevice\x12\x11\n\tdevice_id\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0fmemory_total_mb\x18\x03 \x01(\x03\x12\x1a\n\x12\x63ompute_capability\x18\x04 \x01(\t\x12\x11\n\tavailable\x18\x05 \x01(\x08\"\x9e\x01\n\x12\x41llocateGPURequest\x12\x11\n\tdevice_id\x18\x01 \x01(\x05\x12\x1b\n\x13memory_requested_mb\x18\x02 \x01(\x03\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x1a\n\rlease_seconds\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\x10\n\x0e_lease_seconds\"p\n\x13\x41llocateGPUResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x15\n\rallocation_id\x18\x02 \x01(\t\x12\x31\n\nallocation\x18\x03 \x01(\x0b\x32\x1d.servicegrid.v1.GPUAllocation\"\x93\x01\n\rGPUAllocation\x12\x15\n\rallocation_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\x05\x12\x1b\n\x13memory_allocated_mb\x18\x03 \x01(\x03\x12\x11\n\ttenant_id\x18\x04 \x01(\t\x12\x14\n\x0c\x61llocated_at\x18\x05 \x01(\x03\x12\x12\n\nexpires_at\x18\x06 \x01(\x03\"@\n\x14\x44\x65\x61llocateGPURequest\x12\x15\n\rallocation_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\"(\n\x15\x44\x65\x61llocateGPUResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\"p\n\x16RenewAllocationRequest\x12\x15\n\rallocation_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x1a\n\rlease_seconds\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x10\n\x0e_lease_seconds\"]\n\x17RenewAllocationResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x31\n\nallocation\x18\x02 \x01(\x0b\x32\x1d.servicegrid.v1.GPUAllocation2\x9c\x04\n\nGPUService\x12P\n\tGetStatus\x12 .servicegrid.v1.GPUStatusRequest\x1a!.servicegrid.v1.GPUStatusResponse\x12V\n\x0bListDevices\x12\".servicegrid.v1.ListDevicesRequest\x1a#.servicegrid.v1.ListDevicesResponse\x12V\n\x0b\x41llocateGPU\x12\".servicegrid.v1.AllocateGPURequest\x1a#.servicegrid.v1.AllocateGPUResponse\x12\\\n\rDeallocateGPU\x12$.servicegrid.v1.DeallocateGPURequest\x1a%.servicegrid.v1.DeallocateGPUResponse\x12J\n\tGetHealth\x12\x1d.servicegrid.v1.HealthRequest\x1a\x1e.servicegrid.v1.HealthResponse\x12\x62\n\x0fRenewAllocation\x12&.servicegrid.v1.RenewAllocationRequest\x1a\'.servicegrid.v1.RenewAllocationResponseP\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,16 +45,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTDEVICESRESPONSE']._serialized_end=462
   _globals['_GPUDEVICE']._serialized_start=464
   _globals['_GPUDEVICE']._serialized_end=580
-  _globals['_ALLOCATEGPUREQUEST']._serialized_start=582
-  _globals['_ALLOCATEGPUREQUEST']._serialized_end=669
-  _globals['_ALLOCATEGPURESPONSE']._serialized_start=671
-  _globals['_ALLOCATEGPURESPONSE']._serialized_end=783
-  _globals['_GPUALLOCATION']._serialized_start=786
-  _globals['_GPUALLOCATION']._serialized_end=933
-  _globals['_DEALLOCATEGPUREQUEST']._serialized_start=935
-  _globals['_DEALLOCATEGPUREQUEST']._serialized_end=980
-  _globals['_DEALLOCATEGPURESPONSE']._serialized_start=982
-  _globals['_DEALLOCATEGPURESPONSE']._serialized_end=1022
-  _globals['_GPUSERVICE']._serialized_start=1025
-  _globals['_GPUSERVICE']._serialized_end=1465
+  _globals['_ALLOCATEGPUREQUEST']._serialized_start=583
+  _globals['_ALLOCATEGPUREQUEST']._serialized_end=741
+  _globals['_ALLOCATEGPURESPONSE']._serialized_start=743
+  _globals['_ALLOCATEGPURESPONSE']._serialized_end=855
+  _globals['_GPUALLOCATION']._serialized_start=858
+  _globals['_GPUALLOCATION']._serialized_end=1005
+  _globals['_DEALLOCATEGPUREQUEST']._serialized_start=1007
+  _globals['_DEALLOCATEGPUREQUEST']._serialized_end=1071
+  _globals['_DEALLOCATEGPURESPONSE']._serialized_start=1073
+  _globals['_DEALLOCATEGPURESPONSE']._serialized_end=1113
+  _globals['_RENEWALLOCATIONREQUEST']._serialized_start=1115
+  _globals['_RENEWALLOCATIONREQUEST']._serialized_end=1227
+  _globals['_RENEWALLOCATIONRESPONSE']._serialized_start=1229
+  _globals['_RENEWALLOCATIONRESPONSE']._serialized_end=1322
+  _globals['_GPUSERVICE']._serialized_start=1325
+  _globals['_GPUSERVICE']._serialized_end=1865
 # @@protoc_insertion_point(module_scope)

@@ -175,21 +175,32 @@ class AllocateGPURequest(_message.Message):
     DEVICE_ID_FIELD_NUMBER: _builtins.int
     MEMORY_REQUESTED_MB_FIELD_NUMBER: _builtins.int
     TENANT_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    LEASE_SECONDS_FIELD_NUMBER: _builtins.int
     device_id: _builtins.int
     memory_requested_mb: _builtins.int
     tenant_id: _builtins.str
+    """empty: the x-tenant-id metadata of the call"""
+    idempotency_key: _builtins.str
+    """servicegrid: a retried allocation with the same tenant and key gets the same lease"""
+    lease_seconds: _builtins.int
+    """servicegrid: lease length in seconds; unset: the service's default"""
     def __init__(
         self,
         *,
         device_id: _builtins.int = ...,
         memory_requested_mb: _builtins.int = ...,
         tenant_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+        lease_seconds: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_lease_seconds", b"_lease_seconds", "lease_seconds", b"lease_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "memory_requested_mb", b"memory_requested_mb", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_lease_seconds", b"_lease_seconds", "device_id", b"device_id", "idempotency_key", b"idempotency_key", "lease_seconds", b"lease_seconds", "memory_requested_mb", b"memory_requested_mb", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__lease_seconds: _TypeAlias = _typing.Literal["lease_seconds"]  # noqa: Y015
+    _WhichOneofArgType__lease_seconds: _TypeAlias = _typing.Literal["_lease_seconds", b"_lease_seconds"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__lease_seconds) -> _WhichOneofReturnType__lease_seconds | None: ...
 
 Global___AllocateGPURequest: _TypeAlias = AllocateGPURequest  # noqa: Y015
 
@@ -260,15 +271,19 @@ class DeallocateGPURequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ALLOCATION_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
     allocation_id: _builtins.str
+    tenant_id: _builtins.str
+    """servicegrid; empty: the x-tenant-id metadata of the call"""
     def __init__(
         self,
         *,
         allocation_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation_id", b"allocation_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation_id", b"allocation_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -292,3 +307,55 @@ class DeallocateGPUResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeallocateGPUResponse: _TypeAlias = DeallocateGPUResponse  # noqa: Y015
+
+@_typing.final
+class RenewAllocationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALLOCATION_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    LEASE_SECONDS_FIELD_NUMBER: _builtins.int
+    allocation_id: _builtins.str
+    tenant_id: _builtins.str
+    """empty: the x-tenant-id metadata of the call"""
+    lease_seconds: _builtins.int
+    """from now; unset: the service's default"""
+    def __init__(
+        self,
+        *,
+        allocation_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        lease_seconds: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_lease_seconds", b"_lease_seconds", "lease_seconds", b"lease_seconds"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_lease_seconds", b"_lease_seconds", "allocation_id", b"allocation_id", "lease_seconds", b"lease_seconds", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__lease_seconds: _TypeAlias = _typing.Literal["lease_seconds"]  # noqa: Y015
+    _WhichOneofArgType__lease_seconds: _TypeAlias = _typing.Literal["_lease_seconds", b"_lease_seconds"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__lease_seconds) -> _WhichOneofReturnType__lease_seconds | None: ...
+
+Global___RenewAllocationRequest: _TypeAlias = RenewAllocationRequest  # noqa: Y015
+
+@_typing.final
+class RenewAllocationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUCCESS_FIELD_NUMBER: _builtins.int
+    ALLOCATION_FIELD_NUMBER: _builtins.int
+    success: _builtins.bool
+    @_builtins.property
+    def allocation(self) -> Global___GPUAllocation: ...
+    def __init__(
+        self,
+        *,
+        success: _builtins.bool = ...,
+        allocation: Global___GPUAllocation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["allocation", b"allocation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation", b"allocation", "success", b"success"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewAllocationResponse: _TypeAlias = RenewAllocationResponse  # noqa: Y015

@@ -60,6 +60,11 @@ class GPUServiceStub:
                 request_serializer=servicegrid_dot_proto_dot_common__pb2.HealthRequest.SerializeToString,
                 response_deserializer=servicegrid_dot_proto_dot_common__pb2.HealthResponse.FromString,
                 _registered_method=True)
+        self.RenewAllocation = channel.unary_unary(
+                '/servicegrid.v1.GPUService/RenewAllocation',
+                request_serializer=servicegrid_dot_proto_dot_gpu__service__pb2.RenewAllocationRequest.SerializeToString,
+                response_deserializer=servicegrid_dot_proto_dot_gpu__service__pb2.RenewAllocationResponse.FromString,
+                _registered_method=True)
 
 
 class GPUServiceServicer:
@@ -95,6 +100,13 @@ class GPUServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenewAllocation(self, request, context):
+        """servicegrid: extend a lease before it expires
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GPUServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +134,11 @@ def add_GPUServiceServicer_to_server(servicer, server):
                     servicer.GetHealth,
                     request_deserializer=servicegrid_dot_proto_dot_common__pb2.HealthRequest.FromString,
                     response_serializer=servicegrid_dot_proto_dot_common__pb2.HealthResponse.SerializeToString,
+            ),
+            'RenewAllocation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewAllocation,
+                    request_deserializer=servicegrid_dot_proto_dot_gpu__service__pb2.RenewAllocationRequest.FromString,
+                    response_serializer=servicegrid_dot_proto_dot_gpu__service__pb2.RenewAllocationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -259,6 +276,33 @@ class GPUService:
             '/servicegrid.v1.GPUService/GetHealth',
             servicegrid_dot_proto_dot_common__pb2.HealthRequest.SerializeToString,
             servicegrid_dot_proto_dot_common__pb2.HealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewAllocation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servicegrid.v1.GPUService/RenewAllocation',
+            servicegrid_dot_proto_dot_gpu__service__pb2.RenewAllocationRequest.SerializeToString,
+            servicegrid_dot_proto_dot_gpu__service__pb2.RenewAllocationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,8 @@ class GPUServiceStub:
     AllocateGPU: _grpc.UnaryUnaryMultiCallable[_gpu_service_pb2.AllocateGPURequest, _gpu_service_pb2.AllocateGPUResponse]
     DeallocateGPU: _grpc.UnaryUnaryMultiCallable[_gpu_service_pb2.DeallocateGPURequest, _gpu_service_pb2.DeallocateGPUResponse]
     GetHealth: _grpc.UnaryUnaryMultiCallable[_common_pb2.HealthRequest, _common_pb2.HealthResponse]
+    RenewAllocation: _grpc.UnaryUnaryMultiCallable[_gpu_service_pb2.RenewAllocationRequest, _gpu_service_pb2.RenewAllocationResponse]
+    """servicegrid: extend a lease before it expires"""
 
 @_typing.type_check_only
 class GPUServiceAsyncStub(GPUServiceStub):
@@ -52,6 +54,8 @@ class GPUServiceAsyncStub(GPUServiceStub):
     AllocateGPU: _aio.UnaryUnaryMultiCallable[_gpu_service_pb2.AllocateGPURequest, _gpu_service_pb2.AllocateGPUResponse]  # type: ignore[assignment]
     DeallocateGPU: _aio.UnaryUnaryMultiCallable[_gpu_service_pb2.DeallocateGPURequest, _gpu_service_pb2.DeallocateGPUResponse]  # type: ignore[assignment]
     GetHealth: _aio.UnaryUnaryMultiCallable[_common_pb2.HealthRequest, _common_pb2.HealthResponse]  # type: ignore[assignment]
+    RenewAllocation: _aio.UnaryUnaryMultiCallable[_gpu_service_pb2.RenewAllocationRequest, _gpu_service_pb2.RenewAllocationResponse]  # type: ignore[assignment]
+    """servicegrid: extend a lease before it expires"""
 
 class GPUServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -88,5 +92,13 @@ class GPUServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _common_pb2.HealthRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_common_pb2.HealthResponse, _abc.Awaitable[_common_pb2.HealthResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RenewAllocation(
+        self,
+        request: _gpu_service_pb2.RenewAllocationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gpu_service_pb2.RenewAllocationResponse, _abc.Awaitable[_gpu_service_pb2.RenewAllocationResponse]]:
+        """servicegrid: extend a lease before it expires"""
 
 def add_GPUServiceServicer_to_server(servicer: GPUServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,1 @@
+"""The GPU management service (:50051)."""

@@ -1,0 +1,49 @@
+"""What a document engine is, and the options one call runs with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from servicegrid.proto import docling_vlm_service_pb2 as pb
+from servicegrid.services.validation import invalid
+
+__all__ = ["DocumentEngine", "ExtractOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractOptions:
+    """What to extract; ``first_page``/``last_page`` are 1-based and inclusive (None: all)."""
+
+    tables: bool = True
+    figures: bool = True
+    text_blocks: bool = True
+    first_page: int | None = None
+    last_page: int | None = None
+
+    def check_page_range(self, page_count: int) -> range:
+        """The 1-based page numbers to process; ValidationError names the bad field."""
+        first = 1 if self.first_page is None else self.first_page
+        last = page_count if self.last_page is None else self.last_page
+        if first < 1:
+            raise invalid("first_page", f"must be at least 1, got {first}")
+        if last < 1:
+            raise invalid("last_page", f"must be at least 1, got {last}")
+        if first > page_count:
+            raise invalid("first_page", f"{first} is past the document's {page_count} pages")
+        if last > page_count:
+            raise invalid("last_page", f"{last} is past the document's {page_count} pages")
+        if first > last:
+            raise invalid("first_page", f"{first} is after last_page {last}")
+        return range(first, last + 1)
+
+
+@runtime_checkable
+class DocumentEngine(Protocol):
+    """Turns one PDF into the Docling result message."""
+
+    name: str
+
+    def process(self, pdf: bytes, *, filename: str, options: ExtractOptions) -> pb.DocTagsResult:
+        """Extract ``pdf``; raises ValidationError when the input cannot be processed."""
+        ...

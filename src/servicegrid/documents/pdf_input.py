@@ -1,0 +1,127 @@
+"""Check PDF bytes before any extraction runs, and open them for pdfplumber."""
+
+from __future__ import annotations
+
+import io
+import struct
+import threading
+import zlib
+from typing import Final
+
+import pdfplumber
+import pypdfium2 as pdfium  # type: ignore[import-untyped]
+from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
+from pdfminer.psexceptions import PSException
+from pdfplumber.pdf import PDF
+from pdfplumber.utils.exceptions import MalformedPDFException, PdfminerException
+
+from servicegrid.errors import ValidationError
+from servicegrid.services.validation import invalid
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_PAGES",
+    "FIELD",
+    "PARSER_ERRORS",
+    "open_pdf",
+]
+
+DEFAULT_MAX_BYTES: Final = 50 * 1024 * 1024
+DEFAULT_MAX_PAGES: Final = 500
+
+FIELD: Final = "pdf_content"
+
+# A header may follow up to 1 KiB of leading junk, as PDF readers accept.
+_HEADER: Final = b"%PDF-"
+_HEADER_WINDOW: Final = 1024
+
+# What pdfminer raises on damaged input, directly or while it parses a page lazily
+# (PSException covers its PDF syntax and EOF errors).
+PARSER_ERRORS: Final[tuple[type[BaseException], ...]] = (
+    PdfminerException,
+    MalformedPDFException,
+    PSException,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AssertionError,
+    struct.error,
+    zlib.error,
+)
+
+# PDFium is not thread-safe; every call into it goes through this lock.
+_PDFIUM_LOCK = threading.Lock()
+
+
+def open_pdf(pdf: bytes, *, max_bytes: int, max_pages: int) -> PDF:
+    """Validate ``pdf`` and open it; the caller closes the result.
+
+    Raises ValidationError, naming ``pdf_content``, for empty, oversized, non-PDF,
+    password-protected, truncated or malformed input and for too many pages.
+    """
+    if not pdf:
+        raise invalid(FIELD, "is empty")
+    if len(pdf) > max_bytes:
+        raise invalid(FIELD, f"is {len(pdf)} bytes; at most {max_bytes} are allowed")
+    if _HEADER not in pdf[: _HEADER_WINDOW + len(_HEADER)]:
+        raise invalid(FIELD, "is not a PDF (no %PDF- header)")
+    _check_with_pdfium(pdf, max_pages=max_pages)
+    return _open_with_pdfplumber(pdf, max_pages=max_pages)
+
+
+def _check_with_pdfium(pdf: bytes, *, max_pages: int) -> None:
+    with _PDFIUM_LOCK:
+        try:
+            document = pdfium.PdfDocument(pdf)
+        except pdfium.PdfiumError as exc:
+            raise _load_error(exc) from exc
+        try:
+            page_count = len(document)
+        finally:
+            document.close()
+    _check_page_count(page_count, max_pages=max_pages)
+
+
+def _load_error(exc: pdfium.PdfiumError) -> ValidationError:
+    code = getattr(exc, "err_code", None)
+    if code == pdfium.raw.FPDF_ERR_PASSWORD:
+        return invalid(FIELD, "is encrypted and needs a password")
+    if code == pdfium.raw.FPDF_ERR_SECURITY:
+        return invalid(FIELD, "is encrypted with an unsupported security handler")
+    return invalid(FIELD, f"is truncated or malformed and cannot be parsed ({exc})")
+
+
+def _open_with_pdfplumber(pdf: bytes, *, max_pages: int) -> PDF:
+    try:
+        document = pdfplumber.open(io.BytesIO(pdf))
+    except PARSER_ERRORS as exc:
+        raise _parse_error(exc) from exc
+    try:
+        page_count = len(document.pages)
+    except PARSER_ERRORS as exc:
+        # Not closed: PDF.close() walks the pages again and would raise the same error.
+        raise _parse_error(exc) from exc
+    try:
+        _check_page_count(page_count, max_pages=max_pages)
+    except ValidationError:
+        document.close()
+        raise
+    return document
+
+
+def _parse_error(exc: BaseException) -> ValidationError:
+    cause = exc.args[0] if isinstance(exc, PdfminerException) and exc.args else exc
+    if isinstance(cause, PDFPasswordIncorrect):
+        return invalid(FIELD, "is encrypted and needs a password")
+    if isinstance(cause, PDFEncryptionError):
+        return invalid(FIELD, f"is encrypted in a way that cannot be read ({cause})")
+    detail = str(cause) or type(cause).__name__
+    return invalid(FIELD, f"is truncated or malformed and cannot be parsed ({detail})")
+
+
+def _check_page_count(page_count: int, *, max_pages: int) -> None:
+    if page_count < 1:
+        raise invalid(FIELD, "has no pages")
+    if page_count > max_pages:
+        raise invalid(FIELD, f"has {page_count} pages; at most {max_pages} are allowed")

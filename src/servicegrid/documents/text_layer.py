@@ -1,0 +1,76 @@
+"""An engine that reads the PDF's own text layer: no model, no GPU, no OCR."""
+
+from __future__ import annotations
+
+import hashlib
+
+from pdfplumber.page import Page
+
+from servicegrid.clock import SYSTEM_CLOCK, Clock
+from servicegrid.documents._assemble import assemble
+from servicegrid.documents._page import PageData, read_page
+from servicegrid.documents.engine import ExtractOptions
+from servicegrid.documents.pdf_input import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PAGES,
+    FIELD,
+    PARSER_ERRORS,
+    open_pdf,
+)
+from servicegrid.proto import docling_vlm_service_pb2 as pb
+from servicegrid.services.validation import invalid
+
+__all__ = ["TextLayerEngine"]
+
+
+class TextLayerEngine:
+    """Structure from fonts and ruling lines in the text layer (pdfplumber).
+
+    Headings are told apart by font size and bold font names, paragraphs by vertical
+    gaps, tables by their ruling lines, figures by embedded images. A scanned page
+    without a text layer yields no text. Text inside a detected table never becomes a
+    paragraph, whether or not ``options.tables`` asks for the tables.
+    """
+
+    name: str = "text-layer"
+
+    def __init__(
+        self,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.max_pages = max_pages
+        self._clock = clock
+
+    def process(self, pdf: bytes, *, filename: str, options: ExtractOptions) -> pb.DocTagsResult:
+        """Extract the pages ``options`` select; raises ValidationError for unusable input."""
+        started = self._clock.now()
+        with open_pdf(pdf, max_bytes=self.max_bytes, max_pages=self.max_pages) as document:
+            page_count = len(document.pages)
+            numbers = options.check_page_range(page_count)
+            pages = [_read(document.pages[number - 1]) for number in numbers]
+            title = document.metadata.get("Title")
+        fallback_title = title.strip() if isinstance(title, str) else ""
+        result = assemble(pages, options, fallback_title=fallback_title)
+        result.metadata.CopyFrom(
+            pb.DocumentMetadata(
+                filename=filename,
+                page_count=page_count,
+                processing_model=self.name,
+                processing_time_ms=max(0, round((self._clock.now() - started) * 1000)),
+                checksum=hashlib.sha256(pdf).hexdigest(),
+            )
+        )
+        return result
+
+
+def _read(page: Page) -> PageData:
+    try:
+        return read_page(page)
+    except PARSER_ERRORS as exc:
+        raise invalid(FIELD, f"page {page.page_number} cannot be parsed ({exc})") from exc
+    finally:
+        page.close()

@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test check lint format typecheck bench bench-embedding clean install protos
+.PHONY: up test check lint format typecheck bench bench-embedding bench-documents clean install protos
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -50,6 +50,10 @@ bench: $(STAMP)
 ## bench-embedding: the embedding service vs in-process encode and vs Infinity (minutes)
 bench-embedding: $(STAMP)
 	$(BIN)/python bench/bench_embedding.py
+
+## bench-documents: the document service vs its engine in-process and vs pdfplumber
+bench-documents: $(STAMP)
+	$(BIN)/python bench/bench_documents.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

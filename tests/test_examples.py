@@ -36,7 +36,10 @@ def run_example(name: str, server_url: str, *args: str) -> subprocess.CompletedP
 
 def test_every_example_is_covered() -> None:
     assert {p.name for p in EXAMPLES} == {
+        "seed000_docling_client.py",
+        "seed000_embedding_client.py",
         "seed000_gpu_client.py",
+        "seed000_reranking_client.py",
         "seed001_quick_start.py",
         "seed001_patterns.py",
         "seed001_status_endpoint.py",
@@ -87,11 +90,14 @@ def test_enhanced_http_client(server: FaultyServer) -> None:
     assert "Circuit breaker: closed" in done.stdout
 
 
-async def run_example_async(name: str, **env: str) -> tuple[int, str, str]:
+async def run_example_async(
+    name: str, *, cwd: Path | None = None, **env: str
+) -> tuple[int, str, str]:
     """Run an example while this test's event loop keeps serving an in-process gRPC service."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "examples" / name),
+        cwd=cwd,
         env={**os.environ, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -125,3 +131,115 @@ async def test_gpu_client_against_the_gpu_service_on_the_nvml_standin(tmp_path: 
     assert "Device 1: GPU 1 (NVML stand-in) (24576 MB)" in stdout
     assert "Allocation ID: " in stdout
     assert "Deallocation successful: True" in stdout
+
+
+async def test_embedding_client_against_the_embedding_service() -> None:
+    from servicegrid.services.embedding.app import build_embedding_service
+    from servicegrid.settings import load_settings
+
+    app = await build_embedding_service(
+        load_settings(device="cpu"), address="127.0.0.1:0", registry=CollectorRegistry()
+    )
+    await app.running.server.start()
+    try:
+        code, stdout, stderr = await run_example_async(
+            "seed000_embedding_client.py", EMBEDDING_SERVICE_URL=f"127.0.0.1:{app.running.port}"
+        )
+    finally:
+        await app.running.server.stop(1.0)
+        await app.aclose()
+    assert code == 0, stderr
+    assert "Generated 2 embeddings" in stdout
+    assert "Embedding 0: dimension=384, norm=1.0" in stdout
+    assert "Batch processing completed: 2 responses" in stdout
+    assert (
+        "Model: sentence-transformers/all-MiniLM-L6-v2, Dimension: 384, Available: True" in stdout
+    )
+
+
+async def test_reranking_client_against_the_reranking_service(tmp_path: Path) -> None:
+    """The seed asks for cross-encoder/ms-marco-MiniLM-L-6-v2, whose weights cannot be
+    downloaded here: a tiny cross-encoder built locally is served under that name."""
+    from servicegrid.services.reranking.app import build_reranking_service
+    from servicegrid.settings import load_settings
+    from tests.support.tiny_models import build_tiny_cross_encoder
+
+    stand_in = build_tiny_cross_encoder(tmp_path / "ms-marco-stand-in")
+    settings = load_settings(
+        device="cpu", reranking_models={"cross-encoder/ms-marco-MiniLM-L-6-v2": str(stand_in)}
+    )
+    app = await build_reranking_service(
+        settings, address="127.0.0.1:0", registry=CollectorRegistry()
+    )
+    await app.running.server.start()
+    try:
+        code, stdout, stderr = await run_example_async(
+            "seed000_reranking_client.py", RERANKING_SERVICE_URL=f"127.0.0.1:{app.running.port}"
+        )
+    finally:
+        await app.running.server.stop(1.0)
+        await app.aclose()
+    assert code == 0, stderr
+    assert "Reranking completed for 3 documents" in stdout
+    assert "Text: Metformin is commonly used" in stdout or "Text: Insulin" in stdout
+    assert "Multiple batch reranking completed: 2 responses" in stdout
+    assert "Model: cross-encoder/ms-marco-MiniLM-L-6-v2, Max Length: " in stdout
+
+
+PAGE_DOCTAGS = (
+    "<doctag><title><loc_50><loc_30><loc_450><loc_50>A Study of Metformin</title>"
+    "<section_header_level_1><loc_50><loc_60><loc_450><loc_75>1 Introduction"
+    "</section_header_level_1>"
+    "<text><loc_50><loc_80><loc_450><loc_120>Metformin lowers glucose.</text>"
+    "<otsl><loc_50><loc_130><loc_450><loc_200><ched>Drug<ched>Dose<nl>"
+    "<fcel>Metformin<fcel>500 mg<nl>"
+    "<caption><loc_50><loc_205><loc_450><loc_215>Table 1: Doses</caption></otsl>"
+    "<picture><loc_50><loc_220><loc_250><loc_320>"
+    "<caption><loc_50><loc_325><loc_250><loc_335>Figure 1: Glucose over time</caption>"
+    "</picture></doctag>"
+)
+
+
+async def test_docling_client_against_the_document_service_with_a_vlm_stand_in(
+    tmp_path: Path,
+) -> None:
+    """The seed asks for gemma3-12b: the VLM engine talks to a local OpenAI-compatible
+    stand-in for that remote vision model, which answers every page with PAGE_DOCTAGS."""
+    from fpdf import FPDF
+
+    from servicegrid.services.documents.app import build_documents_service
+    from servicegrid.settings import load_settings
+    from tests.support.openai_standin import OpenAIStandIn, Reply
+
+    for name in ("document.pdf", "doc1.pdf", "doc2.pdf", "doc3.pdf"):
+        pdf = FPDF(unit="pt", format="letter")
+        pdf.set_font("Helvetica", "", 12)
+        for page in (1, 2):
+            pdf.add_page()
+            pdf.text(72, 72, f"{name}, page {page}")
+        (tmp_path / name).write_bytes(bytes(pdf.output()))
+    with OpenAIStandIn(model="gemma3-12b", reply=Reply(PAGE_DOCTAGS)) as vlm:
+        settings = load_settings(vlm_url=vlm.base_url, vlm_model="gemma3-12b", documents_workers=1)
+        app = await build_documents_service(
+            settings, address="127.0.0.1:0", registry=CollectorRegistry()
+        )
+        await app.running.server.start()
+        try:
+            code, stdout, stderr = await run_example_async(
+                "seed000_docling_client.py",
+                cwd=tmp_path,
+                DOCLING_VLM_SERVICE_URL=f"127.0.0.1:{app.running.port}",
+            )
+        finally:
+            await app.running.server.stop(1.0)
+            await app.aclose()
+        assert len(vlm.requests) == 2 + 3 * 2  # one request per page
+    assert code == 0, stderr
+    assert "Document processed: document.pdf" in stdout
+    assert "Pages: 2" in stdout
+    assert "Table on page 1: Table 1: Doses" in stdout
+    assert "  Metformin | 500 mg" in stdout
+    assert "Figure on page 1: Figure 1: Glucose over time" in stdout
+    assert "Text block (title): A Study of Metformin..." in stdout
+    assert "Batch processing completed: 3 responses" in stdout
+    assert "PDF 3: doc3.pdf - 2 pages" in stdout

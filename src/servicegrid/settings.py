@@ -289,6 +289,17 @@ class Settings(BaseSettings):
     max_message_mb: Count = Field(64, validation_alias="SERVICEGRID_MAX_MESSAGE_MB")
     shutdown_grace: Seconds = Field(10.0, validation_alias="SERVICEGRID_SHUTDOWN_GRACE")
 
+    # document processing (:50054)
+    documents_engine: str = Field("text-layer", validation_alias="SERVICEGRID_DOCUMENTS_ENGINE")
+    documents_workers: Count = Field(2, validation_alias="SERVICEGRID_DOCUMENTS_WORKERS")
+    documents_max_mb: Count = Field(50, validation_alias="SERVICEGRID_DOCUMENTS_MAX_MB")
+    documents_max_pages: Count = Field(500, validation_alias="SERVICEGRID_DOCUMENTS_MAX_PAGES")
+    documents_timeout: Seconds = Field(120.0, validation_alias="SERVICEGRID_DOCUMENTS_TIMEOUT")
+    documents_max_batch: Count = Field(32, validation_alias="SERVICEGRID_DOCUMENTS_MAX_BATCH")
+    vlm_url: HttpUrl | None = Field(None, validation_alias="SERVICEGRID_VLM_URL")
+    vlm_model: str = Field("gemma3-12b", validation_alias="SERVICEGRID_VLM_MODEL")
+    vlm_api_key: str | None = Field(None, validation_alias="SERVICEGRID_VLM_API_KEY")
+
     # GPU management: where NVML comes from, and the tenant leases
     nvml: Literal["nvml", "standin"] = Field("nvml", validation_alias="SERVICEGRID_NVML")
     nvml_standin_devices: list[StandInDeviceSpec] = Field(

@@ -112,6 +112,7 @@ def test_up_once_starts_every_local_service_and_reports_them_healthy(tmp_path: P
         "GPU_SERVICE_URL": free_port(),
         "EMBEDDING_SERVICE_URL": free_port(),
         "RERANKING_SERVICE_URL": free_port(),
+        "DOCLING_VLM_SERVICE_URL": free_port(),
     }
     process = servicegrid(
         "up",
@@ -128,5 +129,6 @@ def test_up_once_starts_every_local_service_and_reports_them_healthy(tmp_path: P
     assert "unhealthy" not in rows["embedding"]
     assert "healthy" in rows["reranking"]
     assert "unhealthy" not in rows["reranking"]
-    assert "healthy" in rows["gpu-management"]
-    assert "unhealthy" not in rows["gpu-management"]
+    for name in ("gpu-management", "docling-vlm"):
+        assert "healthy" in rows[name]
+        assert "unhealthy" not in rows[name]

@@ -184,7 +184,7 @@ def up(
         bool,
         typer.Option(
             "--services/--no-services",
-            help="Start the local services (gpu, embedding, reranking) as child processes.",
+            help="Start the local services (gpu, embedding, reranking, documents) as children.",
         ),
     ] = True,
     interval: Annotated[

@@ -23,12 +23,22 @@ class LocalService(enum.StrEnum):
     GPU = "gpu"
     EMBEDDING = "embedding"
     RERANKING = "reranking"
+    DOCUMENTS = "documents"
 
 
 DEFAULT_PORTS = {
     LocalService.GPU: 50051,
     LocalService.EMBEDDING: 50052,
     LocalService.RERANKING: 50053,
+    LocalService.DOCUMENTS: 50054,
+}
+
+
+_EXTRAS = {
+    LocalService.GPU: "gpu",
+    LocalService.EMBEDDING: "models",
+    LocalService.RERANKING: "models",
+    LocalService.DOCUMENTS: "documents",
 }
 
 
@@ -38,6 +48,7 @@ def port_for(service: LocalService, settings: Settings) -> int:
         LocalService.GPU: settings.gpu_service_url,
         LocalService.EMBEDDING: settings.embedding_service_url,
         LocalService.RERANKING: settings.reranking_service_url,
+        LocalService.DOCUMENTS: settings.docling_vlm_service_url,
     }[service]
     _, _, port = target.rpartition(":")
     return int(port) if port.isdigit() else DEFAULT_PORTS[service]
@@ -47,18 +58,22 @@ def serve_service(service: LocalService, settings: Settings, *, host: str, port:
     """Serve until SIGTERM/SIGINT; return the process exit code (1: could not start)."""
     console = Console(stderr=True)
     try:
-        # imported here: these pull in torch, which `servicegrid status` never needs
+        # imported here: these pull in torch or parsers, which `servicegrid status` never needs
         if service is LocalService.GPU:
             from servicegrid.services.gpu.app import run_gpu_service as run
         elif service is LocalService.EMBEDDING:
             from servicegrid.services.embedding.app import run_embedding_service as run
+        elif service is LocalService.DOCUMENTS:
+            from servicegrid.services.documents.app import run_documents_service as run
         else:
             from servicegrid.services.reranking.app import run_reranking_service as run
         from servicegrid.runtime import DeviceUnavailableError
     except ImportError as exc:
+        extra = _EXTRAS[service]
+        torch_first = "pip install torch==2.13.0 && " if extra == "models" else ""
         console.print(
-            f"[red]{service} needs the models extra:[/red] pip install torch==2.13.0 "
-            f"'servicegrid[models]' ({exc})"
+            f"[red]{service} needs the {extra} extra:[/red] {torch_first}"
+            f"pip install 'servicegrid[{extra}]' ({exc})"
         )
         return EXIT_FAILED
     address = f"{host}:{port}"

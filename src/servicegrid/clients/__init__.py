@@ -1,5 +1,6 @@
 """Clients: the resilient HTTP clients and the typed async gRPC clients."""
 
+from servicegrid.clients.documents import DoclingVLMClient
 from servicegrid.clients.embedding import EmbeddingClient
 from servicegrid.clients.enhanced import (
     AsyncHTTPClient,
@@ -10,6 +11,7 @@ from servicegrid.clients.enhanced import (
 )
 from servicegrid.clients.factory import (
     ServiceClientFactory,
+    create_docling_vlm_client,
     create_embedding_client,
     create_gpu_client,
     create_reranking_client,
@@ -27,6 +29,7 @@ __all__ = [
     "BaseServiceClient",
     "ClientState",
     "ConnectionPoolConfig",
+    "DoclingVLMClient",
     "EmbeddingClient",
     "EnhancedHTTPClient",
     "GPUClient",
@@ -40,6 +43,7 @@ __all__ = [
     "ServiceClientFactory",
     "ServiceResponse",
     "TimeoutConfig",
+    "create_docling_vlm_client",
     "create_embedding_client",
     "create_gpu_client",
     "create_reranking_client",

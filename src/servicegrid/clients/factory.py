@@ -8,14 +8,14 @@
 
 The whole config is used (retry, breaker, TLS, tenant), not only the URL and
 timeout. Keyword ``options`` go to the client's constructor (``clock=``,
-``registry=``, ``channel_options=``, ...). The Docling VLM client does not
-exist yet, so neither does its factory function.
+``registry=``, ``channel_options=``, ...).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from servicegrid.clients.documents import DoclingVLMClient
 from servicegrid.clients.embedding import EmbeddingClient
 from servicegrid.clients.gpu import GPUClient
 from servicegrid.clients.grpc_base import ServiceClientConfig
@@ -23,10 +23,16 @@ from servicegrid.clients.reranking import RerankingClient
 
 __all__ = [
     "ServiceClientFactory",
+    "create_docling_vlm_client",
     "create_embedding_client",
     "create_gpu_client",
     "create_reranking_client",
 ]
+
+
+def create_docling_vlm_client(config: ServiceClientConfig, **options: Any) -> DoclingVLMClient:
+    """A document processing client for ``config``."""
+    return DoclingVLMClient(config=config, **options)
 
 
 def create_gpu_client(config: ServiceClientConfig, **options: Any) -> GPUClient:
@@ -48,5 +54,6 @@ class ServiceClientFactory:
     """Seed 000's name for the functions in this module."""
 
     create_gpu_client = staticmethod(create_gpu_client)
+    create_docling_vlm_client = staticmethod(create_docling_vlm_client)
     create_embedding_client = staticmethod(create_embedding_client)
     create_reranking_client = staticmethod(create_reranking_client)

@@ -1,4 +1,4 @@
-"""Check PDF bytes before any extraction runs, and open them for pdfplumber."""
+"""Check PDF bytes before any extraction runs, open them for pdfplumber, render pages."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import io
 import struct
 import threading
 import zlib
+from dataclasses import dataclass
 from typing import Final
 
 import pdfplumber
@@ -23,7 +24,9 @@ __all__ = [
     "DEFAULT_MAX_PAGES",
     "FIELD",
     "PARSER_ERRORS",
+    "PageImage",
     "open_pdf",
+    "render_page",
 ]
 
 DEFAULT_MAX_BYTES: Final = 50 * 1024 * 1024
@@ -125,3 +128,41 @@ def _check_page_count(page_count: int, *, max_pages: int) -> None:
         raise invalid(FIELD, "has no pages")
     if page_count > max_pages:
         raise invalid(FIELD, f"has {page_count} pages; at most {max_pages} are allowed")
+
+
+@dataclass(frozen=True, slots=True)
+class PageImage:
+    """One rendered page: PNG bytes and the page's size in points, as rendered."""
+
+    number: int
+    png: bytes
+    width: float
+    height: float
+
+
+def render_page(pdf: bytes, number: int, *, dpi: int) -> PageImage:
+    """Render 1-based page ``number`` of ``pdf`` (already checked by open_pdf) to PNG.
+
+    The size includes the page's rotation, so it matches the image. Raises
+    ValidationError, naming ``pdf_content``, when PDFium cannot render the page.
+    """
+    with _PDFIUM_LOCK:
+        try:
+            document = pdfium.PdfDocument(pdf)
+            try:
+                page = document[number - 1]
+                try:
+                    width, height = page.get_size()
+                    bitmap = page.render(scale=dpi / 72)
+                    # to_pil may share the bitmap's buffer, which PDFium frees on close.
+                    image = bitmap.to_pil().copy()
+                    bitmap.close()
+                finally:
+                    page.close()
+            finally:
+                document.close()
+        except pdfium.PdfiumError as exc:
+            raise invalid(FIELD, f"page {number} cannot be rendered ({exc})") from exc
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return PageImage(number=number, png=buffer.getvalue(), width=float(width), height=float(height))

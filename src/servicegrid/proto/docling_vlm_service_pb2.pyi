@@ -403,12 +403,20 @@ class DoclingConfig(_message.Message):
     EXTRACT_TABLES_FIELD_NUMBER: _builtins.int
     EXTRACT_FIGURES_FIELD_NUMBER: _builtins.int
     EXTRACT_TEXT_BLOCKS_FIELD_NUMBER: _builtins.int
+    FIRST_PAGE_FIELD_NUMBER: _builtins.int
+    LAST_PAGE_FIELD_NUMBER: _builtins.int
     model_name: _builtins.str
+    """empty: the service's default engine"""
     batch_size: _builtins.int
+    """documents of a batch processed at once; 0: all workers"""
     timeout_seconds: _builtins.float
+    """0: the service's default"""
     extract_tables: _builtins.bool
     extract_figures: _builtins.bool
     extract_text_blocks: _builtins.bool
+    first_page: _builtins.int
+    """servicegrid: process only pages first_page..last_page (1-based, inclusive)"""
+    last_page: _builtins.int
     def __init__(
         self,
         *,
@@ -418,12 +426,21 @@ class DoclingConfig(_message.Message):
         extract_tables: _builtins.bool = ...,
         extract_figures: _builtins.bool = ...,
         extract_text_blocks: _builtins.bool = ...,
+        first_page: _builtins.int | None = ...,
+        last_page: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_first_page", b"_first_page", "_last_page", b"_last_page", "first_page", b"first_page", "last_page", b"last_page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "extract_figures", b"extract_figures", "extract_tables", b"extract_tables", "extract_text_blocks", b"extract_text_blocks", "model_name", b"model_name", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_first_page", b"_first_page", "_last_page", b"_last_page", "batch_size", b"batch_size", "extract_figures", b"extract_figures", "extract_tables", b"extract_tables", "extract_text_blocks", b"extract_text_blocks", "first_page", b"first_page", "last_page", b"last_page", "model_name", b"model_name", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__first_page: _TypeAlias = _typing.Literal["first_page"]  # noqa: Y015
+    _WhichOneofArgType__first_page: _TypeAlias = _typing.Literal["_first_page", b"_first_page"]  # noqa: Y015
+    _WhichOneofReturnType__last_page: _TypeAlias = _typing.Literal["last_page"]  # noqa: Y015
+    _WhichOneofArgType__last_page: _TypeAlias = _typing.Literal["_last_page", b"_last_page"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__first_page) -> _WhichOneofReturnType__first_page | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_page) -> _WhichOneofReturnType__last_page | None: ...
 
 Global___DoclingConfig: _TypeAlias = DoclingConfig  # noqa: Y015
 

@@ -1,0 +1,1 @@
+"""The document processing service (:50054)."""

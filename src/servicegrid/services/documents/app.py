@@ -5,11 +5,14 @@ Engines, each in its own worker processes:
   CPU; the embedded default.
 - the VLM engine, when ``SERVICEGRID_VLM_URL`` names an OpenAI-compatible vision
   endpoint; requests reach it by its model name (``SERVICEGRID_VLM_MODEL``) or "vlm".
+- ``docling``: Docling's DocumentConverter, when the ``docling`` package is installed
+  (the ``docling`` extra, for GPU deployments).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,6 +68,12 @@ def engine_factories(settings: Settings) -> tuple[dict[str, EngineFactory], dict
             max_pages=max_pages,
         )
         aliases.update({settings.vlm_model: name, "vlm": name})
+    if importlib.util.find_spec("docling") is not None:
+        from servicegrid.documents.docling_engine import DoclingEngine
+
+        factories[DoclingEngine.name] = functools.partial(
+            DoclingEngine, max_bytes=max_bytes, max_pages=max_pages
+        )
     return factories, aliases
 
 

@@ -1,0 +1,71 @@
+"""Run the integration service for real on a SQLite file under ``tmp_path``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from servicegrid.integration import create_app
+
+Running = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@asynccontextmanager
+async def running(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on ``database_url`` with its lifespan run, behind an in-process HTTP client."""
+    app = create_app(database_url)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://integration") as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "integration.db"
+
+
+@pytest.fixture
+def db_url(db_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{db_path}"
+
+
+@pytest.fixture
+async def client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(db_url) as started:
+        yield started
+
+
+def make_service(name: str = "text-extraction", **overrides: Any) -> dict[str, Any]:
+    """A registration body in the shape seed 003 uses."""
+    body: dict[str, Any] = {
+        "name": name,
+        "description": "Extract text from documents",
+        "endpoint": "http://text-extraction-service:8000/api",
+        "actions": [
+            {
+                "name": "extract",
+                "description": "Extract text from a document",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"document_url": {"type": "string", "format": "uri"}},
+                    "required": ["document_url"],
+                },
+                "output_schema": {
+                    "type": "object",
+                    "properties": {"text": {"type": "string"}},
+                    "required": ["text"],
+                },
+            }
+        ],
+        "metadata": {"version": "1.0.0", "provider": "servicegrid"},
+    }
+    body.update(overrides)
+    return body

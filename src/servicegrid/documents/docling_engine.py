@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import io
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from typing import Any
 
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.documents.docling_mapping import docling_to_result
-from servicegrid.documents.engine import ExtractOptions
+from servicegrid.documents.engine import ExtractOptions, pdf_title, stamp_metadata
 from servicegrid.documents.pdf_input import DEFAULT_MAX_BYTES, DEFAULT_MAX_PAGES, FIELD, open_pdf
 from servicegrid.errors import FailedPrecondition
 from servicegrid.proto import docling_vlm_service_pb2 as pb
@@ -95,20 +94,17 @@ class DoclingEngine:
             sizes = {p.page_number: (float(p.width), float(p.height)) for p in pages}
             title = document.metadata.get("Title")
         converted = self._convert(pdf, filename, first=numbers[0], last=numbers[-1])
-        fallback_title = title.strip() if isinstance(title, str) else ""
         result = docling_to_result(
-            converted, page_sizes=sizes, options=options, fallback_title=fallback_title
+            converted, page_sizes=sizes, options=options, fallback_title=pdf_title(title)
         )
-        result.metadata.CopyFrom(
-            pb.DocumentMetadata(
-                filename=filename,
-                page_count=page_count,
-                processing_model=self.name,
-                processing_time_ms=max(0, round((self._clock.now() - started) * 1000)),
-                checksum=hashlib.sha256(pdf).hexdigest(),
-            )
+        return stamp_metadata(
+            result,
+            pdf,
+            filename=filename,
+            page_count=page_count,
+            engine=self.name,
+            seconds=self._clock.now() - started,
         )
-        return result
 
     def _convert(self, pdf: bytes, filename: str, *, first: int, last: int) -> Any:
         """Docling's ``DoclingDocument`` for pages ``first``..``last``."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from servicegrid.proto import docling_vlm_service_pb2 as pb
 from servicegrid.services.validation import invalid
 
-__all__ = ["DocumentEngine", "ExtractOptions"]
+__all__ = ["DocumentEngine", "ExtractOptions", "pdf_title", "stamp_metadata"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +48,30 @@ class DocumentEngine(Protocol):
     def process(self, pdf: bytes, *, filename: str, options: ExtractOptions) -> pb.DocTagsResult:
         """Extract ``pdf``; raises ValidationError when the input cannot be processed."""
         ...
+
+
+def pdf_title(metadata_title: object) -> str:
+    """The PDF's own ``/Title``, the fallback when no title is found in the pages."""
+    return metadata_title.strip() if isinstance(metadata_title, str) else ""
+
+
+def stamp_metadata(
+    result: pb.DocTagsResult,
+    pdf: bytes,
+    *,
+    filename: str,
+    page_count: int,
+    engine: str,
+    seconds: float,
+) -> pb.DocTagsResult:
+    """``result`` with seed 000's DocumentMetadata filled in (SHA-256 of ``pdf``)."""
+    result.metadata.CopyFrom(
+        pb.DocumentMetadata(
+            filename=filename,
+            page_count=page_count,
+            processing_model=engine,
+            processing_time_ms=max(0, round(seconds * 1000)),
+            checksum=hashlib.sha256(pdf).hexdigest(),
+        )
+    )
+    return result

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from pdfplumber.page import Page
 
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.documents._assemble import assemble
 from servicegrid.documents._page import PageData, read_page
-from servicegrid.documents.engine import ExtractOptions
+from servicegrid.documents.engine import ExtractOptions, pdf_title, stamp_metadata
 from servicegrid.documents.pdf_input import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PAGES,
@@ -53,18 +51,15 @@ class TextLayerEngine:
             numbers = options.check_page_range(page_count)
             pages = [_read(document.pages[number - 1]) for number in numbers]
             title = document.metadata.get("Title")
-        fallback_title = title.strip() if isinstance(title, str) else ""
-        result = assemble(pages, options, fallback_title=fallback_title)
-        result.metadata.CopyFrom(
-            pb.DocumentMetadata(
-                filename=filename,
-                page_count=page_count,
-                processing_model=self.name,
-                processing_time_ms=max(0, round((self._clock.now() - started) * 1000)),
-                checksum=hashlib.sha256(pdf).hexdigest(),
-            )
+        result = assemble(pages, options, fallback_title=pdf_title(title))
+        return stamp_metadata(
+            result,
+            pdf,
+            filename=filename,
+            page_count=page_count,
+            engine=self.name,
+            seconds=self._clock.now() - started,
         )
-        return result
 
 
 def _read(page: Page) -> PageData:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -11,7 +10,7 @@ import httpx
 
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.documents.doctags import ParsedPage, build_result, parse_page
-from servicegrid.documents.engine import ExtractOptions
+from servicegrid.documents.engine import ExtractOptions, pdf_title, stamp_metadata
 from servicegrid.documents.pdf_input import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PAGES,
@@ -102,18 +101,15 @@ class VLMEngine:
             image = render_page(pdf, number, dpi=self.dpi)
             answer = self._ask(image)
             pages.append(parse_page(answer, number=number, width=image.width, height=image.height))
-        fallback_title = title.strip() if isinstance(title, str) else ""
-        result = build_result(pages, options, fallback_title=fallback_title)
-        result.metadata.CopyFrom(
-            pb.DocumentMetadata(
-                filename=filename,
-                page_count=page_count,
-                processing_model=self.name,
-                processing_time_ms=max(0, round((self._clock.now() - started) * 1000)),
-                checksum=hashlib.sha256(pdf).hexdigest(),
-            )
+        result = build_result(pages, options, fallback_title=pdf_title(title))
+        return stamp_metadata(
+            result,
+            pdf,
+            filename=filename,
+            page_count=page_count,
+            engine=self.name,
+            seconds=self._clock.now() - started,
         )
-        return result
 
     def _request(self, image: PageImage) -> dict[str, Any]:
         data_url = "data:image/png;base64," + base64.b64encode(image.png).decode("ascii")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -121,8 +120,3 @@ class Nvml:
             ),
             compute_capability=f"{major}.{minor}",
         )
-
-
-def totals_mb(readings: Sequence[DeviceReading]) -> dict[int, int]:
-    """Total memory per device id."""
-    return {r.device_id: r.memory_total_mb for r in readings}

@@ -160,7 +160,12 @@ class UnaryServerInterceptor(grpc.aio.ServerInterceptor, abc.ABC):
         ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[_TRequest, _TResponse] | None:
-        return await InterceptorChain([self]).intercept_service(continuation, handler_call_details)
+        return await self._alone.intercept_service(continuation, handler_call_details)
+
+    @functools.cached_property
+    def _alone(self) -> InterceptorChain:
+        """This interceptor as a chain of one, so its wrapped handlers are kept per method."""
+        return InterceptorChain([self])
 
     @abc.abstractmethod
     async def handle(

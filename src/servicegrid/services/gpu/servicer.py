@@ -17,7 +17,7 @@ import grpc
 from servicegrid import __version__
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import ResourceNotFoundError
-from servicegrid.gpu import Lease, LeaseRequest, LeaseStore, Nvml, TenantPolicy
+from servicegrid.gpu import DeviceReading, Lease, LeaseRequest, LeaseStore, Nvml, TenantPolicy
 from servicegrid.proto import common_pb2, gpu_service_pb2, gpu_service_pb2_grpc
 from servicegrid.runtime.context import current_tenant
 from servicegrid.services.stats import ServiceStats
@@ -59,9 +59,7 @@ class GPUServicer(gpu_service_pb2_grpc.GPUServiceServicer):
         request: _pb.GPUStatusRequest,
         context: grpc.aio.ServicerContext[_pb.GPUStatusRequest, _pb.GPUStatusResponse],
     ) -> _pb.GPUStatusResponse:
-        readings, leased = await asyncio.gather(
-            asyncio.to_thread(self.nvml.read), asyncio.to_thread(self.store.leased_mb)
-        )
+        readings, leased = await self._readings()
         gpus = []
         for r in readings:
             unleased = r.memory_total_mb - leased.get(r.device_id, 0)
@@ -87,9 +85,7 @@ class GPUServicer(gpu_service_pb2_grpc.GPUServiceServicer):
         request: _pb.ListDevicesRequest,
         context: grpc.aio.ServicerContext[_pb.ListDevicesRequest, _pb.ListDevicesResponse],
     ) -> _pb.ListDevicesResponse:
-        readings, leased = await asyncio.gather(
-            asyncio.to_thread(self.nvml.read), asyncio.to_thread(self.store.leased_mb)
-        )
+        readings, leased = await self._readings()
         return _pb.ListDevicesResponse(
             devices=[
                 _pb.GPUDevice(
@@ -121,6 +117,13 @@ class GPUServicer(gpu_service_pb2_grpc.GPUServiceServicer):
                 "nvml": "stand-in (no real GPU)" if self.standin else "nvml",
             },
         )
+
+    async def _readings(self) -> tuple[list[DeviceReading], dict[int, int]]:
+        """NVML's readings and the leased MiB per device, read side by side off the loop."""
+        readings, leased = await asyncio.gather(
+            asyncio.to_thread(self.nvml.read), asyncio.to_thread(self.store.leased_mb)
+        )
+        return readings, leased
 
     # ---- leases -------------------------------------------------------------------------
 

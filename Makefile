@@ -26,6 +26,7 @@ up: $(STAMP)
 
 ## test: set up and run the whole test suite
 test: $(STAMP)
+	bash tools/ensure_postgres.sh
 	$(BIN)/python -m pytest
 
 ## check: lint, format check, strict type check

@@ -1,4 +1,4 @@
-"""Shared fixtures: a misbehaving real HTTP server, and a clean resilience state per test."""
+"""Shared fixtures: a misbehaving real HTTP server, a PostgreSQL server, a clean state per test."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 
 from servicegrid.status import DEFAULT_REGISTRY
 from tests.support.faulty_server import FaultyServer, free_port
+from tests.support.postgres import PostgresNotFound, PostgresServer, find_bin_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,3 +79,24 @@ def _clean_registry() -> Iterator[None]:
     yield
     for key in list(DEFAULT_REGISTRY.reporters()):
         DEFAULT_REGISTRY.unregister(key)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session; skips when no binaries are installed."""
+    try:
+        bin_dir = find_bin_dir()
+    except PostgresNotFound as exc:
+        pytest.skip(str(exc))
+    with PostgresServer(bin_dir=bin_dir) as running:
+        yield running
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The asyncpg URL of a fresh, empty database, dropped after the test."""
+    database = postgres_server.create_database()
+    try:
+        yield database.asyncpg_url
+    finally:
+        postgres_server.drop_database(database.name)

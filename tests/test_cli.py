@@ -268,7 +268,7 @@ def test_up_once_prints_one_table_and_exits_0(
     monkeypatch.setenv("COLUMNS", "200")
     result = CliRunner().invoke(app, ["up", "--once", "--no-services"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("Monitoring 4 services: gpu-management")
+    assert result.stdout.startswith("Monitoring 5 services: gpu-management")
     assert result.stdout.count("servicegrid services") == 1
 
 
@@ -289,7 +289,7 @@ def test_up_stops_cleanly_on_sigterm(
     before = signal.getsignal(signal.SIGTERM)
     result = CliRunner().invoke(app, ["up", "--no-services", "--interval", "0.01"])
     assert result.exit_code == 0, result.output
-    assert rounds == [4, 4]
+    assert rounds == [5, 5]
     assert "Stopped." in result.stdout
     assert signal.getsignal(signal.SIGTERM) == before
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.support.action_services import ActionServices
 from tests.support.faulty_server import FaultyServer
+from tests.support.integration_process import IntegrationProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
@@ -43,6 +45,7 @@ def test_every_example_is_covered() -> None:
         "seed001_quick_start.py",
         "seed001_patterns.py",
         "seed001_status_endpoint.py",
+        "seed003_integration_client.py",
         "seed004_enhanced_http_client.py",
     }
 
@@ -243,3 +246,36 @@ async def test_docling_client_against_the_document_service_with_a_vlm_stand_in(
     assert "Text block (title): A Study of Metformin..." in stdout
     assert "Batch processing completed: 3 responses" in stdout
     assert "PDF 3: doc3.pdf - 2 pages" in stdout
+
+
+def test_seed003_complete_workflow_example(tmp_path: Path) -> None:
+    """The seed's endpoints (``text-extraction-service:8000``) are reached through a real HTTP
+    proxy: local services implementing the two actions, set as the integration service's
+    ``HTTP_PROXY``."""
+    with ActionServices() as actions:
+        service = IntegrationProcess(
+            f"sqlite:///{tmp_path}/integration.db",
+            tmp_path / "integration.log",
+            env={"HTTP_PROXY": actions.url, "http_proxy": actions.url, "NO_PROXY": "127.0.0.1"},
+        )
+        service.start()
+        try:
+            done = subprocess.run(
+                [sys.executable, str(ROOT / "examples" / "seed003_integration_client.py")],
+                env={**os.environ, "INTEGRATION_SERVICE_URL": service.api},
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        finally:
+            service.stop()
+        calls = actions.calls()
+    assert done.returncode == 0, done.stderr
+    assert "Registered text extraction service with ID: " in done.stdout
+    assert "Created workflow with ID: " in done.stdout
+    assert "Sentiment: positive\nScore: 0.8" in done.stdout, done.stdout
+    assert [call["path"] for call in calls] == [
+        "/text-extraction/api/extract",
+        "/sentiment-analysis/api/analyze",
+    ]

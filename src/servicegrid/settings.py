@@ -321,6 +321,16 @@ class Settings(BaseSettings):
         None, validation_alias="SERVICEGRID_GPU_DEFAULT_QUOTA_MB"
     )
 
+    # service integration (:8005, seed 003): DATABASE_URL is SQLite by default, PostgreSQL for
+    # several workers sharing the load (postgresql://... works as is)
+    integration_service_url: HttpUrl = "http://localhost:8005/api"
+    database_url: str = Field(
+        "sqlite+aiosqlite:///.servicegrid/integration.db", validation_alias="DATABASE_URL"
+    )
+    integration_executor_id: str | None = Field(
+        None, validation_alias="SERVICEGRID_INTEGRATION_EXECUTOR_ID"
+    )
+
     @field_validator("retry_max_delay")
     @classmethod
     def _max_delay_not_below_base(cls, value: float, info: ValidationInfo) -> float:

@@ -1,4 +1,9 @@
-"""Run the integration service for real on a SQLite file under ``tmp_path``."""
+"""Run the integration service for real: on a SQLite file under ``tmp_path`` and on PostgreSQL.
+
+``db_url`` is parametrized over both backends, so every test that uses it (or ``client``) runs
+twice, with ids ``sqlite`` and ``postgresql``; the PostgreSQL variant gets a fresh database on
+the session's server and skips when PostgreSQL is not installed.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from servicegrid.integration import create_app
 
@@ -18,7 +24,7 @@ Running = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
 @asynccontextmanager
 async def running(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """The app on ``database_url`` with its lifespan run, behind an in-process HTTP client."""
-    app = create_app(database_url)
+    app = create_app(database_url, engine_poll_interval=0.05)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
@@ -32,9 +38,20 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "integration.db"
 
 
-@pytest.fixture
-def db_url(db_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{db_path}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, db_path: Path) -> str:
+    """An empty database's async URL: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{db_path}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def sync_url(database_url: str) -> str:
+    """The blocking-driver twin of an async URL: ``sqlite`` or ``postgresql+psycopg``."""
+    url = make_url(database_url)
+    drivername = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg"
+    return url.set(drivername=drivername).render_as_string(hide_password=False)
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
-"""Alembic migrations of the integration database: empty to head, idempotent, matching the ORM."""
+"""Alembic migrations of the integration database: empty to head, idempotent, matching the ORM.
+
+Each test that takes ``db_url`` runs on SQLite and on PostgreSQL.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -10,15 +11,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from servicegrid.integration.db import Base, alembic_config, upgrade_to_head
-from tests.integration.conftest import running
+from tests.integration.conftest import running, sync_url
 
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
-def current_revision(db_path: Path) -> str | None:
-    engine = sa.create_engine(f"sqlite:///{db_path}")
+def current_revision(db_url: str) -> str | None:
+    engine = sa.create_engine(sync_url(db_url))
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
@@ -31,12 +32,18 @@ def test_there_is_one_head() -> None:
     assert len(script.get_heads()) == 1
 
 
-def test_upgrade_creates_the_schema_on_an_empty_database(db_path: Path, db_url: str) -> None:
+def test_upgrade_creates_the_schema_on_an_empty_database(db_url: str) -> None:
     upgrade_to_head(db_url)
-    engine = sa.create_engine(f"sqlite:///{db_path}")
+    engine = sa.create_engine(sync_url(db_url))
     try:
         inspector = sa.inspect(engine)
-        assert set(inspector.get_table_names()) == {"services", "alembic_version"}
+        assert set(inspector.get_table_names()) == {
+            "services",
+            "workflows",
+            "executions",
+            "execution_steps",
+            "alembic_version",
+        }
         columns = {column["name"] for column in inspector.get_columns("services")}
         assert columns == {
             "id",
@@ -53,23 +60,23 @@ def test_upgrade_creates_the_schema_on_an_empty_database(db_path: Path, db_url: 
         assert unique["column_names"] == ["name"]
     finally:
         engine.dispose()
-    assert current_revision(db_path) == head_revision()
+    assert current_revision(db_url) == head_revision()
 
 
-def test_upgrade_is_idempotent(db_path: Path, db_url: str) -> None:
+def test_upgrade_is_idempotent(db_url: str) -> None:
     upgrade_to_head(db_url)
     upgrade_to_head(db_url)
-    assert current_revision(db_path) == head_revision()
+    assert current_revision(db_url) == head_revision()
 
 
-def test_sync_urls_migrate_too(db_path: Path) -> None:
-    upgrade_to_head(f"sqlite:///{db_path}")
-    assert current_revision(db_path) == head_revision()
+def test_sync_urls_migrate_too(db_url: str) -> None:
+    upgrade_to_head(sync_url(db_url))
+    assert current_revision(db_url) == head_revision()
 
 
-def test_migrated_schema_matches_the_models(db_path: Path, db_url: str) -> None:
+def test_migrated_schema_matches_the_models(db_url: str) -> None:
     upgrade_to_head(db_url)
-    engine = sa.create_engine(f"sqlite:///{db_path}")
+    engine = sa.create_engine(sync_url(db_url))
     try:
         with engine.connect() as connection:
             diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -78,11 +85,11 @@ def test_migrated_schema_matches_the_models(db_path: Path, db_url: str) -> None:
     assert diff == []
 
 
-async def test_app_start_migrates_and_restart_keeps_head(db_path: Path, db_url: str) -> None:
-    assert current_revision(db_path) is None
+async def test_app_start_migrates_and_restart_keeps_head(db_url: str) -> None:
+    assert current_revision(db_url) is None
     async with running(db_url) as client:
         assert (await client.get("/api/health")).status_code == 200
-    assert current_revision(db_path) == head_revision()
+    assert current_revision(db_url) == head_revision()
     async with running(db_url) as client:
         assert (await client.get("/api/services")).status_code == 200
-    assert current_revision(db_path) == head_revision()
+    assert current_revision(db_url) == head_revision()

@@ -1,4 +1,4 @@
-"""The service registry endpoints under /api/services, against a real SQLite file."""
+"""The service registry endpoints under /api/services, against SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from servicegrid.cli._monitor import Monitor, ServiceReport
 from servicegrid.cli._render import reports_json, reports_table
 from servicegrid.cli._serve import LocalService, port_for, serve_service
 from servicegrid.cli._supervise import Supervisor
-from servicegrid.cli.probes import check_grpc
+from servicegrid.cli.probes import check_grpc, check_http, new_http_client
 from servicegrid.clock import SYSTEM_CLOCK, iso_utc
 from servicegrid.settings import ConfigurationError, Settings, load_settings
 
@@ -151,20 +151,20 @@ async def _watch(monitor: Monitor, interval: float, console: Console) -> None:
 
 @app.command()
 def serve(
-    service: Annotated[LocalService, typer.Argument(help="The model service to run.")],
+    service: Annotated[LocalService, typer.Argument(help="The service to run.")],
     port: Annotated[
         int | None,
         typer.Option(
             "--port",
             min=1,
             max=65535,
-            help="Port to listen on [default: the port of its *_SERVICE_URL, or 50052/50053].",
+            help="Port to listen on [default: the port of its *_SERVICE_URL, or 50051-50054/8005].",
             show_default=False,
         ),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "0.0.0.0",
 ) -> None:
-    """Run one model service in this process until SIGTERM or Ctrl-C (then drain and exit 0).
+    """Run one service in this process until SIGTERM or Ctrl-C (then drain and exit 0).
 
     Fails at once, exit code 1, when SERVICEGRID_DEVICE names a GPU that is not
     there: set SERVICEGRID_DEVICE=cpu to run on the CPU on purpose.
@@ -184,7 +184,7 @@ def up(
         bool,
         typer.Option(
             "--services/--no-services",
-            help="Start the local services (gpu, embedding, reranking, documents) as children.",
+            help="Start the local services (gpu, embedding, reranking, documents, integration).",
         ),
     ] = True,
     interval: Annotated[
@@ -199,7 +199,7 @@ def up(
     ] = None,
     timeout: TimeoutOption = None,
 ) -> None:
-    """Start the local model services and watch every configured one until Ctrl-C or SIGTERM."""
+    """Start the local services and watch every configured one until Ctrl-C or SIGTERM."""
     settings = _settings_or_exit()
     supervisor = Supervisor(list(LocalService) if services else [])
     try:
@@ -244,13 +244,17 @@ async def _when_started(monitor: Monitor, supervisor: Supervisor) -> list[Servic
     whole recovery timeout.
     """
     started = {service.value for service in supervisor.processes}
-    targets = [t for t in monitor.targets if t.service in started and t.kind == "grpc"]
+    grpc_targets = [t for t in monitor.targets if t.service in started and t.kind == "grpc"]
+    http_targets = [t for t in monitor.targets if t.service in started and t.kind == "http"]
     for _ in range(300):
         if len(supervisor.exited()) == len(supervisor.processes):
             break
-        outcomes = await asyncio.gather(
-            *(check_grpc(t.url, monitor.timeout) for t in targets), return_exceptions=True
-        )
+        async with new_http_client() as client:
+            outcomes = await asyncio.gather(
+                *(check_grpc(t.url, monitor.timeout) for t in grpc_targets),
+                *(check_http(client, t.url, monitor.timeout) for t in http_targets),
+                return_exceptions=True,
+            )
         if not any(isinstance(o, BaseException) for o in outcomes):
             break
         await asyncio.sleep(1.0)

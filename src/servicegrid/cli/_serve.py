@@ -1,10 +1,11 @@
-"""``servicegrid serve NAME``: run one model service in this process until SIGTERM."""
+"""``servicegrid serve NAME``: run one local service in this process until SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import enum
 import logging
+from urllib.parse import urlsplit
 
 from rich.console import Console
 
@@ -18,12 +19,17 @@ _log = logging.getLogger("servicegrid.cli")
 
 
 class LocalService(enum.StrEnum):
-    """The model services this version can run."""
+    """The services this version can run: the gRPC model services and the integration API."""
 
     GPU = "gpu"
     EMBEDDING = "embedding"
     RERANKING = "reranking"
     DOCUMENTS = "documents"
+    INTEGRATION = "integration"
+
+    @property
+    def is_grpc(self) -> bool:
+        return self is not LocalService.INTEGRATION
 
 
 DEFAULT_PORTS = {
@@ -31,6 +37,7 @@ DEFAULT_PORTS = {
     LocalService.EMBEDDING: 50052,
     LocalService.RERANKING: 50053,
     LocalService.DOCUMENTS: 50054,
+    LocalService.INTEGRATION: 8005,
 }
 
 
@@ -49,7 +56,10 @@ def port_for(service: LocalService, settings: Settings) -> int:
         LocalService.EMBEDDING: settings.embedding_service_url,
         LocalService.RERANKING: settings.reranking_service_url,
         LocalService.DOCUMENTS: settings.docling_vlm_service_url,
+        LocalService.INTEGRATION: settings.integration_service_url,
     }[service]
+    if not service.is_grpc:
+        target = urlsplit(target).netloc
     _, _, port = target.rpartition(":")
     return int(port) if port.isdigit() else DEFAULT_PORTS[service]
 
@@ -57,6 +67,8 @@ def port_for(service: LocalService, settings: Settings) -> int:
 def serve_service(service: LocalService, settings: Settings, *, host: str, port: int) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code (1: could not start)."""
     console = Console(stderr=True)
+    if service is LocalService.INTEGRATION:
+        return _serve_integration(settings, console, host=host, port=port)
     try:
         # imported here: these pull in torch or parsers, which `servicegrid status` never needs
         if service is LocalService.GPU:
@@ -84,5 +96,16 @@ def serve_service(service: LocalService, settings: Settings, *, host: str, port:
         return EXIT_FAILED
     except (FileNotFoundError, RuntimeError) as exc:
         console.print(f"[red]{service} could not start on {address}: {exc}[/red]")
+        return EXIT_FAILED
+    return 0
+
+
+def _serve_integration(settings: Settings, console: Console, *, host: str, port: int) -> int:
+    from servicegrid.integration.server import run_integration_service
+
+    try:
+        asyncio.run(run_integration_service(settings, host=host, port=port))
+    except (OSError, RuntimeError, ValueError) as exc:
+        console.print(f"[red]integration could not start on {host}:{port}: {exc}[/red]")
         return EXIT_FAILED
     return 0

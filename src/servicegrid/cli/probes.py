@@ -71,10 +71,11 @@ class ProbeResult:
 
 
 def configured_targets(settings: Settings) -> list[ServiceTarget]:
-    """The four gRPC model services, then every HTTP service, in a stable order."""
+    """The four gRPC model services, the integration service, then every HTTP service."""
     targets = [
         ServiceTarget(name, "grpc", target) for name, (target, _) in settings.grpc_services.items()
     ]
+    targets.append(ServiceTarget("integration", "http", settings.integration_service_url))
     targets += [
         ServiceTarget(name, "http", url) for name, url in sorted(settings.http_services.items())
     ]

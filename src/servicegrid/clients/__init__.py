@@ -19,16 +19,27 @@ from servicegrid.clients.factory import (
 from servicegrid.clients.gpu import GPUClient
 from servicegrid.clients.grpc_base import BaseServiceClient, GrpcServiceClient, ServiceClientConfig
 from servicegrid.clients.health import HealthChecker, HealthStatus
+from servicegrid.clients.integration import (
+    INTEGRATION_RETRY_POLICIES,
+    DeferredRead,
+    OperationRetryPolicy,
+    OperationType,
+    ServiceIntegrationClient,
+    ServiceIntegrationClientSync,
+    WorkflowExecution,
+)
 from servicegrid.clients.reranking import RerankingClient
 from servicegrid.clients.resilient import PRESETS, ResilientServiceClient, ServiceResponse
 from servicegrid.clients.state import ClientState
 
 __all__ = [
+    "INTEGRATION_RETRY_POLICIES",
     "PRESETS",
     "AsyncHTTPClient",
     "BaseServiceClient",
     "ClientState",
     "ConnectionPoolConfig",
+    "DeferredRead",
     "DoclingVLMClient",
     "EmbeddingClient",
     "EnhancedHTTPClient",
@@ -36,13 +47,18 @@ __all__ = [
     "GrpcServiceClient",
     "HealthChecker",
     "HealthStatus",
+    "OperationRetryPolicy",
+    "OperationType",
     "RerankingClient",
     "ResilientServiceClient",
     "RetryConfig",
     "ServiceClientConfig",
     "ServiceClientFactory",
+    "ServiceIntegrationClient",
+    "ServiceIntegrationClientSync",
     "ServiceResponse",
     "TimeoutConfig",
+    "WorkflowExecution",
     "create_docling_vlm_client",
     "create_embedding_client",
     "create_gpu_client",

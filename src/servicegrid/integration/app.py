@@ -8,11 +8,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from servicegrid.integration.actions import ActionInvoker
 from servicegrid.integration.db import create_engine, session_factory, upgrade_to_head
+from servicegrid.integration.engine import ExecutionEngine, dbos_system_url
+from servicegrid.integration.executions import ExecutionStore
 from servicegrid.integration.handlers import install_error_handlers
+from servicegrid.integration.native import NativeStepRunner
 from servicegrid.integration.registry import ServiceRegistry
+from servicegrid.integration.routes.actions import create_actions_router
+from servicegrid.integration.routes.executions import create_executions_router
 from servicegrid.integration.routes.health import create_health_router
 from servicegrid.integration.routes.services import create_services_router
+from servicegrid.integration.routes.workflows import create_workflows_router
+from servicegrid.integration.service_health import ServiceHealthBoard
+from servicegrid.integration.workflows import WorkflowStore
 
 __all__ = ["API_PREFIX", "DEFAULT_PORT", "create_app"]
 
@@ -20,22 +29,63 @@ API_PREFIX = "/api"
 DEFAULT_PORT = 8005
 
 
-def create_app(database_url: str) -> FastAPI:
-    """The app for ``database_url``; its lifespan migrates the database to head, then serves."""
+def create_app(
+    database_url: str,
+    *,
+    system_database_url: str | None = None,
+    native: NativeStepRunner | None = None,
+    executor_id: str | None = None,
+    health_interval: float = 30.0,
+    engine_poll_interval: float = 1.0,
+) -> FastAPI:
+    """The app for ``database_url``; its lifespan migrates the database, then serves.
+
+    Executions are checkpointed in ``system_database_url`` (by default derived from
+    ``database_url``, see :func:`~servicegrid.integration.engine.dbos_system_url`); the lifespan
+    resumes every execution a previous process left unfinished. ``engine_poll_interval`` is how
+    often the durable engine's background threads poll, and so how long shutdown may wait.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade_to_head, database_url)
         engine = create_engine(database_url)
+        sessions = session_factory(engine)
+        registry = ServiceRegistry(sessions)
+        executions = ExecutionStore(sessions)
+        invoker = ActionInvoker(registry, native=native)
+        board = ServiceHealthBoard(interval=health_interval)
+        runner = ExecutionEngine(
+            executions,
+            invoker,
+            system_database_url=system_database_url or dbos_system_url(database_url),
+            executor_id=executor_id,
+            poll_interval=engine_poll_interval,
+        )
         app.state.engine = engine
-        app.state.service_registry = ServiceRegistry(session_factory(engine))
+        app.state.service_registry = registry
+        app.state.workflows = WorkflowStore(sessions, registry)
+        app.state.executions = executions
+        app.state.invoker = invoker
+        app.state.health_board = board
+        app.state.engine_runner = runner
+        await runner.start()
         try:
             yield
         finally:
+            await runner.stop()
+            await board.aclose()
+            await invoker.aclose()
             await engine.dispose()
 
     app = FastAPI(title="servicegrid integration service", lifespan=lifespan)
     install_error_handlers(app)
-    app.include_router(create_services_router(), prefix=API_PREFIX)
-    app.include_router(create_health_router(), prefix=API_PREFIX)
+    for router in (
+        create_services_router(),
+        create_workflows_router(),
+        create_executions_router(),
+        create_actions_router(),
+        create_health_router(),
+    ):
+        app.include_router(router, prefix=API_PREFIX)
     return app

@@ -12,7 +12,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, DateTime, MetaData, String, Text
+from sqlalchemy import JSON, DateTime, Float, Integer, MetaData, String, Text, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,8 +25,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "MIGRATIONS_DIR",
     "Base",
+    "ExecutionRow",
+    "ExecutionStepRow",
     "ServiceRow",
+    "WorkflowRow",
     "alembic_config",
+    "async_database_url",
     "create_engine",
     "session_factory",
     "upgrade_to_head",
@@ -64,9 +69,104 @@ class ServiceRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class WorkflowRow(Base):
+    """One workflow definition; ``steps`` and ``metadata`` are stored as JSON."""
+
+    __tablename__ = "workflows"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ExecutionRow(Base):
+    """One execution of a workflow, with the steps it runs frozen at its start.
+
+    ``run_id`` is the durable-execution run carrying it; a resumed execution gets a new one.
+    """
+
+    __tablename__ = "executions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(36), index=True)
+    workflow_name: Mapped[str] = mapped_column(String(200))
+    workflow_version: Mapped[int] = mapped_column(Integer)
+    plan: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    input_data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    output: Mapped[Any] = mapped_column(JSON, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    run_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ExecutionStepRow(Base):
+    """What one step of one execution did: its input, output, attempts, timing and error."""
+
+    __tablename__ = "execution_steps"
+
+    execution_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    step_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32))
+    service: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    action: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    input: Mapped[Any] = mapped_column(JSON, nullable=True)
+    output: Mapped[Any] = mapped_column(JSON, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+def async_database_url(database_url: str) -> str:
+    """``database_url`` with an async driver: ``sqlite`` → aiosqlite, ``postgresql`` → asyncpg.
+
+    ``DATABASE_URL`` is often written for a blocking driver (``postgresql://...``); a URL
+    that already names an async driver is returned unchanged.
+    """
+    url = make_url(database_url)
+    driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+    if url.drivername in driver:
+        url = url.set(drivername=driver[url.drivername])
+    elif url.drivername == "postgres":
+        url = url.set(drivername="postgresql+asyncpg")
+    return url.render_as_string(hide_password=False)
+
+
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for ``database_url`` (an async driver URL, e.g. ``sqlite+aiosqlite``)."""
-    return create_async_engine(database_url, **kwargs)
+    """An async engine for ``database_url`` (an async driver URL, e.g. ``sqlite+aiosqlite``).
+
+    SQLite files run in WAL mode with ``synchronous=NORMAL`` (a commit survives the process
+    being killed) through one connection: SQLite takes one writer at a time anyway, and
+    writers queueing on one connection never meet SQLite's busy-wait sleeps.
+    """
+    if make_url(database_url).get_backend_name() == "sqlite":
+        kwargs = {"pool_size": 1, "max_overflow": 0, "pool_reset_on_return": None, **kwargs}
+    engine = create_async_engine(database_url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

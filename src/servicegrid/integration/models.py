@@ -2,7 +2,8 @@
 
 Requests (:class:`ServiceCreate`, :class:`ServiceUpdate`) are separate from the response
 (:class:`Service`). Action schemas are checked to be valid JSON Schema, action names are unique
-within a service, and the endpoint is an http(s) URL.
+within a service, and the endpoint is an http(s) URL. Texts and JSON values are checked as
+:mod:`servicegrid.integration.json_checks` describes (no NUL in texts, no NaN, bounded nesting).
 """
 
 from __future__ import annotations
@@ -11,10 +12,16 @@ import enum
 from datetime import datetime
 from typing import Annotated, Any
 
-from jsonschema import exceptions as jsonschema_exceptions  # type: ignore[import-untyped]
-from jsonschema import validators as jsonschema_validators
 from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
+
+from servicegrid.integration.json_checks import (
+    JsonObject,
+    SafeStr,
+    Text,
+    check_json_schema,
+    check_text,
+)
 
 __all__ = [
     "DeregisterResult",
@@ -48,17 +55,6 @@ class HttpMethod(enum.StrEnum):
     DELETE = "DELETE"
 
 
-def _check_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    validator = jsonschema_validators.validator_for(schema)
-    try:
-        validator.check_schema(schema)
-    except jsonschema_exceptions.SchemaError as exc:
-        path = "/".join(str(part) for part in exc.absolute_path)
-        where = f" at '{path}'" if path else ""
-        raise ValueError(f"not a valid JSON Schema{where}: {exc.message}") from None
-    return schema
-
-
 def _check_http_url(value: str) -> str:
     try:
         AnyHttpUrl(value)
@@ -67,10 +63,15 @@ def _check_http_url(value: str) -> str:
     return value
 
 
-JsonSchema = Annotated[dict[str, Any], AfterValidator(_check_json_schema)]
+JsonSchema = Annotated[dict[str, Any], AfterValidator(check_json_schema)]
 """A JSON object that is a valid JSON Schema (of the draft its ``$schema`` names, else 2020-12)."""
 
-HttpUrl = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_check_http_url)]
+HttpUrl = Annotated[
+    str,
+    Field(min_length=1, max_length=2048),
+    AfterValidator(check_text),
+    AfterValidator(_check_http_url),
+]
 ServiceName = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 
 
@@ -80,11 +81,12 @@ class ServiceAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ServiceName
-    description: str = ""
+    description: Text = ""
     input_schema: JsonSchema
     output_schema: JsonSchema
     method: HttpMethod = HttpMethod.POST
-    path: str | None = Field(default=None, max_length=2048, pattern=r"^/")
+    # no control characters: the path goes into the URL of every call
+    path: SafeStr | None = Field(default=None, max_length=2048, pattern=r"^/[^\x00-\x1f\x7f]*$")
 
 
 def _unique_action_names(actions: list[ServiceAction]) -> list[ServiceAction]:
@@ -104,10 +106,10 @@ class ServiceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ServiceName
-    description: str = ""
+    description: Text = ""
     endpoint: HttpUrl
     status: ServiceStatus = ServiceStatus.ACTIVE
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     actions: Actions = Field(default_factory=list)
 
 
@@ -117,10 +119,10 @@ class ServiceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ServiceName | None = None
-    description: str | None = None
+    description: Text | None = None
     endpoint: HttpUrl | None = None
     status: ServiceStatus | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     actions: Actions | None = None
 
     @field_validator("*", mode="before")

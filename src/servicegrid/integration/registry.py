@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,21 +20,9 @@ from servicegrid.integration.models import (
     ServiceStatus,
     ServiceUpdate,
 )
+from servicegrid.integration.rows import as_utc, new_id, page_count, utcnow
 
 __all__ = ["ServiceRegistry"]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def _as_utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored moment is UTC
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _to_model(row: ServiceRow) -> Service:
@@ -48,8 +34,8 @@ def _to_model(row: ServiceRow) -> Service:
         status=ServiceStatus(row.status),
         metadata=row.metadata_,
         actions=[ServiceAction.model_validate(action) for action in row.actions],
-        created_at=_as_utc(row.created_at),
-        updated_at=_as_utc(row.updated_at),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
     )
 
 
@@ -74,12 +60,14 @@ class ServiceRegistry:
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
-        clock: Callable[[], datetime] = _utcnow,
-        new_id: Callable[[], str] = _new_id,
+        clock: Callable[[], datetime] = utcnow,
+        new_id: Callable[[], str] = new_id,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._new_id = new_id
+        self.version = 0
+        """Counts the changes made through this registry, so readers can cache what they read."""
 
     async def register(self, spec: ServiceCreate) -> Service:
         """Store a new service; :class:`ConflictError` when the name is taken."""
@@ -107,6 +95,15 @@ class ServiceRegistry:
         async with self._sessions() as session:
             return _to_model(await self._row(session, service_id))
 
+    async def by_names(self, names: Iterable[str]) -> dict[str, Service]:
+        """The registered services among ``names``, by name (unknown names are left out)."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        async with self._sessions() as session:
+            rows = await session.scalars(select(ServiceRow).where(ServiceRow.name.in_(wanted)))
+            return {row.name: _to_model(row) for row in rows}
+
     async def list(
         self, *, status: ServiceStatus | None = None, page: int = 1, per_page: int = 20
     ) -> ServicePage:
@@ -129,7 +126,7 @@ class ServiceRegistry:
             total=total,
             page=page,
             per_page=per_page,
-            pages=math.ceil(total / per_page),
+            pages=page_count(total, per_page),
         )
 
     async def update(self, service_id: str, changes: ServiceUpdate) -> Service:
@@ -163,6 +160,7 @@ class ServiceRegistry:
             removed = _to_model(row)
             await session.delete(row)
             await session.commit()
+        self.version += 1
         return removed
 
     async def _row(self, session: AsyncSession, key: str) -> ServiceRow:
@@ -183,3 +181,5 @@ class ServiceRegistry:
         except IntegrityError as exc:
             await session.rollback()
             raise _duplicate(name) from exc
+        finally:
+            self.version += 1

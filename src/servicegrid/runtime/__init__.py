@@ -12,6 +12,7 @@ from servicegrid.runtime.context import (
     current_request_id,
     current_tenant,
     current_traceparent,
+    get_request_id,
     request_scope,
 )
 from servicegrid.runtime.device import DeviceUnavailableError, gpu_memory_used_mb, resolve_device
@@ -58,6 +59,7 @@ __all__ = [
     "current_tenant",
     "current_traceparent",
     "default_interceptors",
+    "get_request_id",
     "gpu_memory_used_mb",
     "request_scope",
     "resolve_device",

@@ -31,6 +31,7 @@ __all__ = [
     "current_request_id",
     "current_tenant",
     "current_traceparent",
+    "get_request_id",
     "is_valid_traceparent",
     "new_request_id",
     "new_traceparent",
@@ -100,3 +101,8 @@ def current_traceparent() -> str | None:
 def current_tenant() -> str | None:
     """The tenant (``x-tenant-id``) of the current call, or None when not sent."""
     return _tenant.get()
+
+
+def get_request_id() -> str:
+    """The request id of the call being served, or a new one outside a call (seed 003)."""
+    return current_request_id() or new_request_id()

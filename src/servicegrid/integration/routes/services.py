@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+from pydantic import AfterValidator
 
+from servicegrid.integration.json_checks import check_text
 from servicegrid.integration.models import (
     DeregisterResult,
     Service,
@@ -28,9 +30,21 @@ from servicegrid.integration.models import (
 )
 from servicegrid.integration.registry import ServiceRegistry
 
-__all__ = ["MAX_PER_PAGE", "create_services_router", "get_registry"]
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "MAX_PAGE",
+    "MAX_PER_PAGE",
+    "Key",
+    "create_services_router",
+    "get_registry",
+]
 
 MAX_PER_PAGE = 100
+MAX_PAGE = 1_000_000  # bounds OFFSET: (page - 1) * per_page must fit a 64-bit integer
+MAX_KEY_LENGTH = 200  # the longest name; ids are shorter
+
+Key = Annotated[str, Path(min_length=1, max_length=MAX_KEY_LENGTH), AfterValidator(check_text)]
+"""A path parameter naming a resource by id or name: bounded and free of NUL characters."""
 
 
 def get_registry(request: Request) -> ServiceRegistry:
@@ -53,21 +67,23 @@ def create_services_router() -> APIRouter:
     async def list_services(
         registry: Registry,
         status: ServiceStatus | None = None,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 20,
     ) -> ServicePage:
         return await registry.list(status=status, page=page, per_page=per_page)
 
     @router.get("/{service_id}", summary="Get a service")
-    async def get_service(service_id: str, registry: Registry) -> Service:
+    async def get_service(service_id: Key, registry: Registry) -> Service:
         return await registry.get(service_id)
 
-    @router.api_route("/{service_id}", methods=["PUT", "PATCH"], summary="Update a service")
-    async def update_service(service_id: str, body: ServiceUpdate, registry: Registry) -> Service:
+    # one route per method, so that each gets its own OpenAPI operation id
+    @router.put("/{service_id}", summary="Update a service")
+    @router.patch("/{service_id}", summary="Update a service")
+    async def update_service(service_id: Key, body: ServiceUpdate, registry: Registry) -> Service:
         return await registry.update(service_id, body)
 
     @router.delete("/{service_id}", summary="Deregister a service")
-    async def deregister_service(service_id: str, registry: Registry) -> DeregisterResult:
+    async def deregister_service(service_id: Key, registry: Registry) -> DeregisterResult:
         removed = await registry.deregister(service_id)
         return DeregisterResult(id=removed.id, name=removed.name)
 

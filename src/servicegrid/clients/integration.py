@@ -1,0 +1,1191 @@
+"""``ServiceIntegrationClient``: seed 003's client for the integration service's REST API.
+
+.. code-block:: python
+
+    async with ServiceIntegrationClient(base_url="http://localhost:8005/api") as client:
+        service = await client.register_service(name="text-extraction", endpoint=url, actions=[...])
+        workflow = await client.create_workflow(name="document-sentiment", steps=[...])
+        result = await client.execute_workflow(workflow_id=workflow["id"], input_data={...})
+        print(result["sentiment"])            # a missing key falls back to the output
+
+        workflows = client.get_workflows()     # read methods work without await ...
+        for item in workflows["items"]: ...
+        workflow = await client.get_workflow(workflow_id=workflow["id"])   # ... and with it
+
+Write methods (create, update, delete, execute, cancel, resume) are plain
+``async def``. Read methods (``get_*``) return a :class:`DeferredRead`, which
+the seed uses both ways:
+
+* ``await client.get_workflow(...)`` sends the request on the event loop and
+  returns a plain ``dict`` (a :class:`WorkflowExecution` for an execution).
+* Used directly as a mapping (``read["items"]``, ``.get``, ``in``, iteration,
+  ``len``, ``==`` against a dict), it sends the request *synchronously*, once,
+  on the first such use, and then behaves as that dict. ``read.result()`` does
+  the same and returns the dict itself. That request blocks the calling thread
+  (an event loop too, if called from a coroutine), so code that runs on a loop
+  should ``await``; it must never be used against a server served by the same loop.
+
+Both paths go through the same policies: one circuit breaker for the whole
+client, and a retry per kind of operation (:data:`INTEGRATION_RETRY_POLICIES`):
+
+=========  =======  ==========  =========
+operation  retries  base delay  max delay
+=========  =======  ==========  =========
+create     3        0.5 s       4 s
+update     3        0.5 s       4 s
+delete     2        1 s         4 s
+read       2        0.5 s       2 s
+=========  =======  ==========  =========
+
+``retries`` come after the first attempt, so a create makes at most 4
+attempts. Only transient failures are retried (:func:`is_transient`:
+connection errors, timeouts, 502/503/504, 429 after its ``Retry-After``);
+when the retries run out the call raises :class:`MaxRetriesExceededError`
+(``attempts``, ``last_error``). Executing a workflow or a service action counts
+as a create. Every POST sends one ``Idempotency-Key`` per call, the same on
+every retry, so a retried execute cannot start two executions (the service
+honours the key there). While the breaker is open, calls fail at once with
+``ServiceUnavailableError`` (``service_name == "service-integration"``) without
+reaching the service. Backoff and polling sleep through the injected ``clock``.
+
+Error answers become typed errors: 422 → :class:`ValidationError` whose
+``validation_errors`` are ``[{"field": "actions.0.name", "message": ...}]``,
+404 → :class:`ResourceNotFoundError` (``resource_type``, ``resource_id``),
+409 → :class:`ConflictError`, 503 → :class:`ServiceUnavailableError`.
+
+:class:`ServiceIntegrationClientSync` has the same methods, all synchronous.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import threading
+import uuid
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from servicegrid._validate import check_count, check_number
+from servicegrid.clients.resilient import validate_base_url
+from servicegrid.clients.state import ClientState
+from servicegrid.clock import SYSTEM_CLOCK, Clock
+from servicegrid.errors import (
+    DeadlineExceeded,
+    ResourceExhausted,
+    ResourceNotFoundError,
+    ServerError,
+    ServiceError,
+    ServiceUnavailable,
+    ServiceUnavailableError,
+    TransportError,
+    ValidationError,
+)
+from servicegrid.resilience import (
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    ExponentialBackoff,
+    Jitter,
+    Pipeline,
+    Retry,
+    remaining,
+)
+from servicegrid.resilience.events import Hook
+from servicegrid.transports.http import error_for_response, map_httpx_errors
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "INTEGRATION_RETRY_POLICIES",
+    "TERMINAL_EXECUTION_STATUSES",
+    "DeferredRead",
+    "OperationRetryPolicy",
+    "OperationType",
+    "ServiceIntegrationClient",
+    "ServiceIntegrationClientSync",
+    "WorkflowExecution",
+    "is_transient",
+]
+
+DEFAULT_BASE_URL: Final = "http://localhost:8005/api"
+SERVICE_NAME: Final = "service-integration"
+TERMINAL_EXECUTION_STATUSES: Final = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+# A Retry-After longer than this ends the call (MaxRetriesExceededError) instead of sleeping.
+_MAX_RETRY_AFTER = 30.0
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+R = TypeVar("R", bound=dict[str, Any])
+
+
+class OperationType(enum.Enum):
+    """The kinds of operation seed 003 gives their own retry policy."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    READ = "read"
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRetryPolicy:
+    """``retries`` after the first attempt, with exponential backoff and jitter.
+
+    The wait before retry n is b/2 + uniform(0, b/2) seconds ("Equal Jitter"),
+    where b = min(max_delay, base_delay * 2**(n-1)).
+    """
+
+    retries: int
+    base_delay: float
+    max_delay: float
+    jitter: Jitter = Jitter.EQUAL
+
+    def __post_init__(self) -> None:
+        check_count("retries", self.retries, minimum=0)
+        check_number("base_delay", self.base_delay)
+        check_number("max_delay", self.max_delay)
+        if self.max_delay < self.base_delay:
+            raise ValueError(f"max_delay ({self.max_delay}) must be >= base_delay")
+
+    @property
+    def attempts(self) -> int:
+        return self.retries + 1
+
+    def build(self, *, name: str, clock: Clock, rng: random.Random, hooks: Sequence[Hook]) -> Retry:
+        """The :class:`Retry` policy this describes, raising MaxRetriesExceededError when spent."""
+        backoff = ExponentialBackoff(
+            initial=self.base_delay, max=self.max_delay, factor=2.0, jitter=self.jitter
+        )
+        return Retry(
+            attempts=self.attempts,
+            backoff=backoff,
+            on=is_transient,
+            max_retry_after=_MAX_RETRY_AFTER,
+            wrap_exhausted=True,
+            name=name,
+            clock=clock,
+            rng=rng,
+            hooks=tuple(hooks),
+        )
+
+
+INTEGRATION_RETRY_POLICIES: Final[Mapping[OperationType, OperationRetryPolicy]] = MappingProxyType(
+    {
+        OperationType.CREATE: OperationRetryPolicy(retries=3, base_delay=0.5, max_delay=4.0),
+        OperationType.UPDATE: OperationRetryPolicy(retries=3, base_delay=0.5, max_delay=4.0),
+        OperationType.DELETE: OperationRetryPolicy(retries=2, base_delay=1.0, max_delay=4.0),
+        OperationType.READ: OperationRetryPolicy(retries=2, base_delay=0.5, max_delay=2.0),
+    }
+)
+"""Seed 003's retry policy per operation type."""
+
+_TRANSIENT = (ServiceUnavailableError, TransportError, DeadlineExceeded, ResourceExhausted)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth sending again: connection errors, timeouts, 502/503/504, 429; not an open circuit."""
+    return isinstance(error, _TRANSIENT) and not isinstance(error, ServiceUnavailable)
+
+
+# ---- results ----------------------------------------------------------------------------
+
+
+class WorkflowExecution(dict[str, Any]):
+    """An execution as the service returns it; a key it lacks is looked up in its ``output``.
+
+    So ``result["sentiment"]`` and ``result.get("sentiment")`` read the output of a
+    COMPLETED execution; ``in``, iteration and ``len`` see the execution's own keys.
+    A key in neither raises KeyError naming the execution's status.
+    """
+
+    def __missing__(self, key: str) -> Any:
+        output = dict.get(self, "output")
+        if isinstance(output, dict) and key in output:
+            return output[key]
+        status = dict.get(self, "status", "unknown")
+        why = f"status {status}"
+        if error := dict.get(self, "error"):
+            why += f", error: {error}"
+        elif status not in TERMINAL_EXECUTION_STATUSES:
+            why += ", not finished: no output yet"
+        raise KeyError(
+            f"{key!r} is neither a field of execution {dict.get(self, 'id')!r} "
+            f"nor a key of its output ({why})"
+        )
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+class DeferredRead(Mapping[str, Any], Generic[R]):
+    """One read request: ``await`` it, or use it as the mapping it fetches (once, blocking).
+
+    The first of ``await``, :meth:`result` or a mapping operation sends the
+    request; the answer is kept and every later use returns it.
+    """
+
+    __slots__ = ("_afetch", "_describe", "_fetch", "_lock", "_value")
+
+    def __init__(
+        self,
+        fetch: Callable[[], R],
+        afetch: Callable[[], Generator[Any, None, R]],
+        describe: str,
+    ) -> None:
+        self._fetch = fetch
+        self._afetch = afetch
+        self._describe = describe
+        self._lock = threading.Lock()
+        self._value: R | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the request has been answered."""
+        return self._value is not None
+
+    def result(self) -> R:
+        """The answer, sending the request synchronously if it has not been sent."""
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._fetch()
+        return self._value
+
+    def __await__(self) -> Generator[Any, None, R]:
+        if self._value is not None:
+            return self._value
+        value = yield from self._afetch()
+        if self._value is None:
+            self._value = value
+        return self._value
+
+    def __getitem__(self, key: str) -> Any:
+        return self.result()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.result())
+
+    def __len__(self) -> int:
+        return len(self.result())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.result()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DeferredRead):
+            other = other.result()
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return self.result() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        state = repr(self._value) if self._value is not None else "not sent"
+        return f"DeferredRead({self._describe}: {state})"
+
+
+# ---- requests (no I/O) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One REST call: what to send, how to retry it, and what its 404 would be about."""
+
+    op: OperationType
+    method: str
+    path: str
+    params: dict[str, str | int] | None = None
+    body: dict[str, Any] | None = None
+    resource: tuple[str, str] | None = None
+    idempotency_key: bool = False
+    # error statuses whose JSON object body is the answer (a health report saying "unhealthy")
+    accept: frozenset[int] = field(default_factory=frozenset)
+
+    def describe(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def _segment(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return quote(value, safe="")
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _page(status: str | None, page: int, per_page: int) -> dict[str, str | int]:
+    params: dict[str, str | int] = {"page": page, "per_page": per_page}
+    if status is not None:
+        params["status"] = status.value if isinstance(status, enum.Enum) else str(status)
+    return params
+
+
+def _run_body(
+    input_data: Mapping[str, Any] | None, context: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    return {"input_data": dict(input_data or {}), "context": dict(context or {})}
+
+
+def _as_list(items: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
+    return None if items is None else [dict(item) for item in items]
+
+
+def _as_dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else dict(value)
+
+
+def _wf(workflow_id: str) -> tuple[str, tuple[str, str]]:
+    return f"/workflows/{_segment('workflow_id', workflow_id)}", ("workflow", workflow_id)
+
+
+def _svc(service_id: str) -> tuple[str, tuple[str, str]]:
+    return f"/services/{_segment('service_id', service_id)}", ("service", service_id)
+
+
+def _ex(execution_id: str) -> tuple[str, tuple[str, str]]:
+    return f"/executions/{_segment('execution_id', execution_id)}", ("execution", execution_id)
+
+
+_C, _U, _D, _RD = (
+    OperationType.CREATE,
+    OperationType.UPDATE,
+    OperationType.DELETE,
+    OperationType.READ,
+)
+
+
+def _create_workflow(
+    name: str,
+    description: str,
+    steps: Sequence[Mapping[str, Any]] | None,
+    metadata: Mapping[str, Any] | None,
+    status: str | None,
+) -> _Call:
+    body = _given(
+        name=name,
+        description=description,
+        steps=_as_list(steps),
+        metadata=_as_dict(metadata),
+        status=status,
+    )
+    return _Call(_C, "POST", "/workflows", body=body, idempotency_key=True)
+
+
+def _update_workflow(workflow_id: str, **fields: Any) -> _Call:
+    path, resource = _wf(workflow_id)
+    return _Call(_U, "PATCH", path, body=_given(**fields), resource=resource)
+
+
+def _execute_workflow(
+    workflow_id: str, input_data: Mapping[str, Any] | None, context: Mapping[str, Any] | None
+) -> _Call:
+    path, resource = _wf(workflow_id)
+    body = _run_body(input_data, context)
+    return _Call(_C, "POST", f"{path}/execute", body=body, resource=resource, idempotency_key=True)
+
+
+def _workflow_executions(workflow_id: str, status: str | None, page: int, per_page: int) -> _Call:
+    path, resource = _wf(workflow_id)
+    return _Call(_RD, "GET", f"{path}/executions", _page(status, page, per_page), resource=resource)
+
+
+def _execution_action(execution_id: str, action: str) -> _Call:
+    path, resource = _ex(execution_id)
+    return _Call(_U, "POST", f"{path}/{action}", resource=resource, idempotency_key=True)
+
+
+def _register_service(
+    name: str,
+    description: str,
+    endpoint: str | None,
+    actions: Sequence[Mapping[str, Any]] | None,
+    metadata: Mapping[str, Any] | None,
+    status: str | None,
+) -> _Call:
+    body = _given(
+        name=name,
+        description=description,
+        endpoint=endpoint,
+        actions=_as_list(actions),
+        metadata=_as_dict(metadata),
+        status=status,
+    )
+    return _Call(_C, "POST", "/services", body=body, idempotency_key=True)
+
+
+def _update_service(service_id: str, **fields: Any) -> _Call:
+    path, resource = _svc(service_id)
+    return _Call(_U, "PATCH", path, body=_given(**fields), resource=resource)
+
+
+def _execute_service_action(
+    service_id: str,
+    action: str,
+    input_data: Mapping[str, Any] | None,
+    context: Mapping[str, Any] | None,
+) -> _Call:
+    path, resource = _svc(service_id)
+    return _Call(
+        _C,
+        "POST",
+        f"{path}/actions/{_segment('action', action)}/execute",
+        body=_run_body(input_data, context),
+        resource=resource,
+        idempotency_key=True,
+    )
+
+
+def _get(path_and_resource: tuple[str, tuple[str, str]]) -> _Call:
+    path, resource = path_and_resource
+    return _Call(_RD, "GET", path, resource=resource)
+
+
+# a health endpoint answers 503 with a report saying "unhealthy": that report is the answer
+_REPORTS = frozenset({503})
+
+
+def _service_health(service_id: str) -> _Call:
+    path, resource = _svc(service_id)
+    return _Call(_RD, "GET", f"{path}/health", resource=resource, accept=_REPORTS)
+
+
+def _delete(path_and_resource: tuple[str, tuple[str, str]]) -> _Call:
+    path, resource = path_and_resource
+    return _Call(_D, "DELETE", path, resource=resource)
+
+
+def _list(collection: str, status: str | None, page: int, per_page: int) -> _Call:
+    return _Call(_RD, "GET", collection, _page(status, page, per_page))
+
+
+_HEALTH = _Call(_RD, "GET", "/health", accept=_REPORTS)
+
+
+# ---- answers (no I/O) --------------------------------------------------------------------
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _field_name(loc: object) -> str:
+    """FastAPI's ``["body", "actions", 0, "name"]`` as ``"actions.0.name"``."""
+    if not isinstance(loc, list | tuple) or not loc:
+        return str(loc) if loc not in (None, "", [], ()) else ""
+    parts = [str(part) for part in loc]
+    if len(parts) > 1 and parts[0] in _LOCATIONS:
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def _validation_errors(body: dict[str, Any] | None) -> list[dict[str, str]]:
+    """``[{"field", "message"}]`` from our ``validation_errors`` or FastAPI's ``detail`` list."""
+    if body is None:
+        return []
+    raw = body.get("validation_errors")
+    if not isinstance(raw, list) or not raw:
+        raw = body.get("detail")
+    if not isinstance(raw, list):
+        return []
+    errors: list[dict[str, str]] = []
+    for item in raw:
+        if isinstance(item, Mapping):
+            name = item.get("field")
+            errors.append(
+                {
+                    "field": str(name) if name is not None else _field_name(item.get("loc")),
+                    "message": str(item.get("message", item.get("msg", ""))),
+                }
+            )
+        else:
+            errors.append({"field": "", "message": str(item)})
+    return errors
+
+
+def _server_message(body: dict[str, Any] | None) -> str | None:
+    if body is None:
+        return None
+    for key in ("message", "detail"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _error_for(response: httpx.Response, call: _Call, service: str) -> ServiceError:
+    """The typed error for an error answer, with the fields seed 003's callers read."""
+    status = response.status_code
+    url = str(response.request.url)
+    generic = error_for_response(
+        status, response.headers, response.text, method=call.method, url=url, service=service
+    )
+    body = _json_object(response)
+    details: dict[str, Any] = dict(generic.details)
+    if body is not None:
+        details["body"] = body
+        if isinstance(body.get("details"), dict):
+            details = {**body["details"], **details}
+    where = f"{call.describe()} answered HTTP {status}"
+    kw: dict[str, Any] = {"service": service, "details": details}
+    if generic.retry_after is not None:
+        kw["retry_after"] = generic.retry_after
+    if isinstance(generic, ValidationError):
+        problems = _validation_errors(body)
+        summary = _server_message(body) or "; ".join(
+            f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems[:5]
+        )
+        return ValidationError(
+            f"{where}: {summary or 'validation failed'}", validation_errors=problems, **kw
+        )
+    if isinstance(generic, ResourceNotFoundError):
+        resource_type: Any
+        resource_id: Any
+        resource_type, resource_id = call.resource or (None, None)
+        if body is not None:
+            resource_type = body.get("resource_type") or resource_type
+            resource_id = body.get("resource_id") or resource_id
+        message = _server_message(body) or f"{resource_type or 'resource'} not found"
+        return ResourceNotFoundError(
+            f"{where}: {message}",
+            resource_type=None if resource_type is None else str(resource_type),
+            resource_id=None if resource_id is None else str(resource_id),
+            **kw,
+        )
+    said = _server_message(body)
+    return type(generic)(f"{where}: {said}", **kw) if said else generic
+
+
+def _answer(response: httpx.Response, call: _Call, service: str) -> dict[str, Any]:
+    status = response.status_code
+    if status >= 400:
+        body = _json_object(response) if status in call.accept else None
+        if body is None:
+            raise _error_for(response, call, service)
+        return body
+    if not response.content:
+        return {}
+    body = _json_object(response)
+    if body is None:
+        kind = response.headers.get("content-type", "no content type")
+        raise ServerError(
+            f"{call.describe()} answered HTTP {status} with a body that is not a JSON object "
+            f"({kind}; starts {response.text[:60]!r})",
+            service=service,
+        )
+    return body
+
+
+def _execution_id(execution: WorkflowExecution, service: str) -> str:
+    execution_id = dict.get(execution, "id")
+    if not isinstance(execution_id, str) or not execution_id:
+        raise ServerError(f"the execution answer has no id: {dict(execution)!r}", service=service)
+    return execution_id
+
+
+def _is_terminal(execution: WorkflowExecution) -> bool:
+    return dict.get(execution, "status") in TERMINAL_EXECUTION_STATUSES
+
+
+# ---- the shared core ---------------------------------------------------------------------
+
+
+class _IntegrationCore:
+    """Configuration, policies and the synchronous send path, shared by both clients."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float,
+        *,
+        service_name: str,
+        retry_policies: Mapping[OperationType, OperationRetryPolicy] | None,
+        circuit_breaker_config: CircuitBreakerConfig | None,
+        headers: Mapping[str, str] | None,
+        sync_transport: httpx.BaseTransport | None,
+        clock: Clock,
+        rng: random.Random | None,
+        hooks: Sequence[Hook],
+    ) -> None:
+        self.base_url = validate_base_url(base_url)
+        self.timeout = check_number("timeout", timeout, inclusive=False)
+        self.service_name = service_name
+        self.headers = dict(headers or {})
+        self.retry_policies: Mapping[OperationType, OperationRetryPolicy] = MappingProxyType(
+            {**INTEGRATION_RETRY_POLICIES, **(retry_policies or {})}
+        )
+        self._clock = clock
+        self.circuit_breaker = CircuitBreaker(
+            name=service_name,
+            config=circuit_breaker_config or CircuitBreakerConfig(),
+            clock=clock,
+            hooks=hooks,
+        )
+        rng = rng or random.Random()
+        self._pipelines = {
+            op: Pipeline(
+                policy.build(name=service_name, clock=clock, rng=rng, hooks=hooks),
+                self.circuit_breaker,
+                name=f"{service_name}:{op.value}",
+            )
+            for op, policy in self.retry_policies.items()
+        }
+        self._sync_transport = sync_transport
+        self._sync_http: httpx.Client | None = None
+        self._sync_lock = threading.Lock()
+        self.state = ClientState.UNOPENED
+
+    def _check_open(self) -> None:
+        if self.state is ClientState.CLOSED:
+            raise RuntimeError(f"{self.service_name}: the client is closed")
+
+    def _attempt_timeout(self) -> float:
+        left = remaining(self._clock)
+        return self.timeout if left is None else max(min(self.timeout, left), 0.001)
+
+    def _headers(self, call: _Call) -> dict[str, str]:
+        if call.idempotency_key:
+            # one key per logical call: every retry of it carries the same one
+            return {IDEMPOTENCY_HEADER: uuid.uuid4().hex}
+        return {}
+
+    def _sync_client(self) -> httpx.Client:
+        self._check_open()
+        with self._sync_lock:
+            if self._sync_http is None:
+                self._sync_http = httpx.Client(
+                    base_url=self.base_url,
+                    headers=self.headers,
+                    timeout=self.timeout,
+                    transport=self._sync_transport,
+                )
+                self.state = ClientState.OPENED
+            return self._sync_http
+
+    def _send(self, call: _Call) -> dict[str, Any]:
+        """Send ``call`` in the calling thread through its operation's retry and the breaker."""
+        client = self._sync_client()
+        return self._pipelines[call.op].call(self._attempt, client, call, self._headers(call))
+
+    def _attempt(
+        self, client: httpx.Client, call: _Call, headers: dict[str, str]
+    ) -> dict[str, Any]:
+        with map_httpx_errors(self.service_name, call.describe()):
+            response = client.request(
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.body,
+                headers=headers,
+                timeout=self._attempt_timeout(),
+            )
+        return _answer(response, call, self.service_name)
+
+    def _close_sync(self) -> None:
+        with self._sync_lock:
+            if self._sync_http is not None:
+                self._sync_http.close()
+                self._sync_http = None
+        self.state = ClientState.CLOSED
+
+    def _wait_deadline(self, poll_interval: float) -> float:
+        check_number("poll_interval", poll_interval, inclusive=False)
+        return self._clock.now() + self.timeout
+
+
+class ServiceIntegrationClient(_IntegrationCore):
+    """Async client for the integration service (seed 003); see the module docstring.
+
+    ``timeout`` (seconds) bounds each HTTP attempt and how long ``execute_workflow``
+    waits for an execution to finish. ``retry_policies`` replaces the policy of
+    the operation types it names; ``circuit_breaker_config`` configures the one
+    breaker guarding every call. ``clock`` drives every sleep (backoff, polling)
+    and ``rng`` the jitter, so tests take no wall time. ``transport`` and
+    ``sync_transport`` replace the network for the async and the synchronous path.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 30,
+        *,
+        service_name: str = SERVICE_NAME,
+        retry_policies: Mapping[OperationType, OperationRetryPolicy] | None = None,
+        circuit_breaker_config: CircuitBreakerConfig | None = None,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sync_transport: httpx.BaseTransport | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+        hooks: Sequence[Hook] = (),
+    ) -> None:
+        super().__init__(
+            base_url,
+            timeout,
+            service_name=service_name,
+            retry_policies=retry_policies,
+            circuit_breaker_config=circuit_breaker_config,
+            headers=headers,
+            sync_transport=sync_transport,
+            clock=clock,
+            rng=rng,
+            hooks=hooks,
+        )
+        self._transport = transport
+        self._async_http: httpx.AsyncClient | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------
+
+    def _async_client(self) -> httpx.AsyncClient:
+        self._check_open()
+        if self._async_http is None:
+            self._async_http = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=self.headers,
+                timeout=self.timeout,
+                transport=self._transport,
+            )
+            self.state = ClientState.OPENED
+        return self._async_http
+
+    async def aclose(self) -> None:
+        """Close both connection pools; idempotent. Later calls raise RuntimeError."""
+        if self._async_http is not None:
+            await self._async_http.aclose()
+            self._async_http = None
+        self._close_sync()
+
+    async def __aenter__(self) -> ServiceIntegrationClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # ---- sending -------------------------------------------------------------------
+
+    async def _asend(self, call: _Call) -> dict[str, Any]:
+        client = self._async_client()
+        return await self._pipelines[call.op].acall(
+            self._aattempt, client, call, self._headers(call)
+        )
+
+    async def _aattempt(
+        self, client: httpx.AsyncClient, call: _Call, headers: dict[str, str]
+    ) -> dict[str, Any]:
+        with map_httpx_errors(self.service_name, call.describe()):
+            response = await client.request(
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.body,
+                headers=headers,
+                timeout=self._attempt_timeout(),
+            )
+        return _answer(response, call, self.service_name)
+
+    def _read(self, call: _Call) -> DeferredRead[dict[str, Any]]:
+        return DeferredRead(
+            lambda: self._send(call), lambda: self._asend(call).__await__(), call.describe()
+        )
+
+    def _read_execution(self, call: _Call) -> DeferredRead[WorkflowExecution]:
+        async def afetch() -> WorkflowExecution:
+            return WorkflowExecution(await self._asend(call))
+
+        return DeferredRead(
+            lambda: WorkflowExecution(self._send(call)),
+            lambda: afetch().__await__(),
+            call.describe(),
+        )
+
+    # ---- workflows -----------------------------------------------------------------
+
+    async def create_workflow(
+        self,
+        name: str,
+        description: str = "",
+        steps: Sequence[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a workflow (POST /workflows); the server validates the steps."""
+        return await self._asend(_create_workflow(name, description, steps, metadata, status))
+
+    async def update_workflow(
+        self,
+        workflow_id: str,
+        name: str | None = None,
+        description: str | None = None,
+        steps: Sequence[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """Change the given fields of a workflow (PATCH); fields left as None are not sent."""
+        call = _update_workflow(
+            workflow_id,
+            name=name,
+            description=description,
+            steps=_as_list(steps),
+            metadata=_as_dict(metadata),
+            status=status,
+        )
+        return await self._asend(call)
+
+    async def delete_workflow(self, workflow_id: str) -> dict[str, Any]:
+        """Delete a workflow; answers ``{"id", "name", "deleted": True}``."""
+        return await self._asend(_delete(_wf(workflow_id)))
+
+    def get_workflow(self, workflow_id: str) -> DeferredRead[dict[str, Any]]:
+        """One workflow; await it, or use it as a dict."""
+        return self._read(_get(_wf(workflow_id)))
+
+    def get_workflows(
+        self, status: str | None = None, page: int = 1, per_page: int = 20
+    ) -> DeferredRead[dict[str, Any]]:
+        """A page of workflows ``{items, total, page, per_page, pages}``; await it or index it."""
+        return self._read(_list("/workflows", status, page, per_page))
+
+    # ---- executions ----------------------------------------------------------------
+
+    async def execute_workflow(
+        self,
+        workflow_id: str,
+        input_data: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        *,
+        wait: bool = True,
+        poll_interval: float = 0.2,
+    ) -> WorkflowExecution:
+        """Start an execution; with ``wait`` poll it every ``poll_interval`` seconds until it ends.
+
+        Returns the execution once it is COMPLETED, FAILED or CANCELLED, or as it
+        stands when ``timeout`` seconds have passed; without ``wait``, the 202 answer.
+        """
+        deadline = self._wait_deadline(poll_interval)
+        execution = WorkflowExecution(
+            await self._asend(_execute_workflow(workflow_id, input_data, context))
+        )
+        if not wait:
+            return execution
+        poll = _get(_ex(_execution_id(execution, self.service_name)))
+        while not _is_terminal(execution):
+            left = deadline - self._clock.now()
+            if left <= 0:
+                break
+            await self._clock.asleep(min(poll_interval, left))
+            execution = WorkflowExecution(await self._asend(poll))
+        return execution
+
+    def get_workflow_execution_status(self, execution_id: str) -> DeferredRead[WorkflowExecution]:
+        """One execution (its status, steps, output); await it, or use it as a dict."""
+        return self._read_execution(_get(_ex(execution_id)))
+
+    def get_workflow_executions(
+        self, workflow_id: str, status: str | None = None, page: int = 1, per_page: int = 20
+    ) -> DeferredRead[dict[str, Any]]:
+        """A page of a workflow's executions; await it or index it."""
+        return self._read(_workflow_executions(workflow_id, status, page, per_page))
+
+    async def cancel_workflow_execution(self, execution_id: str) -> WorkflowExecution:
+        """Cancel a pending or running execution; answers the execution."""
+        return WorkflowExecution(await self._asend(_execution_action(execution_id, "cancel")))
+
+    async def resume_workflow_execution(self, execution_id: str) -> WorkflowExecution:
+        """Resume a failed or cancelled execution from the step it stopped at."""
+        return WorkflowExecution(await self._asend(_execution_action(execution_id, "resume")))
+
+    # ---- services ------------------------------------------------------------------
+
+    async def register_service(
+        self,
+        name: str,
+        description: str = "",
+        endpoint: str | None = None,
+        actions: Sequence[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """Register a service (POST /services); ConflictError when the name is taken."""
+        return await self._asend(
+            _register_service(name, description, endpoint, actions, metadata, status)
+        )
+
+    async def update_service(
+        self,
+        service_id: str,
+        name: str | None = None,
+        description: str | None = None,
+        endpoint: str | None = None,
+        status: str | None = None,
+        actions: Sequence[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Change the given fields of a service (PATCH); fields left as None are not sent."""
+        call = _update_service(
+            service_id,
+            name=name,
+            description=description,
+            endpoint=endpoint,
+            status=status,
+            actions=_as_list(actions),
+            metadata=_as_dict(metadata),
+        )
+        return await self._asend(call)
+
+    async def deregister_service(self, service_id: str) -> dict[str, Any]:
+        """Deregister a service; answers ``{"id", "name", "deregistered": True}``."""
+        return await self._asend(_delete(_svc(service_id)))
+
+    def get_service(self, service_id: str) -> DeferredRead[dict[str, Any]]:
+        """One service, by id or name; await it, or use it as a dict."""
+        return self._read(_get(_svc(service_id)))
+
+    def get_services(
+        self, status: str | None = None, page: int = 1, per_page: int = 20
+    ) -> DeferredRead[dict[str, Any]]:
+        """A page of services ``{items, total, page, per_page, pages}``; await it or index it."""
+        return self._read(_list("/services", status, page, per_page))
+
+    async def execute_service_action(
+        self,
+        service_id: str,
+        action: str,
+        input_data: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Run one action of a service through the integration service."""
+        return await self._asend(_execute_service_action(service_id, action, input_data, context))
+
+    # ---- health --------------------------------------------------------------------
+
+    def get_integration_health(self) -> DeferredRead[dict[str, Any]]:
+        """The integration service's health report (an "unhealthy" 503 report is returned too)."""
+        return self._read(_HEALTH)
+
+    def get_service_health(self, service_id: str) -> DeferredRead[dict[str, Any]]:
+        """One registered service's health report."""
+        return self._read(_service_health(service_id))
+
+    def __repr__(self) -> str:
+        return f"ServiceIntegrationClient({self.base_url!r})"
+
+
+class ServiceIntegrationClientSync(_IntegrationCore):
+    """The synchronous twin of :class:`ServiceIntegrationClient`: same methods, same policies.
+
+    Every method returns its answer directly; ``close()`` (or ``with``) releases the pool.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 30,
+        *,
+        service_name: str = SERVICE_NAME,
+        retry_policies: Mapping[OperationType, OperationRetryPolicy] | None = None,
+        circuit_breaker_config: CircuitBreakerConfig | None = None,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+        hooks: Sequence[Hook] = (),
+    ) -> None:
+        super().__init__(
+            base_url,
+            timeout,
+            service_name=service_name,
+            retry_policies=retry_policies,
+            circuit_breaker_config=circuit_breaker_config,
+            headers=headers,
+            sync_transport=transport,
+            clock=clock,
+            rng=rng,
+            hooks=hooks,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool; idempotent. Later calls raise RuntimeError."""
+        self._close_sync()
+
+    def __enter__(self) -> ServiceIntegrationClientSync:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- workflows -----------------------------------------------------------------
+
+    def create_workflow(
+        self,
+        name: str,
+        description: str = "",
+        steps: Sequence[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a workflow (POST /workflows); the server validates the steps."""
+        return self._send(_create_workflow(name, description, steps, metadata, status))
+
+    def update_workflow(
+        self,
+        workflow_id: str,
+        name: str | None = None,
+        description: str | None = None,
+        steps: Sequence[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """Change the given fields of a workflow (PATCH); fields left as None are not sent."""
+        call = _update_workflow(
+            workflow_id,
+            name=name,
+            description=description,
+            steps=_as_list(steps),
+            metadata=_as_dict(metadata),
+            status=status,
+        )
+        return self._send(call)
+
+    def delete_workflow(self, workflow_id: str) -> dict[str, Any]:
+        """Delete a workflow; answers ``{"id", "name", "deleted": True}``."""
+        return self._send(_delete(_wf(workflow_id)))
+
+    def get_workflow(self, workflow_id: str) -> dict[str, Any]:
+        """One workflow."""
+        return self._send(_get(_wf(workflow_id)))
+
+    def get_workflows(
+        self, status: str | None = None, page: int = 1, per_page: int = 20
+    ) -> dict[str, Any]:
+        """A page of workflows ``{items, total, page, per_page, pages}``."""
+        return self._send(_list("/workflows", status, page, per_page))
+
+    # ---- executions ----------------------------------------------------------------
+
+    def execute_workflow(
+        self,
+        workflow_id: str,
+        input_data: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        *,
+        wait: bool = True,
+        poll_interval: float = 0.2,
+    ) -> WorkflowExecution:
+        """Start an execution; with ``wait`` poll it until it ends or ``timeout`` seconds pass."""
+        deadline = self._wait_deadline(poll_interval)
+        execution = WorkflowExecution(
+            self._send(_execute_workflow(workflow_id, input_data, context))
+        )
+        if not wait:
+            return execution
+        poll = _get(_ex(_execution_id(execution, self.service_name)))
+        while not _is_terminal(execution):
+            left = deadline - self._clock.now()
+            if left <= 0:
+                break
+            self._clock.sleep(min(poll_interval, left))
+            execution = WorkflowExecution(self._send(poll))
+        return execution
+
+    def get_workflow_execution_status(self, execution_id: str) -> WorkflowExecution:
+        """One execution (its status, steps, output)."""
+        return WorkflowExecution(self._send(_get(_ex(execution_id))))
+
+    def get_workflow_executions(
+        self, workflow_id: str, status: str | None = None, page: int = 1, per_page: int = 20
+    ) -> dict[str, Any]:
+        """A page of a workflow's executions."""
+        return self._send(_workflow_executions(workflow_id, status, page, per_page))
+
+    def cancel_workflow_execution(self, execution_id: str) -> WorkflowExecution:
+        """Cancel a pending or running execution; answers the execution."""
+        return WorkflowExecution(self._send(_execution_action(execution_id, "cancel")))
+
+    def resume_workflow_execution(self, execution_id: str) -> WorkflowExecution:
+        """Resume a failed or cancelled execution from the step it stopped at."""
+        return WorkflowExecution(self._send(_execution_action(execution_id, "resume")))
+
+    # ---- services ------------------------------------------------------------------
+
+    def register_service(
+        self,
+        name: str,
+        description: str = "",
+        endpoint: str | None = None,
+        actions: Sequence[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """Register a service (POST /services); ConflictError when the name is taken."""
+        return self._send(_register_service(name, description, endpoint, actions, metadata, status))
+
+    def update_service(
+        self,
+        service_id: str,
+        name: str | None = None,
+        description: str | None = None,
+        endpoint: str | None = None,
+        status: str | None = None,
+        actions: Sequence[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Change the given fields of a service (PATCH); fields left as None are not sent."""
+        call = _update_service(
+            service_id,
+            name=name,
+            description=description,
+            endpoint=endpoint,
+            status=status,
+            actions=_as_list(actions),
+            metadata=_as_dict(metadata),
+        )
+        return self._send(call)
+
+    def deregister_service(self, service_id: str) -> dict[str, Any]:
+        """Deregister a service; answers ``{"id", "name", "deregistered": True}``."""
+        return self._send(_delete(_svc(service_id)))
+
+    def get_service(self, service_id: str) -> dict[str, Any]:
+        """One service, by id or name."""
+        return self._send(_get(_svc(service_id)))
+
+    def get_services(
+        self, status: str | None = None, page: int = 1, per_page: int = 20
+    ) -> dict[str, Any]:
+        """A page of services ``{items, total, page, per_page, pages}``."""
+        return self._send(_list("/services", status, page, per_page))
+
+    def execute_service_action(
+        self,
+        service_id: str,
+        action: str,
+        input_data: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Run one action of a service through the integration service."""
+        return self._send(_execute_service_action(service_id, action, input_data, context))
+
+    # ---- health --------------------------------------------------------------------
+
+    def get_integration_health(self) -> dict[str, Any]:
+        """The integration service's health report (an "unhealthy" 503 report is returned too)."""
+        return self._send(_HEALTH)
+
+    def get_service_health(self, service_id: str) -> dict[str, Any]:
+        """One registered service's health report."""
+        return self._send(_service_health(service_id))
+
+    def __repr__(self) -> str:
+        return f"ServiceIntegrationClientSync({self.base_url!r})"

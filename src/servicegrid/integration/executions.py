@@ -1,0 +1,309 @@
+"""The execution store: executions and their steps as the API shows them.
+
+Every write here is idempotent, because the durable engine may run a piece of an execution again
+after a crash: a status only moves forward (a finished execution is never rewritten, a cancelled
+one stays cancelled), and a step's row is keyed by (execution, step).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from servicegrid.errors import ResourceNotFoundError
+from servicegrid.integration.db import ExecutionRow, ExecutionStepRow
+from servicegrid.integration.execution_models import (
+    ExecuteRequest,
+    Execution,
+    ExecutionPage,
+    ExecutionStatus,
+    ExecutionStep,
+    ExecutionStepStatus,
+)
+from servicegrid.integration.rows import as_utc, new_id, page_count, utcnow
+from servicegrid.integration.workflow_models import Workflow
+
+__all__ = ["ExecutionStore", "StepRecord"]
+
+_STEP_KEY = ("execution_id", "step_id")
+_OPEN = (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value)
+
+
+def _maybe_utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)
+
+
+def _step_model(row: ExecutionStepRow) -> ExecutionStep:
+    return ExecutionStep(
+        id=row.step_id,
+        service=row.service,
+        action=row.action,
+        status=ExecutionStepStatus(row.status),
+        input=row.input,
+        output=row.output,
+        attempts=row.attempts,
+        started_at=_maybe_utc(row.started_at),
+        finished_at=_maybe_utc(row.finished_at),
+        duration_ms=row.duration_ms,
+        error=row.error,
+    )
+
+
+def _to_model(row: ExecutionRow, steps: Sequence[ExecutionStepRow] = ()) -> Execution:
+    return Execution(
+        id=row.id,
+        workflow_id=row.workflow_id,
+        workflow_name=row.workflow_name,
+        workflow_version=row.workflow_version,
+        status=ExecutionStatus(row.status),
+        input_data=row.input_data,
+        context=row.context,
+        output=row.output,
+        error=row.error,
+        steps=[_step_model(step) for step in steps],
+        created_at=as_utc(row.created_at),
+        started_at=_maybe_utc(row.started_at),
+        finished_at=_maybe_utc(row.finished_at),
+        updated_at=as_utc(row.updated_at),
+    )
+
+
+StepRecord = dict[str, Any]
+"""A step's row as a JSON-ready dict: what a durable step returns and the store writes."""
+
+
+class ExecutionStore:
+    """Executions persisted through ``sessions``."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        new_id: Callable[[], str] = new_id,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._new_id = new_id
+        bind = sessions.kw.get("bind")
+        dialect = getattr(getattr(bind, "dialect", None), "name", "sqlite")
+        self._insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+
+    async def create(
+        self, workflow: Workflow, request: ExecuteRequest, *, idempotency_key: str | None
+    ) -> tuple[Execution, bool]:
+        """A new PENDING execution, or the one already made with ``idempotency_key``.
+
+        Returns the execution and whether it was created now.
+        """
+        if idempotency_key is not None:
+            existing = await self._by_key(idempotency_key)
+            if existing is not None:
+                return existing, False
+        now = self._clock()
+        execution_id = self._new_id()
+        row = ExecutionRow(
+            id=execution_id,
+            workflow_id=workflow.id,
+            workflow_name=workflow.name,
+            workflow_version=workflow.version,
+            plan=[step.model_dump(mode="json") for step in workflow.steps],
+            status=ExecutionStatus.PENDING.value,
+            input_data=dict(request.input_data),
+            context=dict(request.context),
+            idempotency_key=idempotency_key,
+            run_id=execution_id,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._sessions() as session:
+            session.add(row)
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                assert idempotency_key is not None
+                raced = await self._by_key(idempotency_key)
+                if raced is None:
+                    raise
+                return raced, False
+        return _to_model(row), True
+
+    async def _by_key(self, key: str) -> Execution | None:
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(ExecutionRow).where(ExecutionRow.idempotency_key == key)
+            )
+            return None if row is None else _to_model(row)
+
+    async def get(self, execution_id: str) -> Execution:
+        """The execution with its steps; :class:`ResourceNotFoundError` if there is none."""
+        async with self._sessions() as session:
+            row = await self._row(session, execution_id)
+            steps = await session.scalars(
+                select(ExecutionStepRow)
+                .where(ExecutionStepRow.execution_id == execution_id)
+                .order_by(ExecutionStepRow.started_at, ExecutionStepRow.sequence)
+            )
+            return _to_model(row, list(steps))
+
+    async def plan(self, execution_id: str) -> tuple[list[dict[str, Any]], ExecutionRow]:
+        """The steps the execution runs, and its row."""
+        async with self._sessions() as session:
+            row = await self._row(session, execution_id)
+            return row.plan, row
+
+    async def list(
+        self,
+        workflow_id: str,
+        *,
+        status: ExecutionStatus | None = None,
+        page: int = 1,
+        per_page: int = 20,
+    ) -> ExecutionPage:
+        """One page of a workflow's executions, newest first."""
+        query = select(ExecutionRow).where(ExecutionRow.workflow_id == workflow_id)
+        if status is not None:
+            query = query.where(ExecutionRow.status == status.value)
+        async with self._sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = await session.scalars(
+                query.order_by(ExecutionRow.created_at.desc(), ExecutionRow.id)
+                .offset((page - 1) * per_page)
+                .limit(per_page)
+            )
+            items = [_to_model(row) for row in rows]
+        return ExecutionPage(
+            items=items,
+            total=total,
+            page=page,
+            per_page=per_page,
+            pages=page_count(total, per_page),
+        )
+
+    async def unfinished(self) -> builtins.list[tuple[str, str]]:
+        """(execution id, run id) of every PENDING or RUNNING execution."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(ExecutionRow.id, ExecutionRow.run_id).where(ExecutionRow.status.in_(_OPEN))
+            )
+            return [(row[0], row[1]) for row in rows]
+
+    async def mark_running(self, execution_id: str) -> None:
+        """PENDING → RUNNING, stamping the start once."""
+        now = self._clock()
+        async with self._sessions() as session:
+            await session.execute(
+                update(ExecutionRow)
+                .where(ExecutionRow.id == execution_id, ExecutionRow.status.in_(_OPEN))
+                .values(
+                    status=ExecutionStatus.RUNNING.value,
+                    started_at=func.coalesce(ExecutionRow.started_at, now),
+                    updated_at=now,
+                )
+            )
+            await session.commit()
+
+    async def finish(
+        self,
+        execution_id: str,
+        status: ExecutionStatus,
+        *,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> bool:
+        """Set a final status unless the execution already has one; True if it was set."""
+        now = self._clock()
+        async with self._sessions() as session:
+            result = await session.execute(
+                update(ExecutionRow)
+                .where(ExecutionRow.id == execution_id, ExecutionRow.status.in_(_OPEN))
+                .values(
+                    status=status.value,
+                    output=output,
+                    error=error,
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
+            await session.commit()
+            return bool(getattr(result, "rowcount", 0))
+
+    async def reopen(self, execution_id: str, run_id: str) -> bool:
+        """FAILED or CANCELLED → PENDING under a new run; False if it was not in either."""
+        now = self._clock()
+        async with self._sessions() as session:
+            result = await session.execute(
+                update(ExecutionRow)
+                .where(
+                    ExecutionRow.id == execution_id,
+                    ExecutionRow.status.in_(
+                        (ExecutionStatus.FAILED.value, ExecutionStatus.CANCELLED.value)
+                    ),
+                )
+                .values(
+                    status=ExecutionStatus.PENDING.value,
+                    run_id=run_id,
+                    error=None,
+                    finished_at=None,
+                    updated_at=now,
+                )
+            )
+            await session.commit()
+            return bool(getattr(result, "rowcount", 0))
+
+    async def completed_steps(self, execution_id: str) -> dict[str, StepRecord]:
+        """The records of the steps that completed, by step id (what a resumed run reuses)."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ExecutionStepRow).where(
+                    ExecutionStepRow.execution_id == execution_id,
+                    ExecutionStepRow.status == ExecutionStepStatus.COMPLETED.value,
+                )
+            )
+            return {row.step_id: _step_model(row).model_dump(mode="json") for row in rows}
+
+    async def save_step(self, execution_id: str, sequence: int, record: StepRecord) -> None:
+        """Insert or replace the row of ``record['id']`` (one statement: an upsert)."""
+        values = {
+            "execution_id": execution_id,
+            "step_id": record["id"],
+            "sequence": sequence,
+            "status": record["status"],
+            "service": record.get("service"),
+            "action": record.get("action"),
+            "input": record.get("input"),
+            "output": record.get("output"),
+            "attempts": record.get("attempts", 0),
+            "started_at": _parse(record.get("started_at")),
+            "finished_at": _parse(record.get("finished_at")),
+            "duration_ms": record.get("duration_ms"),
+            "error": record.get("error"),
+        }
+        async with self._sessions() as session:
+            statement = self._insert(ExecutionStepRow).values(**values)
+            changed = {key: value for key, value in values.items() if key not in _STEP_KEY}
+            await session.execute(
+                statement.on_conflict_do_update(index_elements=list(_STEP_KEY), set_=changed)
+            )
+            await session.commit()
+
+    async def _row(self, session: AsyncSession, execution_id: str) -> ExecutionRow:
+        row = await session.get(ExecutionRow, execution_id)
+        if row is None:
+            raise ResourceNotFoundError(resource_type="execution", resource_id=execution_id)
+        return row
+
+
+def _parse(moment: str | datetime | None) -> datetime | None:
+    if moment is None or isinstance(moment, datetime):
+        return moment
+    return datetime.fromisoformat(moment)

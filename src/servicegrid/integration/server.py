@@ -1,0 +1,52 @@
+"""``servicegrid serve integration``: the integration service on uvicorn until SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from servicegrid.integration.app import create_app
+from servicegrid.integration.db import async_database_url
+from servicegrid.integration.native import NativeStepRunner
+from servicegrid.settings import Settings
+
+__all__ = ["run_integration_service"]
+
+_log = logging.getLogger("servicegrid.integration")
+
+
+def _prepare_sqlite_folder(database_url: str) -> None:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+async def run_integration_service(settings: Settings, *, host: str, port: int) -> None:
+    """Serve the integration API on ``host:port`` (under ``/api``) until SIGTERM or SIGINT.
+
+    On SIGTERM uvicorn stops taking requests and finishes those in flight; executions still
+    running are resumed by the next start.
+    """
+    database_url = async_database_url(settings.database_url)
+    _prepare_sqlite_folder(database_url)
+    app = create_app(
+        database_url,
+        native=NativeStepRunner(settings=settings),
+        executor_id=settings.integration_executor_id,
+    )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
+    )
+    server = uvicorn.Server(config)
+    shown = make_url(database_url).render_as_string(hide_password=True)
+    _log.info("integration service on http://%s:%d/api (database %s)", host, port, shown)
+    await server.serve()
+    if not server.started:
+        raise RuntimeError(f"could not serve on {host}:{port}")

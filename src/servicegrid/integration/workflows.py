@@ -1,0 +1,231 @@
+"""The workflow store: create, read, list, update and delete workflow definitions.
+
+Before a definition is stored, its steps must form a runnable graph
+(:func:`~servicegrid.integration.workflow_graph.check_graph`) and every action a step names
+must exist: on a registered service, or on one of our own model services
+(:mod:`servicegrid.integration.native`). Problems are a :class:`ValidationError` whose
+``validation_errors`` give each field's location, as FastAPI's own 422 answers do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from servicegrid.errors import ConflictError, ResourceNotFoundError, ValidationError
+from servicegrid.integration.db import WorkflowRow
+from servicegrid.integration.native import native_action
+from servicegrid.integration.registry import ServiceRegistry
+from servicegrid.integration.rows import as_utc, new_id, page_count, utcnow
+from servicegrid.integration.workflow_graph import GraphProblem, check_graph
+from servicegrid.integration.workflow_models import (
+    Step,
+    Workflow,
+    WorkflowCreate,
+    WorkflowPage,
+    WorkflowStatus,
+    WorkflowUpdate,
+)
+
+__all__ = ["WorkflowStore", "validation_error"]
+
+
+def validation_error(problems: Sequence[GraphProblem], *, prefix: str = "body") -> ValidationError:
+    """A 422 error listing ``problems`` the way FastAPI lists request validation errors."""
+    errors = [
+        {"loc": [prefix, *problem.loc], "msg": problem.msg, "type": "value_error"}
+        for problem in problems
+    ]
+    summary = "; ".join(
+        f"{'.'.join(str(part) for part in problem.loc)}: {problem.msg}" for problem in problems
+    )
+    return ValidationError(f"invalid workflow: {summary}", validation_errors=errors)
+
+
+def _to_model(row: WorkflowRow) -> Workflow:
+    return Workflow(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        steps=[Step.model_validate(step) for step in row.steps],
+        metadata=row.metadata_,
+        status=WorkflowStatus(row.status),
+        version=row.version,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+    )
+
+
+def _steps_json(steps: Sequence[Step]) -> list[dict[str, Any]]:
+    return [step.model_dump(mode="json", exclude_defaults=True) for step in steps]
+
+
+def _duplicate(name: str) -> ConflictError:
+    return ConflictError(
+        f"workflow {name!r} already exists", details={"resource_type": "workflow", "name": name}
+    )
+
+
+class WorkflowStore:
+    """Workflow definitions persisted through ``sessions``; names are unique.
+
+    Every ``workflow_id`` argument is matched against ids first, then against names.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        services: ServiceRegistry,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        new_id: Callable[[], str] = new_id,
+    ) -> None:
+        self._sessions = sessions
+        self._services = services
+        self._clock = clock
+        self._new_id = new_id
+
+    async def check_steps(self, steps: Sequence[Step]) -> None:
+        """Raise :class:`ValidationError` unless ``steps`` form a graph of known actions."""
+        problems = check_graph(steps)
+        if not problems:
+            problems = await self._unknown_actions(steps)
+        if problems:
+            raise validation_error(problems)
+
+    async def _unknown_actions(self, steps: Sequence[Step]) -> list[GraphProblem]:
+        calls = [(index, step) for index, step in enumerate(steps) if not step.is_fork]
+        registered = await self._services.by_names(step.service or "" for _, step in calls)
+        problems = []
+        for index, step in calls:
+            service, action = step.service or "", step.action or ""
+            found = registered.get(service)
+            if found is not None:
+                if not any(known.name == action for known in found.actions):
+                    names = ", ".join(known.name for known in found.actions) or "none"
+                    problems.append(
+                        GraphProblem(
+                            ("steps", index, "action"),
+                            f"service {service!r} has no action {action!r} (it has: {names})",
+                        )
+                    )
+            elif native_action(service, action) is None:
+                problems.append(
+                    GraphProblem(
+                        ("steps", index, "service"),
+                        f"no registered service {service!r} with an action {action!r}",
+                    )
+                )
+        return problems
+
+    async def create(self, spec: WorkflowCreate) -> Workflow:
+        """Store a new workflow; :class:`ConflictError` when the name is taken."""
+        await self.check_steps(spec.steps)
+        now = self._clock()
+        row = WorkflowRow(
+            id=self._new_id(),
+            name=spec.name,
+            description=spec.description,
+            status=spec.status.value,
+            steps=_steps_json(spec.steps),
+            metadata_=dict(spec.metadata),
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._sessions() as session:
+            if await self._name_taken(session, spec.name):
+                raise _duplicate(spec.name)
+            session.add(row)
+            await self._commit(session, spec.name)
+        return _to_model(row)
+
+    async def get(self, workflow_id: str) -> Workflow:
+        """The workflow with this id, else this name; :class:`ResourceNotFoundError` if none."""
+        async with self._sessions() as session:
+            return _to_model(await self._row(session, workflow_id))
+
+    async def list(
+        self, *, status: WorkflowStatus | None = None, page: int = 1, per_page: int = 20
+    ) -> WorkflowPage:
+        """One page of workflows, oldest first, optionally only those with ``status``."""
+        if page < 1 or per_page < 1:
+            raise ValueError("page and per_page must be at least 1")
+        query = select(WorkflowRow)
+        if status is not None:
+            query = query.where(WorkflowRow.status == status.value)
+        async with self._sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = await session.scalars(
+                query.order_by(WorkflowRow.created_at, WorkflowRow.name)
+                .offset((page - 1) * per_page)
+                .limit(per_page)
+            )
+            items = [_to_model(row) for row in rows]
+        return WorkflowPage(
+            items=items,
+            total=total,
+            page=page,
+            per_page=per_page,
+            pages=page_count(total, per_page),
+        )
+
+    async def update(self, workflow_id: str, changes: WorkflowUpdate) -> Workflow:
+        """Apply the fields set in ``changes``; new steps are checked as at creation.
+
+        Executions already started keep the steps they started with.
+        """
+        if changes.steps is not None:
+            await self.check_steps(changes.steps)
+        async with self._sessions() as session:
+            row = await self._row(session, workflow_id)
+            if changes.name is not None and changes.name != row.name:
+                if await self._name_taken(session, changes.name):
+                    raise _duplicate(changes.name)
+                row.name = changes.name
+            if changes.description is not None:
+                row.description = changes.description
+            if changes.status is not None:
+                row.status = changes.status.value
+            if changes.metadata is not None:
+                row.metadata_ = dict(changes.metadata)
+            if changes.steps is not None:
+                row.steps = _steps_json(changes.steps)
+            if changes.model_fields_set:
+                row.version += 1
+                row.updated_at = self._clock()
+            await self._commit(session, row.name)
+            return _to_model(row)
+
+    async def delete(self, workflow_id: str) -> Workflow:
+        """Remove the workflow and return it as it was; its executions stay readable."""
+        async with self._sessions() as session:
+            row = await self._row(session, workflow_id)
+            removed = _to_model(row)
+            await session.delete(row)
+            await session.commit()
+        return removed
+
+    async def _row(self, session: AsyncSession, key: str) -> WorkflowRow:
+        row = await session.get(WorkflowRow, key)
+        if row is None:
+            row = await session.scalar(select(WorkflowRow).where(WorkflowRow.name == key))
+        if row is None:
+            raise ResourceNotFoundError(resource_type="workflow", resource_id=key)
+        return row
+
+    async def _name_taken(self, session: AsyncSession, name: str) -> bool:
+        found = await session.scalar(select(WorkflowRow.id).where(WorkflowRow.name == name))
+        return found is not None
+
+    async def _commit(self, session: AsyncSession, name: str) -> None:
+        try:
+            await session.commit()
+        except IntegrityError as exc:
+            await session.rollback()
+            raise _duplicate(name) from exc

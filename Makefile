@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test check lint format typecheck bench bench-embedding bench-documents clean install protos
+.PHONY: up test check lint format typecheck bench bench-embedding bench-documents bench-integration faults clean install protos
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## up: set up and run the main job: the model services on this machine (CPU, and the
-## GPU service on the NVML stand-in unless told otherwise), with live status
+## GPU service on the NVML stand-in unless told otherwise) and the integration service
+## (:8005, SQLite in .servicegrid/), with live status
 up: $(STAMP)
 	SERVICEGRID_DEVICE=$${SERVICEGRID_DEVICE:-cpu} SERVICEGRID_NVML=$${SERVICEGRID_NVML:-standin} \
 		$(BIN)/servicegrid up
@@ -51,6 +52,17 @@ bench: $(STAMP)
 ## bench-embedding: the embedding service vs in-process encode and vs Infinity (minutes)
 bench-embedding: $(STAMP)
 	$(BIN)/python bench/bench_embedding.py
+
+## bench-integration: 3-step durable executions per second and per-step overhead (SQLite, PostgreSQL)
+bench-integration: $(STAMP)
+	bash tools/ensure_postgres.sh
+	$(BIN)/python bench/bench_integration.py
+
+## faults: SIGKILL the integration service 100 times during executions, on SQLite and PostgreSQL
+faults: $(STAMP)
+	bash tools/ensure_postgres.sh
+	$(BIN)/python tools/fault_integration.py --kills 100
+	$(BIN)/python tools/fault_integration.py --kills 100 --database postgresql
 
 ## bench-documents: the document service vs its engine in-process and vs pdfplumber
 bench-documents: $(STAMP)

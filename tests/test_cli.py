@@ -54,9 +54,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def closed_ports() -> Iterator[list[int]]:
-    """Five loopback ports held bound but not listening: connecting to them is refused."""
+    """Six loopback ports held bound but not listening: connecting to them is refused."""
     sockets = []
-    for _ in range(5):
+    for _ in range(6):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         sockets.append(sock)
@@ -69,9 +69,13 @@ def closed_ports() -> Iterator[list[int]]:
 
 @pytest.fixture
 def nothing_listening(monkeypatch: pytest.MonkeyPatch, closed_ports: list[int]) -> list[int]:
-    """Point every gRPC service at a closed port (the last port is left for HTTP)."""
+    """Point every gRPC service and the integration service at a closed port.
+
+    Port 4 is left for an HTTP service of the test's own.
+    """
     for var, port in zip(GRPC_VARS.values(), closed_ports, strict=False):
         monkeypatch.setenv(var, f"127.0.0.1:{port}")
+    monkeypatch.setenv("INTEGRATION_SERVICE_URL", f"http://127.0.0.1:{closed_ports[5]}/api")
     return closed_ports
 
 
@@ -172,7 +176,14 @@ def test_status_json_reports_unreachable_services_and_exits_0(
 ) -> None:
     monkeypatch.setenv("CHROMA_SERVER_URL", f"http://127.0.0.1:{nothing_listening[4]}")
     body = _status_json()
-    assert list(body) == ["gpu-management", "embedding", "reranking", "docling-vlm", "chroma"]
+    assert list(body) == [
+        "gpu-management",
+        "embedding",
+        "reranking",
+        "docling-vlm",
+        "integration",
+        "chroma",
+    ]
     for name, entry in body.items():
         assert set(entry) == REPORT_KEYS
         assert entry["service"] == name
@@ -183,6 +194,7 @@ def test_status_json_reports_unreachable_services_and_exits_0(
         assert entry["last_failure"] is not None
     assert {body[n]["kind"] for n in GRPC_VARS} == {"grpc"}
     assert body["chroma"]["kind"] == "http"
+    assert body["integration"]["kind"] == "http"
     assert body["embedding"]["url"] == f"127.0.0.1:{nothing_listening[1]}"
     assert body["chroma"]["error"].startswith("ConnectError")
 

@@ -158,8 +158,24 @@ def test_http_service_names() -> None:
     assert http_service_name("USER_SERVICE_URL") == "user-service"
     assert http_service_name("VECTOR_STORE_SERVER_URL") == "vector-store"
     assert http_service_name("API_GATEWAY_URL") == "api-gateway"
-    for not_http in ("GPU_SERVICE_URL", "DOCLING_VLM_SERVICE_URL", "QDRANT_URL", "PATH"):
+    for not_http in (
+        "GPU_SERVICE_URL",
+        "DOCLING_VLM_SERVICE_URL",
+        "INTEGRATION_SERVICE_URL",
+        "QDRANT_URL",
+        "PATH",
+    ):
         assert http_service_name(not_http) is None
+
+
+def test_integration_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().database_url == "sqlite+aiosqlite:///.servicegrid/integration.db"
+    monkeypatch.setenv("DATABASE_URL", "postgresql://grid@db/grid")
+    monkeypatch.setenv("INTEGRATION_SERVICE_URL", "http://integration:8005/api")
+    settings = load_settings()
+    assert settings.database_url == "postgresql://grid@db/grid"
+    assert settings.integration_service_url == "http://integration:8005/api"
+    assert settings.http_services == {}
 
 
 def test_overrides_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

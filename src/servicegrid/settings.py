@@ -164,17 +164,21 @@ class StandInDeviceSpec(BaseModel):
 # -- HTTP service discovery --------------------------------------------------
 
 
+_OWN_URL_VARS = frozenset({"INTEGRATION_SERVICE_URL"})
+
+
 def http_service_name(env_var: str) -> str | None:
     """The readable service name for an HTTP service variable, or ``None`` if it is not one.
 
     ``CHROMA_SERVER_URL`` -> ``chroma``, ``USER_SERVICE_URL`` -> ``user-service``,
-    ``API_GATEWAY_URL`` -> ``api-gateway``; the four gRPC ``*_SERVICE_URL`` give ``None``.
+    ``API_GATEWAY_URL`` -> ``api-gateway``; the four gRPC ``*_SERVICE_URL`` and
+    ``INTEGRATION_SERVICE_URL`` (a setting of its own) give ``None``.
     """
     env_var = env_var.upper()
     if env_var in _EXTRA_HTTP_VARS:
         return _EXTRA_HTTP_VARS[env_var]
     match = _HTTP_VAR.match(env_var)
-    if match is None or env_var in _GRPC_URL_VARS:
+    if match is None or env_var in _GRPC_URL_VARS or env_var in _OWN_URL_VARS:
         return None
     name = match["name"].lower().replace("_", "-")
     return f"{name}-service" if match["suffix"] == "SERVICE" else name

@@ -120,6 +120,8 @@ def test_up_once_starts_every_local_service_and_reports_them_healthy(tmp_path: P
         SERVICEGRID_DEVICE="cpu",
         SERVICEGRID_NVML="standin",
         SERVICEGRID_GPU_LEASE_DB=str(tmp_path / "leases.sqlite3"),
+        INTEGRATION_SERVICE_URL=f"http://127.0.0.1:{free_port()}/api",
+        DATABASE_URL=f"sqlite:///{tmp_path}/integration.db",
         **{name: f"localhost:{port}" for name, port in ports.items()},
     )
     stdout, stderr = process.communicate(timeout=300)
@@ -129,6 +131,6 @@ def test_up_once_starts_every_local_service_and_reports_them_healthy(tmp_path: P
     assert "unhealthy" not in rows["embedding"]
     assert "healthy" in rows["reranking"]
     assert "unhealthy" not in rows["reranking"]
-    for name in ("gpu-management", "docling-vlm"):
+    for name in ("gpu-management", "docling-vlm", "integration"):
         assert "healthy" in rows[name]
         assert "unhealthy" not in rows[name]

@@ -9,6 +9,8 @@ here, one after the other (no durability, no validation).
   the last ``finished_at`` the service recorded.
 - per-step overhead: one execution at a time; (service-side execution time − the direct
   3-call chain's time) / 3, medians.
+- service CPU ms/execution: the integration process's CPU time (all threads) during the
+  throughput run, per execution: steadier than wall time on a shared machine.
 
     .venv/bin/python bench/bench_integration.py [--executions 400] [--databases sqlite postgresql]
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -103,8 +106,14 @@ async def _wait(client: httpx.AsyncClient, api: str, execution_id: str) -> dict[
         await asyncio.sleep(0.02)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(
-    api: str, actions_url: str, workflow_id: str, executions: int
+    api: str, actions_url: str, workflow_id: str, executions: int, pid: int
 ) -> dict[str, float]:
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
@@ -137,6 +146,7 @@ async def measure(
                 ids.append(response.json()["id"])
 
         first = time.time()
+        cpu_before = cpu_seconds(pid)
         await asyncio.gather(*(caller() for _ in range(CALLERS)))
         finished = []
         for execution_id in ids:
@@ -144,6 +154,7 @@ async def measure(
             assert done["status"] == "COMPLETED", done
             finished.append(_moment(done["finished_at"]))
         elapsed = max(finished) - first
+        cpu_used = cpu_seconds(pid) - cpu_before
 
         # the baseline's throughput: the same chains, directly, as many callers
         chains_left = list(range(executions))
@@ -162,6 +173,7 @@ async def measure(
         "execution_ms": statistics.median(durations) * 1000,
         "chain_ms": chain * 1000,
         "overhead_ms_per_step": statistics.median(overheads) * 1000,
+        "cpu_ms_per_execution": cpu_used / executions * 1000,
     }
 
 
@@ -188,7 +200,16 @@ def run_one(kind: str, executions: int) -> dict[str, float]:
                 ).raise_for_status()
                 workflow = client.post("/workflows", json={"name": "noop-3", "steps": STEPS})
                 workflow.raise_for_status()
-            return asyncio.run(measure(service.api, actions_url, workflow.json()["id"], executions))
+            assert service.process is not None
+            return asyncio.run(
+                measure(
+                    service.api,
+                    actions_url,
+                    workflow.json()["id"],
+                    executions,
+                    service.process.pid,
+                )
+            )
         finally:
             service.stop()
 
@@ -210,6 +231,7 @@ def main() -> None:
                 f"{result['execution_ms']:.1f}",
                 f"{result['chain_ms']:.1f}",
                 f"{result['overhead_ms_per_step']:.2f}",
+                f"{result['cpu_ms_per_execution']:.1f}",
             ]
         )
     print(
@@ -222,6 +244,7 @@ def main() -> None:
                 "execution ms (p50)",
                 "direct chain ms (p50)",
                 "overhead ms/step",
+                "service CPU ms/execution",
             ],
             rows,
         )

@@ -68,6 +68,21 @@ def _validator(schema_json: str) -> Any:
     return schema_validator(json.loads(schema_json))
 
 
+_by_identity: dict[int, tuple[Mapping[str, Any], Any]] = {}
+
+
+def _validator_for(schema: Mapping[str, Any]) -> Any:
+    """The compiled validator of ``schema``; the same schema object finds it without hashing."""
+    known = _by_identity.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    if len(_by_identity) >= 1024:
+        _by_identity.clear()
+    _by_identity[id(schema)] = (schema, validator)  # holding schema keeps its id unique
+    return validator
+
+
 def schema_problems(schema: Mapping[str, Any], value: Any) -> list[tuple[list[str | int], str]]:
     """Each place where ``value`` breaks ``schema``: (path inside value, message).
 
@@ -75,7 +90,9 @@ def schema_problems(schema: Mapping[str, Any], value: Any) -> list[tuple[list[st
     registration checked for them) is one problem at the root, not a crash.
     """
     try:
-        validator = _validator(json.dumps(schema, sort_keys=True))
+        validator = _validator_for(schema)
+        if validator.is_valid(value):
+            return []
         errors = list(validator.iter_errors(value))
     except (Unresolvable, RecursionError, ValueError, OverflowError) as exc:
         return [([], f"the schema cannot be used: {type(exc).__name__}: {exc}")]
@@ -126,7 +143,7 @@ class ActionInvoker:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._clients: dict[tuple[str, str], EnhancedHTTPClient] = {}
-        self._resolved: dict[tuple[str, str], tuple[int, float, ActionTarget]] = {}
+        self._resolved: dict[tuple[str, str], tuple[int, float, asyncio.Future[ActionTarget]]] = {}
 
     async def resolve(self, service: str, action: str) -> ActionTarget:
         """The action ``action`` of ``service`` (a registered id or name, or a native one).
@@ -138,12 +155,18 @@ class ActionInvoker:
         cached = self._resolved.get(key)
         now = time.monotonic()
         if cached is not None and cached[0] == self._services.version and cached[1] > now:
-            return cached[2]
-        target = await self._resolve(service, action)
+            return await cached[2]
+        # one lookup at a time per action: concurrent steps share it
+        lookup = asyncio.ensure_future(self._resolve(service, action))
         if len(self._resolved) >= RESOLVE_CACHE_SIZE:
             self._resolved.clear()
-        self._resolved[key] = (self._services.version, now + RESOLVE_TTL, target)
-        return target
+        self._resolved[key] = (self._services.version, now + RESOLVE_TTL, lookup)
+        try:
+            return await asyncio.shield(lookup)
+        except BaseException:
+            if self._resolved.get(key, (0, 0.0, None))[2] is lookup:
+                del self._resolved[key]
+            raise
 
     async def _resolve(self, service: str, action: str) -> ActionTarget:
         native = native_action(service, action)

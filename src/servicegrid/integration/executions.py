@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import JSON, DateTime, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from servicegrid.errors import ResourceNotFoundError
 from servicegrid.integration.db import ExecutionRow, ExecutionStepRow
@@ -35,6 +35,30 @@ __all__ = ["ExecutionStore", "StepRecord"]
 
 _STEP_KEY = ("execution_id", "step_id")
 _OPEN = (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value)
+
+
+# built once: the hot statements take their values as parameters
+_MOMENT = DateTime(timezone=True)
+_MARK_RUNNING = (
+    update(ExecutionRow)
+    .where(ExecutionRow.id == bindparam("eid"), ExecutionRow.status.in_(_OPEN))
+    .values(
+        status=ExecutionStatus.RUNNING.value,
+        started_at=func.coalesce(ExecutionRow.started_at, bindparam("now", type_=_MOMENT)),
+        updated_at=bindparam("now", type_=_MOMENT),
+    )
+)
+_FINISH = (
+    update(ExecutionRow)
+    .where(ExecutionRow.id == bindparam("eid"), ExecutionRow.status.in_(_OPEN))
+    .values(
+        status=bindparam("status"),
+        output=bindparam("output", type_=JSON),
+        error=bindparam("error", type_=JSON),
+        finished_at=bindparam("now", type_=_MOMENT),
+        updated_at=bindparam("now", type_=_MOMENT),
+    )
+)
 
 
 def _maybe_utc(moment: datetime | None) -> datetime | None:
@@ -94,8 +118,21 @@ class ExecutionStore:
         self._clock = clock
         self._new_id = new_id
         bind = sessions.kw.get("bind")
-        dialect = getattr(getattr(bind, "dialect", None), "name", "sqlite")
-        self._insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        if not isinstance(bind, AsyncEngine):
+            raise TypeError("ExecutionStore needs sessions bound to an AsyncEngine")
+        # the hot writes are single Core statements: no ORM unit of work around them
+        self._engine = bind
+        dialect = bind.dialect.name
+        insert_for = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        upsert = insert_for(ExecutionStepRow)
+        self._save_step = upsert.on_conflict_do_update(
+            index_elements=list(_STEP_KEY),
+            set_={
+                column.name: upsert.excluded[column.name]
+                for column in ExecutionStepRow.__table__.columns
+                if column.name not in _STEP_KEY
+            },
+        )
 
     async def create(
         self, workflow: Workflow, request: ExecuteRequest, *, idempotency_key: str | None
@@ -110,32 +147,33 @@ class ExecutionStore:
                 return existing, False
         now = self._clock()
         execution_id = self._new_id()
-        row = ExecutionRow(
-            id=execution_id,
-            workflow_id=workflow.id,
-            workflow_name=workflow.name,
-            workflow_version=workflow.version,
-            plan=[step.model_dump(mode="json") for step in workflow.steps],
-            status=ExecutionStatus.PENDING.value,
-            input_data=dict(request.input_data),
-            context=dict(request.context),
-            idempotency_key=idempotency_key,
-            run_id=execution_id,
-            created_at=now,
-            updated_at=now,
-        )
-        async with self._sessions() as session:
-            session.add(row)
-            try:
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                assert idempotency_key is not None
-                raced = await self._by_key(idempotency_key)
-                if raced is None:
-                    raise
-                return raced, False
-        return _to_model(row), True
+        values: dict[str, Any] = {
+            "id": execution_id,
+            "workflow_id": workflow.id,
+            "workflow_name": workflow.name,
+            "workflow_version": workflow.version,
+            "plan": [step.model_dump(mode="json") for step in workflow.steps],
+            "status": ExecutionStatus.PENDING.value,
+            "input_data": dict(request.input_data),
+            "context": dict(request.context),
+            "idempotency_key": idempotency_key,
+            "run_id": execution_id,
+            "created_at": now,
+            "started_at": None,
+            "finished_at": None,
+            "output": None,
+            "error": None,
+            "updated_at": now,
+        }
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(insert(ExecutionRow).values(**values))
+        except IntegrityError:
+            raced = None if idempotency_key is None else await self._by_key(idempotency_key)
+            if raced is None:
+                raise
+            return raced, False
+        return _to_model(ExecutionRow(**values)), True
 
     async def _by_key(self, key: str) -> Execution | None:
         async with self._sessions() as session:
@@ -199,18 +237,8 @@ class ExecutionStore:
 
     async def mark_running(self, execution_id: str) -> None:
         """PENDING → RUNNING, stamping the start once."""
-        now = self._clock()
-        async with self._sessions() as session:
-            await session.execute(
-                update(ExecutionRow)
-                .where(ExecutionRow.id == execution_id, ExecutionRow.status.in_(_OPEN))
-                .values(
-                    status=ExecutionStatus.RUNNING.value,
-                    started_at=func.coalesce(ExecutionRow.started_at, now),
-                    updated_at=now,
-                )
-            )
-            await session.commit()
+        async with self._engine.begin() as connection:
+            await connection.execute(_MARK_RUNNING, {"eid": execution_id, "now": self._clock()})
 
     async def finish(
         self,
@@ -221,21 +249,16 @@ class ExecutionStore:
         error: dict[str, Any] | None = None,
     ) -> bool:
         """Set a final status unless the execution already has one; True if it was set."""
-        now = self._clock()
-        async with self._sessions() as session:
-            result = await session.execute(
-                update(ExecutionRow)
-                .where(ExecutionRow.id == execution_id, ExecutionRow.status.in_(_OPEN))
-                .values(
-                    status=status.value,
-                    output=output,
-                    error=error,
-                    finished_at=now,
-                    updated_at=now,
-                )
-            )
-            await session.commit()
-            return bool(getattr(result, "rowcount", 0))
+        values = {
+            "eid": execution_id,
+            "status": status.value,
+            "output": output,
+            "error": error,
+            "now": self._clock(),
+        }
+        async with self._engine.begin() as connection:
+            result = await connection.execute(_FINISH, values)
+            return bool(result.rowcount)
 
     async def reopen(self, execution_id: str, run_id: str) -> bool:
         """FAILED or CANCELLED → PENDING under a new run; False if it was not in either."""
@@ -288,13 +311,8 @@ class ExecutionStore:
             "duration_ms": record.get("duration_ms"),
             "error": record.get("error"),
         }
-        async with self._sessions() as session:
-            statement = self._insert(ExecutionStepRow).values(**values)
-            changed = {key: value for key, value in values.items() if key not in _STEP_KEY}
-            await session.execute(
-                statement.on_conflict_do_update(index_elements=list(_STEP_KEY), set_=changed)
-            )
-            await session.commit()
+        async with self._engine.begin() as connection:
+            await connection.execute(self._save_step, values)
 
     async def _row(self, session: AsyncSession, execution_id: str) -> ExecutionRow:
         row = await session.get(ExecutionRow, execution_id)

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
+import httpx
 import pytest
+
+from tests.support.action_services import ActionServices
+from tests.support.integration_process import IntegrationProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,3 +47,40 @@ def test_killed_service_loses_no_execution_and_reruns_no_completed_step(
     assert report["steps_rerun_after_checkpoint"] == 0, report
     assert report["step_effects_applied_twice"] == 0, report
     assert set(report["statuses"]) <= {"COMPLETED", "FAILED"}, report
+
+
+def test_sigterm_cuts_runs_off_and_the_next_start_finishes_them(tmp_path: Path) -> None:
+    with ActionServices() as services:
+        services.control(delay={"/noop/api/a": 0.5, "/noop/api/b": 0.5})
+        service = IntegrationProcess(f"sqlite:///{tmp_path}/i.db", tmp_path / "integration.log")
+        service.start()
+        try:
+            with httpx.Client(base_url=service.api, timeout=10) as client:
+                actions = [{"name": n, "input_schema": {}, "output_schema": {}} for n in "ab"]
+                body = {"name": "noop", "endpoint": services.endpoint("noop"), "actions": actions}
+                client.post("/services", json=body).raise_for_status()
+                steps = [
+                    {"id": "one", "service": "noop", "action": "a", "next": "two"},
+                    {"id": "two", "service": "noop", "action": "b"},
+                ]
+                workflow = client.post("/workflows", json={"name": "w", "steps": steps}).json()
+                ids = [
+                    client.post(f"/workflows/{workflow['id']}/execute", json={}).json()["id"]
+                    for _ in range(6)
+                ]
+            time.sleep(0.3)
+            service.stop()  # SIGTERM while every execution is in its first step
+            service.start()
+            with httpx.Client(base_url=service.api, timeout=10) as client:
+                deadline = time.monotonic() + 60
+                statuses: list[str] = []
+                while time.monotonic() < deadline:
+                    statuses = [client.get(f"/executions/{i}").json()["status"] for i in ids]
+                    if all(status == "COMPLETED" for status in statuses):
+                        break
+                    time.sleep(0.1)
+        finally:
+            service.stop()
+        executed = [call for call in services.calls() if call["outcome"] == "executed"]
+    assert statuses == ["COMPLETED"] * 6
+    assert len(executed) == 12  # each step's effect once, cut-off steps answered by key

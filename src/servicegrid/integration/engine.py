@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -129,7 +130,9 @@ def _graph(job: Job) -> StepGraph:
 
 @DBOS.workflow(name="servicegrid.execution")
 async def _run_execution(execution_id: str, job: Job, reuse: dict[str, StepRecord]) -> Any:
-    return await _engine().run(execution_id, job, reuse)
+    engine = _engine()
+    with engine.running_here():
+        return await engine.run(execution_id, job, reuse)
 
 
 @DBOS.workflow(name="servicegrid.branch")
@@ -141,10 +144,12 @@ async def _run_branch(
     scope: dict[str, Any],
     reuse: dict[str, StepRecord],
 ) -> dict[str, Any]:
-    run = _Run(_engine(), execution_id, job, scope, reuse)
+    engine = _engine()
+    run = _Run(engine, execution_id, job, scope, reuse)
     before = set(scope["steps"])
     try:
-        output = await run.chain(start, given)
+        with engine.running_here():
+            output = await run.chain(start, given)
     except StepFailed as failed:
         return {"failed": failed.record, "steps": _new_steps(run.scope, before)}
     return {"failed": None, "output": output, "steps": _new_steps(run.scope, before)}
@@ -289,6 +294,19 @@ class ExecutionEngine:
         self.executor_id = executor_id
         self.log_level = log_level
         self._launched = False
+        self._running: set[asyncio.Task[Any]] = set()
+
+    @contextlib.contextmanager
+    def running_here(self) -> Iterator[None]:
+        """Count the current task as a run of this engine while the block lasts."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._running.discard(task)
 
     # ---- lifecycle ---------------------------------------------------------------
 
@@ -321,8 +339,14 @@ class ExecutionEngine:
         await self._settle_unfinished()
 
     async def stop(self) -> None:
-        """Stop DBOS; runs still going are resumed by the next start."""
+        """Stop DBOS; runs still going are cut off here and resumed by the next start."""
         global _current
+        running = [task for task in self._running if not task.done()]
+        if running:
+            _log.info("stopping: %d runs cut off; the next start resumes them", len(running))
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         if self._launched:
             await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
             self._launched = False

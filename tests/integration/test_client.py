@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -50,6 +47,7 @@ from servicegrid.resilience import CircuitBreakerConfig, CircuitState
 from servicegrid.testing import FakeClock
 from tests.integration.conftest import make_service
 from tests.support.faulty_server import FaultyServer, free_port
+from tests.support.threaded_server import ThreadedServer
 
 NAME = "service-integration"
 
@@ -57,38 +55,16 @@ NAME = "service-integration"
 # ---- servers ----------------------------------------------------------------------------
 
 
-class Uvicorn:
+def _uvicorn(app: ASGIApp, *, lifespan: Literal["on", "off"] = "on") -> ThreadedServer:
     """An ASGI app on a real uvicorn server in a background thread, on a free loopback port."""
-
-    def __init__(self, app: ASGIApp, *, lifespan: str = "on") -> None:
-        self.port = free_port()
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan=lifespan,
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Uvicorn:
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+    return ThreadedServer(
+        app,
+        name="uvicorn",
+        lifespan=lifespan,
+        log_level="warning",
+        start_timeout=20,
+        stop_timeout=10,
+    )
 
 
 def _api_paths() -> dict[str, set[str]]:
@@ -131,7 +107,7 @@ needs_service_health = pytest.mark.skipif(
 def api_url(tmp_path: Path) -> Iterator[str]:
     """The integration service's base URL (``.../api``), on a fresh SQLite file."""
     app = create_app(f"sqlite+aiosqlite:///{tmp_path}/i.db", engine_poll_interval=0.05)
-    with Uvicorn(app) as running:
+    with _uvicorn(app) as running:
         yield f"{running.url}/api"
 
 
@@ -821,7 +797,7 @@ def _standin_app() -> Starlette:
 
 @pytest.fixture
 def standin() -> Iterator[str]:
-    with Uvicorn(_standin_app(), lifespan="off") as running:
+    with _uvicorn(_standin_app(), lifespan="off") as running:
         yield running.url
 
 

@@ -23,14 +23,13 @@ import hypothesis
 import pytest
 import requests
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from servicegrid.integration import create_app
 from tests.support.action_services import ActionServices
-from tests.support.faulty_server import free_port
+from tests.support.threaded_server import ThreadedServer
 
 MIN_REQUESTS = 5_000
 EXAMPLES_PER_OPERATION = 250  # about 6,300 requests in all, in about 2.5 minutes on 2 cores
@@ -128,37 +127,17 @@ def flatmap_path_parameters(
     )
 
 
-class FuzzedServer:
+def _fuzzed_server(database_url: str) -> ThreadedServer:
     """The integration app on uvicorn in a background thread, with its lifespan running."""
-
-    def __init__(self, database_url: str) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(
-            create_app(database_url, health_interval=3600.0),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="error",  # a 500 prints its traceback
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 60
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the integration service did not start")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=30)
+    return ThreadedServer(
+        create_app(database_url, health_interval=3600.0),
+        name="the integration service",
+        lifespan="on",
+        log_level="error",  # a 500 prints its traceback
+        graceful_shutdown=5,
+        start_timeout=60,
+        stop_timeout=30,
+    )
 
 
 def _seed(client: httpx.Client, stub: ActionServices) -> None:
@@ -213,7 +192,7 @@ class Fuzzed:
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     database = tmp_path_factory.mktemp("fuzz") / "integration.db"
     with ActionServices() as stub:
-        server = FuzzedServer(f"sqlite+aiosqlite:///{database}")
+        server = _fuzzed_server(f"sqlite+aiosqlite:///{database}")
         server.start()
         try:
             with httpx.Client(base_url=server.url, timeout=30) as client:

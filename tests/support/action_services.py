@@ -15,7 +15,6 @@ Control: ``POST /__control`` with ``{"fail": {"<path>": n}}`` (the next n calls 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import threading
 import time
@@ -23,13 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.support.faulty_server import free_port
+from tests.support.threaded_server import ThreadedServer, serve_from_command_line
 
 Action = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -165,26 +163,12 @@ def build_app(log: CallLog) -> Starlette:
     )
 
 
-class ActionServices:
+class ActionServices(ThreadedServer):
     """The services above on a real uvicorn server in a background thread."""
 
     def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
         self.log = CallLog()
-        config = uvicorn.Config(
-            build_app(self.log),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="critical",
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(build_app(self.log), port=port, name="action services")
 
     def endpoint(self, service: str) -> str:
         """The endpoint to register for ``service`` (its actions live under it)."""
@@ -207,33 +191,9 @@ class ActionServices:
         with self.log.lock:
             return [call for call in self.log.calls if path_part in call["path"]]
 
-    def start(self) -> ActionServices:
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("action services did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> ActionServices:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    uvicorn.run(build_app(CallLog()), host="127.0.0.1", port=args.port, log_level="critical")
+    serve_from_command_line(build_app(CallLog()), description=__doc__)
 
 
 if __name__ == "__main__":

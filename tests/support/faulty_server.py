@@ -12,21 +12,21 @@ controlled through ``POST /__control``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import socket
 import threading
-import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from tests.support.threaded_server import ThreadedServer, free_port, serve_from_command_line
+
+__all__ = ["Behaviour", "FaultyServer", "build_app", "free_port"]
 
 
 @dataclass
@@ -120,63 +120,20 @@ def build_app(behaviour: Behaviour) -> Starlette:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class FaultyServer:
+class FaultyServer(ThreadedServer):
     """The app above on a real uvicorn server in a background thread, on a free loopback port."""
 
     def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
         self.behaviour = Behaviour()
-        config = uvicorn.Config(
-            build_app(self.behaviour),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="critical",  # it fails on purpose; its tracebacks are noise
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        # logs at "critical" only: it fails on purpose, and its tracebacks are noise
+        super().__init__(build_app(self.behaviour), port=port, name="faulty server")
 
     def set(self, **changes: Any) -> None:
         self.behaviour.update(**changes)
 
-    def start(self) -> FaultyServer:
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("faulty server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FaultyServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    uvicorn.run(build_app(Behaviour()), host="127.0.0.1", port=args.port, log_level="critical")
+    serve_from_command_line(build_app(Behaviour()), description=__doc__)
 
 
 if __name__ == "__main__":

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.support.faulty_server import free_port
+from tests.support.threaded_server import ThreadedServer
 
 __all__ = ["OpenAIStandIn", "RecordedRequest", "Reply"]
 
@@ -79,27 +77,17 @@ class RecordedRequest:
         return texts
 
 
-class OpenAIStandIn:
+class OpenAIStandIn(ThreadedServer):
     """The stand-in server; ``base_url`` ends in ``/v1``, as OpenAI clients expect."""
 
     def __init__(self, *, model: str = "standin-vlm", reply: Reply | None = None) -> None:
         self.model = model
-        self.port = free_port()
         self.default = reply or Reply("<doctag><text><loc_0><loc_0><loc_500><loc_50>Hi</text>")
         self._script: deque[Reply] = deque()
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        config = uvicorn.Config(
-            self._app(),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="critical",
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
+        super().__init__(self._app(), name="OpenAI stand-in server")
 
     @property
     def base_url(self) -> str:
@@ -160,24 +148,6 @@ class OpenAIStandIn:
 
         return app
 
-    def start(self) -> OpenAIStandIn:
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("OpenAI stand-in server did not start")
-            time.sleep(0.01)
-        return self
-
     def stop(self) -> None:
         self._stopping.set()
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> OpenAIStandIn:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().stop()

@@ -12,8 +12,9 @@
         for item in workflows["items"]: ...
         workflow = await client.get_workflow(workflow_id=workflow["id"])   # ... and with it
 
-Write methods (create, update, delete, execute, cancel, resume) are plain
-``async def``. Read methods (``get_*``) return a :class:`DeferredRead`, which
+Write methods (create, update, delete, execute, cancel, resume) return a
+coroutine, which checks and sends nothing until awaited, as an ``async def``
+does. Read methods (``get_*``) return a :class:`DeferredRead`, which
 the seed uses both ways:
 
 * ``await client.get_workflow(...)`` sends the request on the event loop and
@@ -58,14 +59,15 @@ Error answers become typed errors: 422 → :class:`ValidationError` whose
 
 from __future__ import annotations
 
+import abc
 import enum
 import random
 import threading
 import uuid
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeAlias, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -118,6 +120,7 @@ IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 _MAX_RETRY_AFTER = 30.0
 _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 
+T = TypeVar("T")
 R = TypeVar("R", bound=dict[str, Any])
 
 
@@ -291,7 +294,7 @@ class DeferredRead(Mapping[str, Any], Generic[R]):
         return f"DeferredRead({self._describe}: {state})"
 
 
-# ---- requests (no I/O) -------------------------------------------------------------------
+# ---- requests (no I/O) ------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,9 +310,32 @@ class _Call:
     idempotency_key: bool = False
     # error statuses whose JSON object body is the answer (a health report saying "unhealthy")
     accept: frozenset[int] = field(default_factory=frozenset)
+    # seconds to wait on the clock before sending (the interval between two polls)
+    pause: float = 0.0
 
     def describe(self) -> str:
         return f"{self.method} {self.path}"
+
+
+_Plan: TypeAlias = Generator[_Call, dict[str, Any], T]
+"""The calls of one write, in order: each ``yield`` sends a call and receives its answer.
+
+A plan is a generator, so nothing (not even its argument checks) runs before a client
+drives it: an async write raises only when awaited, as an ``async def`` does.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Done(Generic[T]):
+    value: T
+
+
+def _advance(plan: _Plan[T], answer: dict[str, Any] | None) -> _Call | _Done[T]:
+    """Resume ``plan`` with its last call's answer (None to start it): its next call, or its end."""
+    try:
+        return next(plan) if answer is None else plan.send(answer)
+    except StopIteration as stop:
+        return _Done(stop.value)
 
 
 def _segment(name: str, value: object) -> str:
@@ -362,35 +388,18 @@ _C, _U, _D, _RD = (
     OperationType.READ,
 )
 
-
-def _create_workflow(
-    name: str,
-    description: str,
-    steps: Sequence[Mapping[str, Any]] | None,
-    metadata: Mapping[str, Any] | None,
-    status: str | None,
-) -> _Call:
-    body = _given(
-        name=name,
-        description=description,
-        steps=_as_list(steps),
-        metadata=_as_dict(metadata),
-        status=status,
-    )
-    return _Call(_C, "POST", "/workflows", body=body, idempotency_key=True)
+# a health endpoint answers 503 with a report saying "unhealthy": that report is the answer
+_REPORTS = frozenset({503})
+_HEALTH = _Call(_RD, "GET", "/health", accept=_REPORTS)
 
 
-def _update_workflow(workflow_id: str, **fields: Any) -> _Call:
-    path, resource = _wf(workflow_id)
-    return _Call(_U, "PATCH", path, body=_given(**fields), resource=resource)
+def _get(path_and_resource: tuple[str, tuple[str, str]]) -> _Call:
+    path, resource = path_and_resource
+    return _Call(_RD, "GET", path, resource=resource)
 
 
-def _execute_workflow(
-    workflow_id: str, input_data: Mapping[str, Any] | None, context: Mapping[str, Any] | None
-) -> _Call:
-    path, resource = _wf(workflow_id)
-    body = _run_body(input_data, context)
-    return _Call(_C, "POST", f"{path}/execute", body=body, resource=resource, idempotency_key=True)
+def _list(collection: str, status: str | None, page: int, per_page: int) -> _Call:
+    return _Call(_RD, "GET", collection, _page(status, page, per_page))
 
 
 def _workflow_executions(workflow_id: str, status: str | None, page: int, per_page: int) -> _Call:
@@ -398,9 +407,107 @@ def _workflow_executions(workflow_id: str, status: str | None, page: int, per_pa
     return _Call(_RD, "GET", f"{path}/executions", _page(status, page, per_page), resource=resource)
 
 
-def _execution_action(execution_id: str, action: str) -> _Call:
+def _service_health(service_id: str) -> _Call:
+    path, resource = _svc(service_id)
+    return _Call(_RD, "GET", f"{path}/health", resource=resource, accept=_REPORTS)
+
+
+def _workflow_body(
+    name: str | None,
+    description: str | None,
+    steps: Sequence[Mapping[str, Any]] | None,
+    metadata: Mapping[str, Any] | None,
+    status: str | None,
+) -> dict[str, Any]:
+    return _given(
+        name=name,
+        description=description,
+        steps=_as_list(steps),
+        metadata=_as_dict(metadata),
+        status=status,
+    )
+
+
+def _create_workflow(
+    name: str,
+    description: str,
+    steps: Sequence[Mapping[str, Any]] | None,
+    metadata: Mapping[str, Any] | None,
+    status: str | None,
+) -> _Plan[dict[str, Any]]:
+    body = _workflow_body(name, description, steps, metadata, status)
+    return (yield _Call(_C, "POST", "/workflows", body=body, idempotency_key=True))
+
+
+def _update_workflow(
+    workflow_id: str,
+    name: str | None,
+    description: str | None,
+    steps: Sequence[Mapping[str, Any]] | None,
+    metadata: Mapping[str, Any] | None,
+    status: str | None,
+) -> _Plan[dict[str, Any]]:
+    path, resource = _wf(workflow_id)
+    body = _workflow_body(name, description, steps, metadata, status)
+    return (yield _Call(_U, "PATCH", path, body=body, resource=resource))
+
+
+def _delete_workflow(workflow_id: str) -> _Plan[dict[str, Any]]:
+    path, resource = _wf(workflow_id)
+    return (yield _Call(_D, "DELETE", path, resource=resource))
+
+
+def _execute_workflow(
+    workflow_id: str,
+    input_data: Mapping[str, Any] | None,
+    context: Mapping[str, Any] | None,
+    *,
+    wait: bool,
+    poll_interval: float,
+    timeout: float,
+    clock: Clock,
+    service: str,
+) -> _Plan[WorkflowExecution]:
+    """Start an execution; with ``wait``, poll it until it ends or ``timeout`` seconds pass."""
+    check_number("poll_interval", poll_interval, inclusive=False)
+    deadline = clock.now() + timeout
+    path, resource = _wf(workflow_id)
+    body = _run_body(input_data, context)
+    start = _Call(_C, "POST", f"{path}/execute", body=body, resource=resource, idempotency_key=True)
+    execution = WorkflowExecution((yield start))
+    if not wait:
+        return execution
+    poll = _get(_ex(_execution_id(execution, service)))
+    while not _is_terminal(execution):
+        left = deadline - clock.now()
+        if left <= 0:
+            break
+        execution = WorkflowExecution((yield replace(poll, pause=min(poll_interval, left))))
+    return execution
+
+
+def _execution_action(execution_id: str, action: str) -> _Plan[WorkflowExecution]:
     path, resource = _ex(execution_id)
-    return _Call(_U, "POST", f"{path}/{action}", resource=resource, idempotency_key=True)
+    call = _Call(_U, "POST", f"{path}/{action}", resource=resource, idempotency_key=True)
+    return WorkflowExecution((yield call))
+
+
+def _service_body(
+    name: str | None,
+    description: str | None,
+    endpoint: str | None,
+    status: str | None,
+    actions: Sequence[Mapping[str, Any]] | None,
+    metadata: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    return _given(
+        name=name,
+        description=description,
+        endpoint=endpoint,
+        status=status,
+        actions=_as_list(actions),
+        metadata=_as_dict(metadata),
+    )
 
 
 def _register_service(
@@ -410,21 +517,28 @@ def _register_service(
     actions: Sequence[Mapping[str, Any]] | None,
     metadata: Mapping[str, Any] | None,
     status: str | None,
-) -> _Call:
-    body = _given(
-        name=name,
-        description=description,
-        endpoint=endpoint,
-        actions=_as_list(actions),
-        metadata=_as_dict(metadata),
-        status=status,
-    )
-    return _Call(_C, "POST", "/services", body=body, idempotency_key=True)
+) -> _Plan[dict[str, Any]]:
+    body = _service_body(name, description, endpoint, status, actions, metadata)
+    return (yield _Call(_C, "POST", "/services", body=body, idempotency_key=True))
 
 
-def _update_service(service_id: str, **fields: Any) -> _Call:
+def _update_service(
+    service_id: str,
+    name: str | None,
+    description: str | None,
+    endpoint: str | None,
+    status: str | None,
+    actions: Sequence[Mapping[str, Any]] | None,
+    metadata: Mapping[str, Any] | None,
+) -> _Plan[dict[str, Any]]:
     path, resource = _svc(service_id)
-    return _Call(_U, "PATCH", path, body=_given(**fields), resource=resource)
+    body = _service_body(name, description, endpoint, status, actions, metadata)
+    return (yield _Call(_U, "PATCH", path, body=body, resource=resource))
+
+
+def _deregister_service(service_id: str) -> _Plan[dict[str, Any]]:
+    path, resource = _svc(service_id)
+    return (yield _Call(_D, "DELETE", path, resource=resource))
 
 
 def _execute_service_action(
@@ -432,9 +546,9 @@ def _execute_service_action(
     action: str,
     input_data: Mapping[str, Any] | None,
     context: Mapping[str, Any] | None,
-) -> _Call:
+) -> _Plan[dict[str, Any]]:
     path, resource = _svc(service_id)
-    return _Call(
+    call = _Call(
         _C,
         "POST",
         f"{path}/actions/{_segment('action', action)}/execute",
@@ -442,35 +556,10 @@ def _execute_service_action(
         resource=resource,
         idempotency_key=True,
     )
+    return (yield call)
 
 
-def _get(path_and_resource: tuple[str, tuple[str, str]]) -> _Call:
-    path, resource = path_and_resource
-    return _Call(_RD, "GET", path, resource=resource)
-
-
-# a health endpoint answers 503 with a report saying "unhealthy": that report is the answer
-_REPORTS = frozenset({503})
-
-
-def _service_health(service_id: str) -> _Call:
-    path, resource = _svc(service_id)
-    return _Call(_RD, "GET", f"{path}/health", resource=resource, accept=_REPORTS)
-
-
-def _delete(path_and_resource: tuple[str, tuple[str, str]]) -> _Call:
-    path, resource = path_and_resource
-    return _Call(_D, "DELETE", path, resource=resource)
-
-
-def _list(collection: str, status: str | None, page: int, per_page: int) -> _Call:
-    return _Call(_RD, "GET", collection, _page(status, page, per_page))
-
-
-_HEALTH = _Call(_RD, "GET", "/health", accept=_REPORTS)
-
-
-# ---- answers (no I/O) --------------------------------------------------------------------
+# ---- answers (no I/O) -------------------------------------------------------------------
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any] | None:
@@ -599,25 +688,28 @@ def _is_terminal(execution: WorkflowExecution) -> bool:
     return dict.get(execution, "status") in TERMINAL_EXECUTION_STATUSES
 
 
-# ---- the shared core ---------------------------------------------------------------------
+# ---- the shared core --------------------------------------------------------------------
 
 
 class _IntegrationCore:
-    """Configuration, policies and the synchronous send path, shared by both clients."""
+    """Configuration, policies and the synchronous send path, shared by both clients.
+
+    Its constructor is the synchronous client's: there ``transport`` replaces the network.
+    """
 
     def __init__(
         self,
-        base_url: str,
-        timeout: float,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 30,
         *,
-        service_name: str,
-        retry_policies: Mapping[OperationType, OperationRetryPolicy] | None,
-        circuit_breaker_config: CircuitBreakerConfig | None,
-        headers: Mapping[str, str] | None,
-        sync_transport: httpx.BaseTransport | None,
-        clock: Clock,
-        rng: random.Random | None,
-        hooks: Sequence[Hook],
+        service_name: str = SERVICE_NAME,
+        retry_policies: Mapping[OperationType, OperationRetryPolicy] | None = None,
+        circuit_breaker_config: CircuitBreakerConfig | None = None,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+        hooks: Sequence[Hook] = (),
     ) -> None:
         self.base_url = validate_base_url(base_url)
         self.timeout = check_number("timeout", timeout, inclusive=False)
@@ -642,7 +734,7 @@ class _IntegrationCore:
             )
             for op, policy in self.retry_policies.items()
         }
-        self._sync_transport = sync_transport
+        self._sync_transport = transport
         self._sync_http: httpx.Client | None = None
         self._sync_lock = threading.Lock()
         self.state = ClientState.UNOPENED
@@ -651,9 +743,20 @@ class _IntegrationCore:
         if self.state is ClientState.CLOSED:
             raise RuntimeError(f"{self.service_name}: the client is closed")
 
-    def _attempt_timeout(self) -> float:
+    def _request(
+        self, client: httpx.Client | httpx.AsyncClient, call: _Call, headers: dict[str, str]
+    ) -> httpx.Request:
+        """The HTTP request of one attempt, with what is left of the deadline as its timeout."""
         left = remaining(self._clock)
-        return self.timeout if left is None else max(min(self.timeout, left), 0.001)
+        timeout = self.timeout if left is None else max(min(self.timeout, left), 0.001)
+        return client.build_request(
+            call.method,
+            call.path,
+            params=call.params,
+            json=call.body,
+            headers=headers,
+            timeout=timeout,
+        )
 
     def _headers(self, call: _Call) -> dict[str, str]:
         if call.idempotency_key:
@@ -676,6 +779,8 @@ class _IntegrationCore:
 
     def _send(self, call: _Call) -> dict[str, Any]:
         """Send ``call`` in the calling thread through its operation's retry and the breaker."""
+        if call.pause:
+            self._clock.sleep(call.pause)
         client = self._sync_client()
         return self._pipelines[call.op].call(self._attempt, client, call, self._headers(call))
 
@@ -683,14 +788,7 @@ class _IntegrationCore:
         self, client: httpx.Client, call: _Call, headers: dict[str, str]
     ) -> dict[str, Any]:
         with map_httpx_errors(self.service_name, call.describe()):
-            response = client.request(
-                call.method,
-                call.path,
-                params=call.params,
-                json=call.body,
-                headers=headers,
-                timeout=self._attempt_timeout(),
-            )
+            response = client.send(self._request(client, call, headers))
         return _answer(response, call, self.service_name)
 
     def _close_sync(self) -> None:
@@ -700,12 +798,207 @@ class _IntegrationCore:
                 self._sync_http = None
         self.state = ClientState.CLOSED
 
-    def _wait_deadline(self, poll_interval: float) -> float:
-        check_number("poll_interval", poll_interval, inclusive=False)
-        return self._clock.now() + self.timeout
+
+# ---- every method, once -----------------------------------------------------------------
+
+_Answer = TypeVar("_Answer")
+_ExecutionAnswer = TypeVar("_ExecutionAnswer")
+_Read = TypeVar("_Read")
+_ExecutionRead = TypeVar("_ExecutionRead")
 
 
-class ServiceIntegrationClient(_IntegrationCore):
+class _IntegrationMethods(
+    _IntegrationCore, abc.ABC, Generic[_Answer, _ExecutionAnswer, _Read, _ExecutionRead]
+):
+    """Seed 003's methods for both clients: each builds its calls and hands them to the client.
+
+    A write hands its :data:`_Plan` to ``_write`` (``_write_execution`` when it answers an
+    execution), a read its one call to ``_read`` (``_read_execution``). The synchronous client
+    returns the answers themselves; the async client returns a coroutine for a write and a
+    :class:`DeferredRead` for a read.
+    """
+
+    @abc.abstractmethod
+    def _write(self, plan: _Plan[dict[str, Any]]) -> _Answer: ...
+
+    @abc.abstractmethod
+    def _write_execution(self, plan: _Plan[WorkflowExecution]) -> _ExecutionAnswer: ...
+
+    @abc.abstractmethod
+    def _read(self, call: _Call) -> _Read: ...
+
+    @abc.abstractmethod
+    def _read_execution(self, call: _Call) -> _ExecutionRead: ...
+
+    # ---- workflows -----------------------------------------------------------------
+
+    def create_workflow(
+        self,
+        name: str,
+        description: str = "",
+        steps: Sequence[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        status: str | None = None,
+    ) -> _Answer:
+        """Create a workflow (POST /workflows); the server validates the steps."""
+        return self._write(_create_workflow(name, description, steps, metadata, status))
+
+    def update_workflow(
+        self,
+        workflow_id: str,
+        name: str | None = None,
+        description: str | None = None,
+        steps: Sequence[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        status: str | None = None,
+    ) -> _Answer:
+        """Change the given fields of a workflow (PATCH); fields left as None are not sent."""
+        return self._write(
+            _update_workflow(workflow_id, name, description, steps, metadata, status)
+        )
+
+    def delete_workflow(self, workflow_id: str) -> _Answer:
+        """Delete a workflow; answers ``{"id", "name", "deleted": True}``."""
+        return self._write(_delete_workflow(workflow_id))
+
+    def get_workflow(self, workflow_id: str) -> _Read:
+        """One workflow; from the async client, await it or use it as a dict."""
+        return self._read(_get(_wf(workflow_id)))
+
+    def get_workflows(self, status: str | None = None, page: int = 1, per_page: int = 20) -> _Read:
+        """A page of workflows ``{items, total, page, per_page, pages}``."""
+        return self._read(_list("/workflows", status, page, per_page))
+
+    # ---- executions ----------------------------------------------------------------
+
+    def execute_workflow(
+        self,
+        workflow_id: str,
+        input_data: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        *,
+        wait: bool = True,
+        poll_interval: float = 0.2,
+    ) -> _ExecutionAnswer:
+        """Start an execution; with ``wait`` poll it every ``poll_interval`` seconds until it ends.
+
+        Returns the execution once it is COMPLETED, FAILED or CANCELLED, or as it
+        stands when ``timeout`` seconds have passed; without ``wait``, the 202 answer.
+        """
+        plan = _execute_workflow(
+            workflow_id,
+            input_data,
+            context,
+            wait=wait,
+            poll_interval=poll_interval,
+            timeout=self.timeout,
+            clock=self._clock,
+            service=self.service_name,
+        )
+        return self._write_execution(plan)
+
+    def get_workflow_execution_status(self, execution_id: str) -> _ExecutionRead:
+        """One execution (its status, steps, output)."""
+        return self._read_execution(_get(_ex(execution_id)))
+
+    def get_workflow_executions(
+        self, workflow_id: str, status: str | None = None, page: int = 1, per_page: int = 20
+    ) -> _Read:
+        """A page of a workflow's executions."""
+        return self._read(_workflow_executions(workflow_id, status, page, per_page))
+
+    def cancel_workflow_execution(self, execution_id: str) -> _ExecutionAnswer:
+        """Cancel a pending or running execution; answers the execution."""
+        return self._write_execution(_execution_action(execution_id, "cancel"))
+
+    def resume_workflow_execution(self, execution_id: str) -> _ExecutionAnswer:
+        """Resume a failed or cancelled execution from the step it stopped at."""
+        return self._write_execution(_execution_action(execution_id, "resume"))
+
+    # ---- services ------------------------------------------------------------------
+
+    def register_service(
+        self,
+        name: str,
+        description: str = "",
+        endpoint: str | None = None,
+        actions: Sequence[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        status: str | None = None,
+    ) -> _Answer:
+        """Register a service (POST /services); ConflictError when the name is taken."""
+        return self._write(
+            _register_service(name, description, endpoint, actions, metadata, status)
+        )
+
+    def update_service(
+        self,
+        service_id: str,
+        name: str | None = None,
+        description: str | None = None,
+        endpoint: str | None = None,
+        status: str | None = None,
+        actions: Sequence[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> _Answer:
+        """Change the given fields of a service (PATCH); fields left as None are not sent."""
+        return self._write(
+            _update_service(service_id, name, description, endpoint, status, actions, metadata)
+        )
+
+    def deregister_service(self, service_id: str) -> _Answer:
+        """Deregister a service; answers ``{"id", "name", "deregistered": True}``."""
+        return self._write(_deregister_service(service_id))
+
+    def get_service(self, service_id: str) -> _Read:
+        """One service, by id or name; from the async client, await it or use it as a dict."""
+        return self._read(_get(_svc(service_id)))
+
+    def get_services(self, status: str | None = None, page: int = 1, per_page: int = 20) -> _Read:
+        """A page of services ``{items, total, page, per_page, pages}``."""
+        return self._read(_list("/services", status, page, per_page))
+
+    def execute_service_action(
+        self,
+        service_id: str,
+        action: str,
+        input_data: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> _Answer:
+        """Run one action of a service through the integration service."""
+        return self._write(_execute_service_action(service_id, action, input_data, context))
+
+    # ---- health --------------------------------------------------------------------
+
+    def get_integration_health(self) -> _Read:
+        """The integration service's health report (an "unhealthy" 503 report is returned too)."""
+        return self._read(_HEALTH)
+
+    def get_service_health(self, service_id: str) -> _Read:
+        """One registered service's health report."""
+        return self._read(_service_health(service_id))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_url!r})"
+
+
+# ---- the two clients: how each sends ----------------------------------------------------
+
+_Awaited: TypeAlias = Coroutine[Any, Any, T]
+
+
+def _as_is(answer: dict[str, Any]) -> dict[str, Any]:
+    return answer
+
+
+class ServiceIntegrationClient(
+    _IntegrationMethods[
+        _Awaited[dict[str, Any]],
+        _Awaited[WorkflowExecution],
+        DeferredRead[dict[str, Any]],
+        DeferredRead[WorkflowExecution],
+    ]
+):
     """Async client for the integration service (seed 003); see the module docstring.
 
     ``timeout`` (seconds) bounds each HTTP attempt and how long ``execute_workflow``
@@ -738,7 +1031,7 @@ class ServiceIntegrationClient(_IntegrationCore):
             retry_policies=retry_policies,
             circuit_breaker_config=circuit_breaker_config,
             headers=headers,
-            sync_transport=sync_transport,
+            transport=sync_transport,
             clock=clock,
             rng=rng,
             hooks=hooks,
@@ -776,244 +1069,53 @@ class ServiceIntegrationClient(_IntegrationCore):
     # ---- sending -------------------------------------------------------------------
 
     async def _asend(self, call: _Call) -> dict[str, Any]:
+        if call.pause:
+            await self._clock.asleep(call.pause)
         client = self._async_client()
-        return await self._pipelines[call.op].acall(
-            self._aattempt, client, call, self._headers(call)
-        )
+        pipeline = self._pipelines[call.op]
+        return await pipeline.acall(self._aattempt, client, call, self._headers(call))
 
     async def _aattempt(
         self, client: httpx.AsyncClient, call: _Call, headers: dict[str, str]
     ) -> dict[str, Any]:
         with map_httpx_errors(self.service_name, call.describe()):
-            response = await client.request(
-                call.method,
-                call.path,
-                params=call.params,
-                json=call.body,
-                headers=headers,
-                timeout=self._attempt_timeout(),
-            )
+            response = await client.send(self._request(client, call, headers))
         return _answer(response, call, self.service_name)
 
+    async def _arun(self, plan: _Plan[T]) -> T:
+        step = _advance(plan, None)
+        while isinstance(step, _Call):
+            step = _advance(plan, await self._asend(step))
+        return step.value
+
+    def _write(self, plan: _Plan[dict[str, Any]]) -> _Awaited[dict[str, Any]]:
+        return self._arun(plan)
+
+    def _write_execution(self, plan: _Plan[WorkflowExecution]) -> _Awaited[WorkflowExecution]:
+        return self._arun(plan)
+
     def _read(self, call: _Call) -> DeferredRead[dict[str, Any]]:
-        return DeferredRead(
-            lambda: self._send(call), lambda: self._asend(call).__await__(), call.describe()
-        )
+        return self._deferred(call, _as_is)
 
     def _read_execution(self, call: _Call) -> DeferredRead[WorkflowExecution]:
-        async def afetch() -> WorkflowExecution:
-            return WorkflowExecution(await self._asend(call))
+        return self._deferred(call, WorkflowExecution)
+
+    def _deferred(self, call: _Call, shape: Callable[[dict[str, Any]], R]) -> DeferredRead[R]:
+        async def afetch() -> R:
+            return shape(await self._asend(call))
 
         return DeferredRead(
-            lambda: WorkflowExecution(self._send(call)),
-            lambda: afetch().__await__(),
-            call.describe(),
+            lambda: shape(self._send(call)), lambda: afetch().__await__(), call.describe()
         )
 
-    # ---- workflows -----------------------------------------------------------------
 
-    async def create_workflow(
-        self,
-        name: str,
-        description: str = "",
-        steps: Sequence[Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        status: str | None = None,
-    ) -> dict[str, Any]:
-        """Create a workflow (POST /workflows); the server validates the steps."""
-        return await self._asend(_create_workflow(name, description, steps, metadata, status))
-
-    async def update_workflow(
-        self,
-        workflow_id: str,
-        name: str | None = None,
-        description: str | None = None,
-        steps: Sequence[Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        status: str | None = None,
-    ) -> dict[str, Any]:
-        """Change the given fields of a workflow (PATCH); fields left as None are not sent."""
-        call = _update_workflow(
-            workflow_id,
-            name=name,
-            description=description,
-            steps=_as_list(steps),
-            metadata=_as_dict(metadata),
-            status=status,
-        )
-        return await self._asend(call)
-
-    async def delete_workflow(self, workflow_id: str) -> dict[str, Any]:
-        """Delete a workflow; answers ``{"id", "name", "deleted": True}``."""
-        return await self._asend(_delete(_wf(workflow_id)))
-
-    def get_workflow(self, workflow_id: str) -> DeferredRead[dict[str, Any]]:
-        """One workflow; await it, or use it as a dict."""
-        return self._read(_get(_wf(workflow_id)))
-
-    def get_workflows(
-        self, status: str | None = None, page: int = 1, per_page: int = 20
-    ) -> DeferredRead[dict[str, Any]]:
-        """A page of workflows ``{items, total, page, per_page, pages}``; await it or index it."""
-        return self._read(_list("/workflows", status, page, per_page))
-
-    # ---- executions ----------------------------------------------------------------
-
-    async def execute_workflow(
-        self,
-        workflow_id: str,
-        input_data: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        *,
-        wait: bool = True,
-        poll_interval: float = 0.2,
-    ) -> WorkflowExecution:
-        """Start an execution; with ``wait`` poll it every ``poll_interval`` seconds until it ends.
-
-        Returns the execution once it is COMPLETED, FAILED or CANCELLED, or as it
-        stands when ``timeout`` seconds have passed; without ``wait``, the 202 answer.
-        """
-        deadline = self._wait_deadline(poll_interval)
-        execution = WorkflowExecution(
-            await self._asend(_execute_workflow(workflow_id, input_data, context))
-        )
-        if not wait:
-            return execution
-        poll = _get(_ex(_execution_id(execution, self.service_name)))
-        while not _is_terminal(execution):
-            left = deadline - self._clock.now()
-            if left <= 0:
-                break
-            await self._clock.asleep(min(poll_interval, left))
-            execution = WorkflowExecution(await self._asend(poll))
-        return execution
-
-    def get_workflow_execution_status(self, execution_id: str) -> DeferredRead[WorkflowExecution]:
-        """One execution (its status, steps, output); await it, or use it as a dict."""
-        return self._read_execution(_get(_ex(execution_id)))
-
-    def get_workflow_executions(
-        self, workflow_id: str, status: str | None = None, page: int = 1, per_page: int = 20
-    ) -> DeferredRead[dict[str, Any]]:
-        """A page of a workflow's executions; await it or index it."""
-        return self._read(_workflow_executions(workflow_id, status, page, per_page))
-
-    async def cancel_workflow_execution(self, execution_id: str) -> WorkflowExecution:
-        """Cancel a pending or running execution; answers the execution."""
-        return WorkflowExecution(await self._asend(_execution_action(execution_id, "cancel")))
-
-    async def resume_workflow_execution(self, execution_id: str) -> WorkflowExecution:
-        """Resume a failed or cancelled execution from the step it stopped at."""
-        return WorkflowExecution(await self._asend(_execution_action(execution_id, "resume")))
-
-    # ---- services ------------------------------------------------------------------
-
-    async def register_service(
-        self,
-        name: str,
-        description: str = "",
-        endpoint: str | None = None,
-        actions: Sequence[Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        status: str | None = None,
-    ) -> dict[str, Any]:
-        """Register a service (POST /services); ConflictError when the name is taken."""
-        return await self._asend(
-            _register_service(name, description, endpoint, actions, metadata, status)
-        )
-
-    async def update_service(
-        self,
-        service_id: str,
-        name: str | None = None,
-        description: str | None = None,
-        endpoint: str | None = None,
-        status: str | None = None,
-        actions: Sequence[Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Change the given fields of a service (PATCH); fields left as None are not sent."""
-        call = _update_service(
-            service_id,
-            name=name,
-            description=description,
-            endpoint=endpoint,
-            status=status,
-            actions=_as_list(actions),
-            metadata=_as_dict(metadata),
-        )
-        return await self._asend(call)
-
-    async def deregister_service(self, service_id: str) -> dict[str, Any]:
-        """Deregister a service; answers ``{"id", "name", "deregistered": True}``."""
-        return await self._asend(_delete(_svc(service_id)))
-
-    def get_service(self, service_id: str) -> DeferredRead[dict[str, Any]]:
-        """One service, by id or name; await it, or use it as a dict."""
-        return self._read(_get(_svc(service_id)))
-
-    def get_services(
-        self, status: str | None = None, page: int = 1, per_page: int = 20
-    ) -> DeferredRead[dict[str, Any]]:
-        """A page of services ``{items, total, page, per_page, pages}``; await it or index it."""
-        return self._read(_list("/services", status, page, per_page))
-
-    async def execute_service_action(
-        self,
-        service_id: str,
-        action: str,
-        input_data: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Run one action of a service through the integration service."""
-        return await self._asend(_execute_service_action(service_id, action, input_data, context))
-
-    # ---- health --------------------------------------------------------------------
-
-    def get_integration_health(self) -> DeferredRead[dict[str, Any]]:
-        """The integration service's health report (an "unhealthy" 503 report is returned too)."""
-        return self._read(_HEALTH)
-
-    def get_service_health(self, service_id: str) -> DeferredRead[dict[str, Any]]:
-        """One registered service's health report."""
-        return self._read(_service_health(service_id))
-
-    def __repr__(self) -> str:
-        return f"ServiceIntegrationClient({self.base_url!r})"
-
-
-class ServiceIntegrationClientSync(_IntegrationCore):
+class ServiceIntegrationClientSync(
+    _IntegrationMethods[dict[str, Any], WorkflowExecution, dict[str, Any], WorkflowExecution]
+):
     """The synchronous twin of :class:`ServiceIntegrationClient`: same methods, same policies.
 
     Every method returns its answer directly; ``close()`` (or ``with``) releases the pool.
     """
-
-    def __init__(
-        self,
-        base_url: str = DEFAULT_BASE_URL,
-        timeout: float = 30,
-        *,
-        service_name: str = SERVICE_NAME,
-        retry_policies: Mapping[OperationType, OperationRetryPolicy] | None = None,
-        circuit_breaker_config: CircuitBreakerConfig | None = None,
-        headers: Mapping[str, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-        rng: random.Random | None = None,
-        hooks: Sequence[Hook] = (),
-    ) -> None:
-        super().__init__(
-            base_url,
-            timeout,
-            service_name=service_name,
-            retry_policies=retry_policies,
-            circuit_breaker_config=circuit_breaker_config,
-            headers=headers,
-            sync_transport=transport,
-            clock=clock,
-            rng=rng,
-            hooks=hooks,
-        )
 
     def close(self) -> None:
         """Close the connection pool; idempotent. Later calls raise RuntimeError."""
@@ -1025,167 +1127,20 @@ class ServiceIntegrationClientSync(_IntegrationCore):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # ---- workflows -----------------------------------------------------------------
+    def _run(self, plan: _Plan[T]) -> T:
+        step = _advance(plan, None)
+        while isinstance(step, _Call):
+            step = _advance(plan, self._send(step))
+        return step.value
 
-    def create_workflow(
-        self,
-        name: str,
-        description: str = "",
-        steps: Sequence[Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        status: str | None = None,
-    ) -> dict[str, Any]:
-        """Create a workflow (POST /workflows); the server validates the steps."""
-        return self._send(_create_workflow(name, description, steps, metadata, status))
+    def _write(self, plan: _Plan[dict[str, Any]]) -> dict[str, Any]:
+        return self._run(plan)
 
-    def update_workflow(
-        self,
-        workflow_id: str,
-        name: str | None = None,
-        description: str | None = None,
-        steps: Sequence[Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        status: str | None = None,
-    ) -> dict[str, Any]:
-        """Change the given fields of a workflow (PATCH); fields left as None are not sent."""
-        call = _update_workflow(
-            workflow_id,
-            name=name,
-            description=description,
-            steps=_as_list(steps),
-            metadata=_as_dict(metadata),
-            status=status,
-        )
+    def _write_execution(self, plan: _Plan[WorkflowExecution]) -> WorkflowExecution:
+        return self._run(plan)
+
+    def _read(self, call: _Call) -> dict[str, Any]:
         return self._send(call)
 
-    def delete_workflow(self, workflow_id: str) -> dict[str, Any]:
-        """Delete a workflow; answers ``{"id", "name", "deleted": True}``."""
-        return self._send(_delete(_wf(workflow_id)))
-
-    def get_workflow(self, workflow_id: str) -> dict[str, Any]:
-        """One workflow."""
-        return self._send(_get(_wf(workflow_id)))
-
-    def get_workflows(
-        self, status: str | None = None, page: int = 1, per_page: int = 20
-    ) -> dict[str, Any]:
-        """A page of workflows ``{items, total, page, per_page, pages}``."""
-        return self._send(_list("/workflows", status, page, per_page))
-
-    # ---- executions ----------------------------------------------------------------
-
-    def execute_workflow(
-        self,
-        workflow_id: str,
-        input_data: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        *,
-        wait: bool = True,
-        poll_interval: float = 0.2,
-    ) -> WorkflowExecution:
-        """Start an execution; with ``wait`` poll it until it ends or ``timeout`` seconds pass."""
-        deadline = self._wait_deadline(poll_interval)
-        execution = WorkflowExecution(
-            self._send(_execute_workflow(workflow_id, input_data, context))
-        )
-        if not wait:
-            return execution
-        poll = _get(_ex(_execution_id(execution, self.service_name)))
-        while not _is_terminal(execution):
-            left = deadline - self._clock.now()
-            if left <= 0:
-                break
-            self._clock.sleep(min(poll_interval, left))
-            execution = WorkflowExecution(self._send(poll))
-        return execution
-
-    def get_workflow_execution_status(self, execution_id: str) -> WorkflowExecution:
-        """One execution (its status, steps, output)."""
-        return WorkflowExecution(self._send(_get(_ex(execution_id))))
-
-    def get_workflow_executions(
-        self, workflow_id: str, status: str | None = None, page: int = 1, per_page: int = 20
-    ) -> dict[str, Any]:
-        """A page of a workflow's executions."""
-        return self._send(_workflow_executions(workflow_id, status, page, per_page))
-
-    def cancel_workflow_execution(self, execution_id: str) -> WorkflowExecution:
-        """Cancel a pending or running execution; answers the execution."""
-        return WorkflowExecution(self._send(_execution_action(execution_id, "cancel")))
-
-    def resume_workflow_execution(self, execution_id: str) -> WorkflowExecution:
-        """Resume a failed or cancelled execution from the step it stopped at."""
-        return WorkflowExecution(self._send(_execution_action(execution_id, "resume")))
-
-    # ---- services ------------------------------------------------------------------
-
-    def register_service(
-        self,
-        name: str,
-        description: str = "",
-        endpoint: str | None = None,
-        actions: Sequence[Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        status: str | None = None,
-    ) -> dict[str, Any]:
-        """Register a service (POST /services); ConflictError when the name is taken."""
-        return self._send(_register_service(name, description, endpoint, actions, metadata, status))
-
-    def update_service(
-        self,
-        service_id: str,
-        name: str | None = None,
-        description: str | None = None,
-        endpoint: str | None = None,
-        status: str | None = None,
-        actions: Sequence[Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Change the given fields of a service (PATCH); fields left as None are not sent."""
-        call = _update_service(
-            service_id,
-            name=name,
-            description=description,
-            endpoint=endpoint,
-            status=status,
-            actions=_as_list(actions),
-            metadata=_as_dict(metadata),
-        )
-        return self._send(call)
-
-    def deregister_service(self, service_id: str) -> dict[str, Any]:
-        """Deregister a service; answers ``{"id", "name", "deregistered": True}``."""
-        return self._send(_delete(_svc(service_id)))
-
-    def get_service(self, service_id: str) -> dict[str, Any]:
-        """One service, by id or name."""
-        return self._send(_get(_svc(service_id)))
-
-    def get_services(
-        self, status: str | None = None, page: int = 1, per_page: int = 20
-    ) -> dict[str, Any]:
-        """A page of services ``{items, total, page, per_page, pages}``."""
-        return self._send(_list("/services", status, page, per_page))
-
-    def execute_service_action(
-        self,
-        service_id: str,
-        action: str,
-        input_data: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Run one action of a service through the integration service."""
-        return self._send(_execute_service_action(service_id, action, input_data, context))
-
-    # ---- health --------------------------------------------------------------------
-
-    def get_integration_health(self) -> dict[str, Any]:
-        """The integration service's health report (an "unhealthy" 503 report is returned too)."""
-        return self._send(_HEALTH)
-
-    def get_service_health(self, service_id: str) -> dict[str, Any]:
-        """One registered service's health report."""
-        return self._send(_service_health(service_id))
-
-    def __repr__(self) -> str:
-        return f"ServiceIntegrationClientSync({self.base_url!r})"
+    def _read_execution(self, call: _Call) -> WorkflowExecution:
+        return WorkflowExecution(self._send(call))

@@ -12,7 +12,7 @@ import enum
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from servicegrid.integration.json_checks import (
@@ -22,6 +22,7 @@ from servicegrid.integration.json_checks import (
     check_json_schema,
     check_text,
 )
+from servicegrid.integration.partial_update import PartialUpdate
 
 __all__ = [
     "DeregisterResult",
@@ -113,10 +114,8 @@ class ServiceCreate(BaseModel):
     actions: Actions = Field(default_factory=list)
 
 
-class ServiceUpdate(BaseModel):
+class ServiceUpdate(PartialUpdate):
     """A partial update: only the fields present in the body change; none may be null."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: ServiceName | None = None
     description: Text | None = None
@@ -124,13 +123,6 @@ class ServiceUpdate(BaseModel):
     status: ServiceStatus | None = None
     metadata: JsonObject | None = None
     actions: Actions | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may be left out but not null")
-        return value
 
 
 class Service(BaseModel):

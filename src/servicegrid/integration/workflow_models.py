@@ -21,9 +21,10 @@ import enum
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from servicegrid.integration.json_checks import JsonObject, JsonValue, SafeStr, Text
+from servicegrid.integration.partial_update import PartialUpdate
 
 __all__ = [
     "STEP_ID_PATTERN",
@@ -154,23 +155,14 @@ class WorkflowCreate(BaseModel):
     status: WorkflowStatus = WorkflowStatus.ACTIVE
 
 
-class WorkflowUpdate(BaseModel):
+class WorkflowUpdate(PartialUpdate):
     """A partial update: only the fields present change; none may be null."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: WorkflowName | None = None
     description: Text | None = None
     steps: Steps | None = None
     metadata: JsonObject | None = None
     status: WorkflowStatus | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may be left out but not null")
-        return value
 
 
 class Workflow(BaseModel):

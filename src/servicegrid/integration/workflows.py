@@ -13,15 +13,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from servicegrid.errors import ConflictError, ResourceNotFoundError, ValidationError
+from servicegrid.errors import ValidationError
 from servicegrid.integration.db import WorkflowRow
+from servicegrid.integration.named_rows import NamedRows
 from servicegrid.integration.native import native_action
 from servicegrid.integration.registry import ServiceRegistry
-from servicegrid.integration.rows import as_utc, new_id, page_count, utcnow
+from servicegrid.integration.rows import as_utc, new_id, utcnow
 from servicegrid.integration.workflow_graph import GraphProblem, check_graph
 from servicegrid.integration.workflow_models import (
     Step,
@@ -65,12 +64,6 @@ def _steps_json(steps: Sequence[Step]) -> list[dict[str, Any]]:
     return [step.model_dump(mode="json", exclude_defaults=True) for step in steps]
 
 
-def _duplicate(name: str) -> ConflictError:
-    return ConflictError(
-        f"workflow {name!r} already exists", details={"resource_type": "workflow", "name": name}
-    )
-
-
 class WorkflowStore:
     """Workflow definitions persisted through ``sessions``; names are unique.
 
@@ -85,10 +78,12 @@ class WorkflowStore:
         clock: Callable[[], datetime] = utcnow,
         new_id: Callable[[], str] = new_id,
     ) -> None:
-        self._sessions = sessions
         self._services = services
         self._clock = clock
         self._new_id = new_id
+        self._rows = NamedRows(
+            sessions, WorkflowRow, _to_model, resource_type="workflow", clock=clock
+        )
 
     async def check_steps(self, steps: Sequence[Step]) -> None:
         """Raise :class:`ValidationError` unless ``steps`` form a graph of known actions."""
@@ -138,42 +133,17 @@ class WorkflowStore:
             created_at=now,
             updated_at=now,
         )
-        async with self._sessions() as session:
-            if await self._name_taken(session, spec.name):
-                raise _duplicate(spec.name)
-            session.add(row)
-            await self._commit(session, spec.name)
-        return _to_model(row)
+        return await self._rows.add(row)
 
     async def get(self, workflow_id: str) -> Workflow:
         """The workflow with this id, else this name; :class:`ResourceNotFoundError` if none."""
-        async with self._sessions() as session:
-            return _to_model(await self._row(session, workflow_id))
+        return await self._rows.get(workflow_id)
 
     async def list(
         self, *, status: WorkflowStatus | None = None, page: int = 1, per_page: int = 20
     ) -> WorkflowPage:
         """One page of workflows, oldest first, optionally only those with ``status``."""
-        if page < 1 or per_page < 1:
-            raise ValueError("page and per_page must be at least 1")
-        query = select(WorkflowRow)
-        if status is not None:
-            query = query.where(WorkflowRow.status == status.value)
-        async with self._sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = await session.scalars(
-                query.order_by(WorkflowRow.created_at, WorkflowRow.name)
-                .offset((page - 1) * per_page)
-                .limit(per_page)
-            )
-            items = [_to_model(row) for row in rows]
-        return WorkflowPage(
-            items=items,
-            total=total,
-            page=page,
-            per_page=per_page,
-            pages=page_count(total, per_page),
-        )
+        return WorkflowPage(**await self._rows.page(status=status, page=page, per_page=per_page))
 
     async def update(self, workflow_id: str, changes: WorkflowUpdate) -> Workflow:
         """Apply the fields set in ``changes``; new steps are checked as at creation.
@@ -182,50 +152,15 @@ class WorkflowStore:
         """
         if changes.steps is not None:
             await self.check_steps(changes.steps)
-        async with self._sessions() as session:
-            row = await self._row(session, workflow_id)
-            if changes.name is not None and changes.name != row.name:
-                if await self._name_taken(session, changes.name):
-                    raise _duplicate(changes.name)
-                row.name = changes.name
-            if changes.description is not None:
-                row.description = changes.description
-            if changes.status is not None:
-                row.status = changes.status.value
-            if changes.metadata is not None:
-                row.metadata_ = dict(changes.metadata)
+
+        def change(row: WorkflowRow) -> None:
             if changes.steps is not None:
                 row.steps = _steps_json(changes.steps)
             if changes.model_fields_set:
                 row.version += 1
-                row.updated_at = self._clock()
-            await self._commit(session, row.name)
-            return _to_model(row)
+
+        return await self._rows.update(workflow_id, changes, change)
 
     async def delete(self, workflow_id: str) -> Workflow:
         """Remove the workflow and return it as it was; its executions stay readable."""
-        async with self._sessions() as session:
-            row = await self._row(session, workflow_id)
-            removed = _to_model(row)
-            await session.delete(row)
-            await session.commit()
-        return removed
-
-    async def _row(self, session: AsyncSession, key: str) -> WorkflowRow:
-        row = await session.get(WorkflowRow, key)
-        if row is None:
-            row = await session.scalar(select(WorkflowRow).where(WorkflowRow.name == key))
-        if row is None:
-            raise ResourceNotFoundError(resource_type="workflow", resource_id=key)
-        return row
-
-    async def _name_taken(self, session: AsyncSession, name: str) -> bool:
-        found = await session.scalar(select(WorkflowRow.id).where(WorkflowRow.name == name))
-        return found is not None
-
-    async def _commit(self, session: AsyncSession, name: str) -> None:
-        try:
-            await session.commit()
-        except IntegrityError as exc:
-            await session.rollback()
-            raise _duplicate(name) from exc
+        return await self._rows.remove(workflow_id)

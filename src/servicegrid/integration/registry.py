@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicegrid.integration.db import ServiceRow
 from servicegrid.integration.models import (
+    HttpMethod,
     Service,
     ServiceAction,
     ServiceCreate,
@@ -24,6 +25,17 @@ from servicegrid.integration.rows import as_utc, new_id, utcnow
 __all__ = ["ServiceRegistry"]
 
 
+def _stored_action(data: dict[str, Any]) -> ServiceAction:
+    """An action as stored: checked when it was written, so it is not checked again.
+
+    Checking a JSON Schema costs milliseconds, and a rule added later must not make a service
+    stored before it unreadable.
+    """
+    return ServiceAction.model_construct(
+        **{**data, "method": HttpMethod(data.get("method") or HttpMethod.POST.value)}
+    )
+
+
 def _to_model(row: ServiceRow) -> Service:
     return Service(
         id=row.id,
@@ -32,7 +44,7 @@ def _to_model(row: ServiceRow) -> Service:
         endpoint=row.endpoint,
         status=ServiceStatus(row.status),
         metadata=row.metadata_,
-        actions=[ServiceAction.model_validate(action) for action in row.actions],
+        actions=[_stored_action(action) for action in row.actions],
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
     )

@@ -198,7 +198,7 @@ class _Run:
                 {"name": f"step:{step.id}"},
                 self.engine.run_task,
                 self.execution_id,
-                step.model_dump(mode="json"),
+                step,
                 given,
                 self.scope,
                 self.sequence[step.id],
@@ -457,27 +457,32 @@ class ExecutionEngine:
             "execution": {"id": execution_id, "workflow_id": job["workflow_id"]},
             "steps": {step_id: {"output": record["output"]} for step_id, record in reuse.items()},
         }
-        await self.executions.mark_running(execution_id)
+        # RUNNING is written while the first step starts; the final status waits for it
+        running = asyncio.ensure_future(self.executions.mark_running(execution_id))
         run = _Run(self, execution_id, job, scope, reuse)
         try:
             output = await run.chain(run.graph.entry, job["input_data"])
         except StepFailed as failed:
+            await running
             error = {"step": failed.record["id"], **(failed.record.get("error") or {})}
             await self.executions.finish(execution_id, ExecutionStatus.FAILED, error=error)
             return None
+        finally:
+            if not running.done():
+                await asyncio.wait([running])
+        await running
         await self.executions.finish(execution_id, ExecutionStatus.COMPLETED, output=output)
         return output
 
     async def run_task(
         self,
         execution_id: str,
-        step_data: dict[str, Any],
+        step: Step,
         given: Any,
         scope: dict[str, Any],
         sequence: int,
     ) -> StepRecord:
         """One action step, start to end: the body of a DBOS step. Never raises."""
-        step = Step.model_validate(step_data)
         started = utcnow()
         record: StepRecord = {
             "id": step.id,

@@ -20,7 +20,7 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from referencing.exceptions import Unresolvable
@@ -47,6 +47,7 @@ __all__ = [
     "ActionInvoker",
     "ActionOutputInvalid",
     "ActionTarget",
+    "schema_key",
     "schema_problems",
 ]
 
@@ -63,34 +64,24 @@ class ActionOutputInvalid(ServerError):
     http_status = 502
 
 
+def schema_key(schema: Mapping[str, Any]) -> str:
+    """``schema`` as canonical JSON: the key its compiled validator is cached under."""
+    return json.dumps(schema, sort_keys=True)
+
+
 @functools.lru_cache(maxsize=1024)
 def _validator(schema_json: str) -> Any:
     return schema_validator(json.loads(schema_json))
 
 
-_by_identity: dict[int, tuple[Mapping[str, Any], Any]] = {}
-
-
-def _validator_for(schema: Mapping[str, Any]) -> Any:
-    """The compiled validator of ``schema``; the same schema object finds it without hashing."""
-    known = _by_identity.get(id(schema))
-    if known is not None and known[0] is schema:
-        return known[1]
-    validator = _validator(json.dumps(schema, sort_keys=True))
-    if len(_by_identity) >= 1024:
-        _by_identity.clear()
-    _by_identity[id(schema)] = (schema, validator)  # holding schema keeps its id unique
-    return validator
-
-
-def schema_problems(schema: Mapping[str, Any], value: Any) -> list[tuple[list[str | int], str]]:
-    """Each place where ``value`` breaks ``schema``: (path inside value, message).
+def schema_problems(schema_json: str, value: Any) -> list[tuple[list[str | int], str]]:
+    """Each place where ``value`` breaks the schema ``schema_json`` (see :func:`schema_key`).
 
     A schema that cannot be used (a ``$ref`` to nowhere or one that loops, stored before
     registration checked for them) is one problem at the root, not a crash.
     """
     try:
-        validator = _validator_for(schema)
+        validator = _validator(schema_json)
         if validator.is_valid(value):
             return []
         errors = list(validator.iter_errors(value))
@@ -112,6 +103,13 @@ class ActionTarget:
     output_schema: Mapping[str, Any]
     service: Service | None = None
     action: ServiceAction | None = None
+    input_key: str = field(init=False)
+    output_key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        # made once per resolved target, so a call only hashes a string it already hashed
+        object.__setattr__(self, "input_key", schema_key(self.input_schema))
+        object.__setattr__(self, "output_key", schema_key(self.output_schema))
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +185,7 @@ class ActionInvoker:
 
     def check_input(self, target: ActionTarget, input_data: Any, *, loc: list[str | int]) -> None:
         """Raise :class:`ValidationError` naming each field of ``input_data`` that is wrong."""
-        problems = schema_problems(target.input_schema, input_data)
+        problems = schema_problems(target.input_key, input_data)
         if problems:
             errors = [
                 {"loc": [*loc, *path], "msg": message, "type": "schema"}
@@ -325,7 +323,7 @@ class ActionInvoker:
                 f"cannot be stored: {exc}",
                 service=target.service_name,
             ) from None
-        problems = schema_problems(target.output_schema, output)
+        problems = schema_problems(target.output_key, output)
         if problems:
             where = "; ".join(
                 f"{'.'.join(str(p) for p in path) or '(root)'}: {message}"

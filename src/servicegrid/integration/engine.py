@@ -414,13 +414,13 @@ class ExecutionEngine:
 
     async def cancel(self, execution_id: str) -> Execution:
         """Cancel an unfinished execution; the step running now is the last to run."""
-        execution = await self.executions.get(execution_id)
-        if execution.status.finished:
+        _plan, row = await self.executions.plan(execution_id)
+        status = ExecutionStatus(row.status)
+        if status.finished:
             raise ConflictError(
-                f"execution {execution_id} is already {execution.status.value}",
+                f"execution {execution_id} is already {status.value}",
                 details={"resource_type": "execution", "resource_id": execution_id},
             )
-        _plan, row = await self.executions.plan(execution_id)
         await self.executions.finish(
             execution_id,
             ExecutionStatus.CANCELLED,
@@ -460,18 +460,19 @@ class ExecutionEngine:
         # RUNNING is written while the first step starts; the final status waits for it
         running = asyncio.ensure_future(self.executions.mark_running(execution_id))
         run = _Run(self, execution_id, job, scope, reuse)
+        output: Any = None
+        error: dict[str, Any] | None = None
         try:
             output = await run.chain(run.graph.entry, job["input_data"])
         except StepFailed as failed:
-            await running
             error = {"step": failed.record["id"], **(failed.record.get("error") or {})}
-            await self.executions.finish(execution_id, ExecutionStatus.FAILED, error=error)
-            return None
         finally:
-            if not running.done():
-                await asyncio.wait([running])
-        await running
-        await self.executions.finish(execution_id, ExecutionStatus.COMPLETED, output=output)
+            await asyncio.wait([running])
+        running.result()
+        if error is not None:
+            await self.executions.finish(execution_id, ExecutionStatus.FAILED, error=error)
+        else:
+            await self.executions.finish(execution_id, ExecutionStatus.COMPLETED, output=output)
         return output
 
     async def run_task(

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from servicegrid.integration import create_app
-from tests.support.action_services import ActionServices
+from tests.support.action_services import ACTION_SCHEMAS, ActionServices
 from tests.support.threaded_server import ThreadedServer
 
 MIN_REQUESTS = 5_000
@@ -45,26 +45,10 @@ schema = schemathesis.openapi.from_dict(OPENAPI)
 OPERATIONS = sum(len(methods) for methods in OPENAPI["paths"].values())
 
 
-def _schema(properties: dict[str, str], required: list[str]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {name: {"type": kind} for name, kind in properties.items()},
-        "required": required,
-    }
-
-
 # name -> (action, input schema, output schema); the stub answers each action accordingly
 SERVICES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
-    "text-extraction": (
-        "extract",
-        _schema({"document_url": "string"}, ["document_url"]),
-        _schema({"text": "string"}, ["text"]),
-    ),
-    "sentiment-analysis": (
-        "analyze",
-        _schema({"text": "string"}, ["text"]),
-        _schema({"sentiment": "string", "score": "number"}, ["sentiment", "score"]),
-    ),
+    "text-extraction": ACTION_SCHEMAS["text-extraction"],
+    "sentiment-analysis": ACTION_SCHEMAS["sentiment-analysis"],
     "echo": ("echo", {}, {"type": "object"}),
 }
 WORKFLOW = "document-sentiment"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import make_service
-from tests.support.action_services import ActionServices
+from tests.support.action_services import ACTION_SCHEMAS, ActionServices, object_schema
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 
@@ -26,40 +26,8 @@ def _clean_log(services: ActionServices) -> None:
     services.log.reset()
 
 
-def _schema(properties: dict[str, str], required: list[str]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {name: {"type": kind} for name, kind in properties.items()},
-        "required": required,
-    }
-
-
-SERVICES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
-    "text-extraction": (
-        "extract",
-        _schema({"document_url": "string"}, ["document_url"]),
-        _schema({"text": "string"}, ["text"]),
-    ),
-    "sentiment-analysis": (
-        "analyze",
-        _schema({"text": "string"}, ["text"]),
-        _schema({"sentiment": "string", "score": "number"}, ["sentiment", "score"]),
-    ),
-    "text-summarization": (
-        "summarize",
-        _schema({"text": "string"}, ["text"]),
-        _schema({"summary": "string"}, ["summary"]),
-    ),
-    "translation": (
-        "translate",
-        {"type": "object"},
-        _schema({"translation": "string"}, ["translation"]),
-    ),
-}
-
-
 async def register_all(client: httpx.AsyncClient, services: ActionServices) -> None:
-    for name, (action, input_schema, output_schema) in SERVICES.items():
+    for name, (action, input_schema, output_schema) in ACTION_SCHEMAS.items():
         body = make_service(
             name,
             endpoint=services.endpoint(name),
@@ -322,7 +290,7 @@ async def test_output_that_breaks_the_schema_fails_the_step(
             {
                 "name": "run",
                 "input_schema": {"type": "object"},
-                "output_schema": _schema({"answer": "string"}, ["answer"]),
+                "output_schema": object_schema({"answer": "string"}, ["answer"]),
             }
         ],
     )

@@ -68,6 +68,40 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+def object_schema(properties: dict[str, str], required: list[str]) -> dict[str, Any]:
+    """A JSON Schema for an object whose named properties have the given JSON types."""
+    return {
+        "type": "object",
+        "properties": {name: {"type": kind} for name, kind in properties.items()},
+        "required": required,
+    }
+
+
+# service name -> (action, input schema, output schema), as the actions above answer
+ACTION_SCHEMAS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "text-extraction": (
+        "extract",
+        object_schema({"document_url": "string"}, ["document_url"]),
+        object_schema({"text": "string"}, ["text"]),
+    ),
+    "sentiment-analysis": (
+        "analyze",
+        object_schema({"text": "string"}, ["text"]),
+        object_schema({"sentiment": "string", "score": "number"}, ["sentiment", "score"]),
+    ),
+    "text-summarization": (
+        "summarize",
+        object_schema({"text": "string"}, ["text"]),
+        object_schema({"summary": "string"}, ["summary"]),
+    ),
+    "translation": (
+        "translate",
+        {"type": "object"},
+        object_schema({"translation": "string"}, ["translation"]),
+    ),
+}
+
+
 @dataclass
 class CallLog:
     """What the services were asked, and what they answered."""

@@ -30,10 +30,10 @@ from servicegrid.settings import Settings, http_service_name, load_settings
 SEED_001_KEYS = {"service", "state", "failure_count", "last_failure", "last_state_change"}
 REPORT_KEYS = SEED_001_KEYS | {"kind", "url", "health", "response_time_ms", "error"}
 GRPC_VARS = {
-    "gpu-management": "GPU_SERVICE_URL",
+    "gpu": "GPU_SERVICE_URL",
     "embedding": "EMBEDDING_SERVICE_URL",
     "reranking": "RERANKING_SERVICE_URL",
-    "docling-vlm": "DOCLING_VLM_SERVICE_URL",
+    "documents": "DOCLING_VLM_SERVICE_URL",
 }
 
 
@@ -177,10 +177,10 @@ def test_status_json_reports_unreachable_services_and_exits_0(
     monkeypatch.setenv("CHROMA_SERVER_URL", f"http://127.0.0.1:{nothing_listening[4]}")
     body = _status_json()
     assert list(body) == [
-        "gpu-management",
+        "gpu",
         "embedding",
         "reranking",
-        "docling-vlm",
+        "documents",
         "integration",
         "chroma",
     ]
@@ -225,7 +225,7 @@ def test_status_grpc_service_not_serving_is_unhealthy(
 ) -> None:
     grpc_health_server.set(health_pb2.HealthCheckResponse.NOT_SERVING)
     monkeypatch.setenv("GPU_SERVICE_URL", f"127.0.0.1:{grpc_health_server.port}")
-    gpu = _status_json()["gpu-management"]
+    gpu = _status_json()["gpu"]
     assert gpu["health"] == "unhealthy"
     assert "NOT_SERVING" in gpu["error"]
 
@@ -239,7 +239,7 @@ def test_status_http_service_via_chroma_server_url(
     chroma = body["chroma"]
     assert (chroma["kind"], chroma["url"], chroma["health"]) == ("http", http_server, "healthy")
     assert chroma["error"] is None
-    user = body["user-service"]
+    user = body["users"]
     assert user["health"] == "unhealthy"
     assert "503" in user["error"]
 
@@ -280,7 +280,7 @@ def test_up_once_prints_one_table_and_exits_0(
     monkeypatch.setenv("COLUMNS", "200")
     result = CliRunner().invoke(app, ["up", "--once", "--no-services"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("Monitoring 5 services: gpu-management")
+    assert result.stdout.startswith("Monitoring 5 services: gpu")
     assert result.stdout.count("servicegrid services") == 1
 
 

@@ -202,10 +202,26 @@ def test_error_for_grpc_code_passes_fields() -> None:
 # --- seed 003 fields ---------------------------------------------------------------------------
 
 
-def test_validation_error_lists_validation_errors() -> None:
-    problems = [{"field": "texts", "error": "empty"}]
-    assert ValidationError("bad", validation_errors=problems).validation_errors == problems
+def test_validation_error_lists_validation_errors_in_one_shape() -> None:
+    ours = [{"field": "texts", "message": "must not be empty", "type": "value_error"}]
+    assert ValidationError("bad", validation_errors=ours).validation_errors == ours
     assert ValidationError().validation_errors == []
+    # FastAPI's shape (its location part dropped), and a bare field/message, become ours
+    fastapi = [{"loc": ["body", "steps", 0, "action"], "msg": "Field required", "type": "missing"}]
+    assert ValidationError(validation_errors=fastapi).validation_errors == [
+        {"field": "steps.0.action", "message": "Field required", "type": "missing"}
+    ]
+    assert ValidationError(
+        validation_errors=[{"field": "x", "message": "bad"}]
+    ).validation_errors == [{"field": "x", "message": "bad", "type": "value_error"}]
+
+
+def test_validation_error_for_one_field() -> None:
+    error = ValidationError.for_field("texts[1]", "must not be empty", service="embedding")
+    assert str(error) == "[embedding] texts[1]: must not be empty"
+    assert error.validation_errors == [
+        {"field": "texts[1]", "message": "must not be empty", "type": "value_error"}
+    ]
     assert not ValidationError().retryable
 
 

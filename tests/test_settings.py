@@ -35,12 +35,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_match_the_seeds() -> None:
     s = load_settings()
     assert s.grpc_services == {
-        "gpu-management": ("localhost:50051", 30.0),
+        "gpu": ("localhost:50051", 30.0),
         "embedding": ("localhost:50052", 60.0),
         "reranking": ("localhost:50053", 45.0),
-        "docling-vlm": ("localhost:50054", 300.0),
+        "documents": ("localhost:50054", 300.0),
     }
-    assert list(s.grpc_services) == ["gpu-management", "embedding", "reranking", "docling-vlm"]
+    assert list(s.grpc_services) == ["gpu", "embedding", "reranking", "documents"]
     assert (s.circuit_breaker_threshold, s.circuit_breaker_timeout) == (5, 60.0)
     assert (s.max_retry_attempts, s.retry_base_delay, s.retry_max_delay) == (3, 1.0, 60.0)
     assert (s.consul_host, s.consul_port, s.use_istio_dns) == ("localhost", 8500, False)
@@ -147,15 +147,17 @@ def test_http_services_are_discovered_by_name(monkeypatch: pytest.MonkeyPatch) -
         "api-gateway": "http://localhost:8003",
         "chroma": "http://chroma:6003",
         "filesystem": "http://fs:6004",
-        "question-service": "https://questions.example.com/api",
-        "user-service": "http://localhost:8001",
+        "questions": "https://questions.example.com/api",
+        "users": "http://localhost:8001",
     }
 
 
 def test_http_service_names() -> None:
     assert http_service_name("CHROMA_SERVER_URL") == "chroma"
     assert http_service_name("chroma_server_url") == "chroma"
-    assert http_service_name("USER_SERVICE_URL") == "user-service"
+    assert http_service_name("USER_SERVICE_URL") == "users"  # the catalogue's name
+    assert http_service_name("BILLING_SERVICE_URL") == "billing-service"
+    assert http_service_name("GATEWAY_URL") == "gateway"
     assert http_service_name("VECTOR_STORE_SERVER_URL") == "vector-store"
     assert http_service_name("API_GATEWAY_URL") == "api-gateway"
     for not_http in (

@@ -3,22 +3,18 @@
 .. code-block:: python
 
     from servicegrid import ResilientServiceClient, ServiceUnavailable
+
+The errors, the resilience policies and the status registry load with the
+package; the clients (and with them httpx, aiohttp, requests and grpc) load
+the first time one of their names is used, so ``import servicegrid.resilience``
+pulls in no network library.
 """
 
-from servicegrid.clients import (
-    AsyncHTTPClient,
-    ConnectionPoolConfig,
-    EmbeddingClient,
-    EnhancedHTTPClient,
-    HealthChecker,
-    HealthStatus,
-    RerankingClient,
-    ResilientServiceClient,
-    RetryConfig,
-    ServiceClientConfig,
-    ServiceClientFactory,
-    TimeoutConfig,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from servicegrid.errors import (
     ErrorCategory,
     ErrorSeverity,
@@ -39,11 +35,28 @@ from servicegrid.resilience import (
     ExponentialBackoff,
     Pipeline,
     Retry,
+    RetrySpec,
     Timeout,
+    build_pipeline,
 )
 from servicegrid.resilience.health import HealthMonitor, HealthState
 from servicegrid.resilience.ratelimit import RateLimitConfig, SlidingWindow, TokenBucket
 from servicegrid.status import DEFAULT_REGISTRY, StatusRegistry
+
+if TYPE_CHECKING:
+    from servicegrid.clients.embedding import EmbeddingClient
+    from servicegrid.clients.enhanced import (
+        AsyncHTTPClient,
+        ConnectionPoolConfig,
+        EnhancedHTTPClient,
+        RetryConfig,
+        TimeoutConfig,
+    )
+    from servicegrid.clients.factory import ServiceClientFactory
+    from servicegrid.clients.grpc_config import ServiceClientConfig
+    from servicegrid.clients.health import HealthChecker, HealthStatus
+    from servicegrid.clients.reranking import RerankingClient
+    from servicegrid.clients.resilient import ResilientServiceClient
 
 __version__ = "0.1.0"
 
@@ -71,6 +84,7 @@ __all__ = [
     "ResourceNotFoundError",
     "Retry",
     "RetryConfig",
+    "RetrySpec",
     "RetryStrategy",
     "ServiceClientConfig",
     "ServiceClientFactory",
@@ -85,5 +99,35 @@ __all__ = [
     "TokenBucket",
     "ValidationError",
     "__version__",
+    "build_pipeline",
     "is_retryable",
 ]
+
+# The clients' names, and the module each comes from, loaded on first use.
+_CLIENTS = {
+    "AsyncHTTPClient": "servicegrid.clients.enhanced",
+    "ConnectionPoolConfig": "servicegrid.clients.enhanced",
+    "EnhancedHTTPClient": "servicegrid.clients.enhanced",
+    "RetryConfig": "servicegrid.clients.enhanced",
+    "TimeoutConfig": "servicegrid.clients.enhanced",
+    "EmbeddingClient": "servicegrid.clients.embedding",
+    "RerankingClient": "servicegrid.clients.reranking",
+    "HealthChecker": "servicegrid.clients.health",
+    "HealthStatus": "servicegrid.clients.health",
+    "ResilientServiceClient": "servicegrid.clients.resilient",
+    "ServiceClientConfig": "servicegrid.clients.grpc_config",
+    "ServiceClientFactory": "servicegrid.clients.factory",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _CLIENTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'servicegrid' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_CLIENTS))

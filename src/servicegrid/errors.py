@@ -16,6 +16,7 @@ are translated at the transport boundary and re-raised ``from`` the original.
     │   ├── ConnectTimeout
     │   └── ReadTimeout
     ├── PolicyError                     a local policy refused the call
+    │   ├── ClientStateError            the client cannot make calls now (closed); a RuntimeError
     │   ├── RateLimited
     │   ├── BulkheadFull
     │   ├── RetryBudgetExhausted
@@ -29,17 +30,24 @@ are translated at the transport boundary and re-raised ``from`` the original.
         │   ├── PermissionDenied
         │   ├── AuthenticationError
         │   ├── FailedPrecondition
-        │   │   └── ModelNotLoaded
+        │   │   ├── ModelNotLoaded
+        │   │   └── DeviceUnavailableError  the configured GPU is not there: do not start
         │   ├── Cancelled
         │   └── ResourceExhausted
         │       └── GpuUnavailable
         └── ServerError                 any other 5xx
+            ├── InvalidResponse         an answer that breaks the service's contract (502)
             ├── InternalError
             ├── Unimplemented
             └── DataLoss
 
 Retryability is decided here and nowhere else: a class is retryable exactly
-when its :class:`RetryStrategy` in :data:`ERROR_TABLE` is not ``NONE``.
+when its :class:`RetryStrategy` in :data:`ERROR_TABLE` is not ``NONE``. Whether
+an *operation* may be sent again (its idempotency) is the caller's policy, not
+a second notion of transience.
+
+``ValidationError.validation_errors`` always has one shape: a list of
+``{"field", "message", "type"}`` (:func:`field_error`), whatever produced it.
 """
 
 from __future__ import annotations
@@ -54,12 +62,14 @@ __all__ = [
     "BulkheadFull",
     "Cancelled",
     "ClientError",
+    "ClientStateError",
     "ConflictError",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionLost",
     "DataLoss",
     "DeadlineExceeded",
+    "DeviceUnavailableError",
     "ErrorCategory",
     "ErrorSeverity",
     "ErrorSpec",
@@ -67,6 +77,7 @@ __all__ = [
     "GpuUnavailable",
     "InjectedFault",
     "InternalError",
+    "InvalidResponse",
     "MaxRetriesExceededError",
     "ModelNotLoaded",
     "PermissionDenied",
@@ -88,6 +99,7 @@ __all__ = [
     "ValidationError",
     "error_for_grpc_code",
     "error_for_http_status",
+    "field_error",
     "is_retryable",
 ]
 
@@ -217,6 +229,12 @@ class ServiceUnavailable(ServiceUnavailableError, PolicyError):
     default_message = "circuit breaker is open"
 
 
+class ClientStateError(PolicyError, RuntimeError):
+    """The client cannot make calls in its state: it was closed, or is used where it cannot be."""
+
+    default_message = "the client cannot make calls now"
+
+
 class TransportError(ServiceError):
     """No answer came back from the service."""
 
@@ -319,14 +337,58 @@ class ServerError(RemoteError):
     default_message = "the service failed"
 
 
+def field_error(field: str, message: str, type: str = "value_error") -> dict[str, str]:
+    """One entry of ``ValidationError.validation_errors``: which field, what is wrong, what kind.
+
+    ``field`` is the path to the bad value as its protocol spells it: dotted for
+    JSON bodies (``steps.0.action``), with ``[i]`` for repeated fields of gRPC
+    messages (``texts[1]``); ``""`` means the request as a whole.
+    """
+    return {"field": field, "message": message, "type": type}
+
+
+def _as_field_error(item: Any) -> dict[str, str]:
+    """An entry in any shape errors arrive in (ours, FastAPI's ``loc``/``msg``), as ours."""
+    if not isinstance(item, dict):
+        return field_error("", str(item))
+    field = item.get("field")
+    if field is None:
+        loc = item.get("loc")
+        parts = [str(part) for part in loc] if isinstance(loc, list | tuple) else []
+        if len(parts) > 1 and parts[0] in _REQUEST_PARTS:
+            parts = parts[1:]
+        field = ".".join(parts)
+    message = item.get("message", item.get("msg", item.get("problem", "")))
+    return field_error(str(field), str(message), str(item.get("type") or "value_error"))
+
+
+_REQUEST_PARTS: Final = frozenset({"body", "query", "path", "header", "cookie"})
+
+
 class ValidationError(ClientError):
-    """The request did not validate; ``validation_errors`` lists why (seed 003)."""
+    """The request did not validate; ``validation_errors`` lists why (seed 003).
+
+    Each entry is ``{"field", "message", "type"}`` (see :func:`field_error`);
+    entries given in FastAPI's ``{"loc", "msg", "type"}`` shape are converted.
+    """
 
     default_message = "validation failed"
 
     def __init__(self, message: str = "", *, validation_errors: Any = None, **kw: Any) -> None:
-        self.validation_errors: Any = validation_errors if validation_errors is not None else []
+        if isinstance(validation_errors, dict):
+            validation_errors = [validation_errors]
+        self.validation_errors: list[dict[str, str]] = [
+            _as_field_error(item) for item in (validation_errors or ())
+        ]
         super().__init__(message, **kw)
+
+    @classmethod
+    def for_field(
+        cls, field: str, message: str, *, type: str = "value_error", **kw: Any
+    ) -> ValidationError:
+        """The error for one bad field; its message reads ``"field: message"``."""
+        text = f"{field}: {message}" if field else message
+        return cls(text, validation_errors=[field_error(field, message, type)], **kw)
 
 
 class ResourceNotFoundError(ClientError):
@@ -381,6 +443,12 @@ class ModelNotLoaded(FailedPrecondition):
     default_message = "model not loaded"
 
 
+class DeviceUnavailableError(FailedPrecondition):
+    """The configured GPU is not there; the service must not start (seed 000: fail fast)."""
+
+    default_message = "the configured device is not available"
+
+
 class Cancelled(ClientError):
     """The call was cancelled before it finished."""
 
@@ -397,6 +465,12 @@ class GpuUnavailable(ResourceExhausted):
     """No GPU (or not enough GPU memory) for the request."""
 
     default_message = "no GPU available"
+
+
+class InvalidResponse(ServerError):
+    """The service answered, but not with what its contract promises (not JSON, wrong schema)."""
+
+    default_message = "the service answered with something it should not have"
 
 
 class InternalError(ServerError):
@@ -434,6 +508,7 @@ ERROR_TABLE: Final[dict[type[ServiceError], ErrorSpec]] = {
     PolicyError: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.MEDIUM, _R.NONE),
     RateLimited: ErrorSpec("RESOURCE_EXHAUSTED", 429, _C.RESOURCE_EXHAUSTED, _S.MEDIUM, _R.NONE),
     BulkheadFull: ErrorSpec("RESOURCE_EXHAUSTED", 429, _C.RESOURCE_EXHAUSTED, _S.MEDIUM, _R.NONE),
+    ClientStateError: ErrorSpec("FAILED_PRECONDITION", 500, _C.INTERNAL, _S.MEDIUM, _R.NONE),
     RetryBudgetExhausted: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.HIGH, _R.NONE),
     MaxRetriesExceededError: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.HIGH, _R.NONE),
     InjectedFault: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.LOW, _R.EXPONENTIAL),
@@ -448,12 +523,16 @@ ERROR_TABLE: Final[dict[type[ServiceError], ErrorSpec]] = {
         "FAILED_PRECONDITION", 412, _C.INVALID_ARGUMENT, _S.MEDIUM, _R.NONE
     ),
     ModelNotLoaded: ErrorSpec("FAILED_PRECONDITION", 503, _C.UNAVAILABLE, _S.MEDIUM, _R.FIXED),
+    DeviceUnavailableError: ErrorSpec(
+        "FAILED_PRECONDITION", 503, _C.UNAVAILABLE, _S.CRITICAL, _R.NONE
+    ),
     Cancelled: ErrorSpec("CANCELLED", 499, _C.INTERNAL, _S.LOW, _R.NONE),
     ResourceExhausted: ErrorSpec(
         "RESOURCE_EXHAUSTED", 429, _C.RESOURCE_EXHAUSTED, _S.HIGH, _R.FIXED
     ),
     GpuUnavailable: ErrorSpec("RESOURCE_EXHAUSTED", 503, _C.RESOURCE_EXHAUSTED, _S.HIGH, _R.FIXED),
     ServerError: ErrorSpec("INTERNAL", 500, _C.INTERNAL, _S.HIGH, _R.EXPONENTIAL),
+    InvalidResponse: ErrorSpec("INTERNAL", 502, _C.INTERNAL, _S.HIGH, _R.NONE),
     InternalError: ErrorSpec("INTERNAL", 500, _C.INTERNAL, _S.CRITICAL, _R.EXPONENTIAL),
     Unimplemented: ErrorSpec("UNIMPLEMENTED", 501, _C.INTERNAL, _S.HIGH, _R.NONE),
     DataLoss: ErrorSpec("DATA_LOSS", 500, _C.INTERNAL, _S.CRITICAL, _R.NONE),

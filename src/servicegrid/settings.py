@@ -6,11 +6,15 @@ names (``GPU_SERVICE_URL``, ``EMBEDDING_SERVICE_TIMEOUT``, ``CONSUL_HOST``,
 servicegrid's own knobs carry the ``SERVICEGRID_`` prefix. An empty variable
 counts as unset.
 
-HTTP services are discovered from the environment by name: every
+Services are named by :mod:`servicegrid.catalogue`: the gRPC model services'
+addresses and timeouts come from their ``<PREFIX>_URL``/``<PREFIX>_TIMEOUT``
+variables (:attr:`Settings.grpc_services`, keyed by catalogue name). Other
+HTTP services are found in the environment by name: every
 ``<NAME>_SERVER_URL`` (``CHROMA_SERVER_URL`` -> ``chroma``), every
-``<NAME>_SERVICE_URL`` whose value is an http(s) URL, other than the four gRPC
-targets (``USER_SERVICE_URL`` -> ``user-service``), and ``API_GATEWAY_URL``
-(``api-gateway``) become entries of :attr:`Settings.http_services`.
+``<NAME>_SERVICE_URL`` whose value is an http(s) URL, and the URL variable of
+every catalogue HTTP service (``USER_SERVICE_URL`` -> ``users``,
+``API_GATEWAY_URL`` -> ``api-gateway``) become entries of
+:attr:`Settings.http_services`.
 
 Use :func:`load_settings`: it raises :class:`ConfigurationError`, whose
 message names each bad environment variable on its own line.
@@ -36,6 +40,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from servicegrid import catalogue
+
 __all__ = [
     "GRPC_SERVICE_ENV",
     "ConfigurationError",
@@ -52,14 +58,16 @@ class ConfigurationError(ValueError):
 
 # Service name -> (URL variable, timeout variable), in the order they are reported.
 GRPC_SERVICE_ENV: Final[dict[str, tuple[str, str]]] = {
-    "gpu-management": ("GPU_SERVICE_URL", "GPU_SERVICE_TIMEOUT"),
-    "embedding": ("EMBEDDING_SERVICE_URL", "EMBEDDING_SERVICE_TIMEOUT"),
-    "reranking": ("RERANKING_SERVICE_URL", "RERANKING_SERVICE_TIMEOUT"),
-    "docling-vlm": ("DOCLING_VLM_SERVICE_URL", "DOCLING_VLM_SERVICE_TIMEOUT"),
+    spec.name: (spec.url_var, spec.timeout_var) for spec in catalogue.grpc_services()
 }
 
 _GRPC_URL_VARS: Final = frozenset(url for url, _ in GRPC_SERVICE_ENV.values())
-_EXTRA_HTTP_VARS: Final[dict[str, str]] = {"API_GATEWAY_URL": "api-gateway"}
+# The catalogue's HTTP services other than the integration service (a setting of its own).
+_CATALOGUE_HTTP_VARS: Final[dict[str, str]] = {
+    spec.url_var: spec.name
+    for spec in catalogue.CATALOGUE
+    if not spec.is_grpc and spec.name != "integration"
+}
 _HTTP_VAR = re.compile(r"^(?P<name>[A-Z0-9][A-Z0-9_]*?)_(?P<suffix>SERVER|SERVICE)_URL$")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _LOG_LEVELS: Final = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -164,19 +172,21 @@ class StandInDeviceSpec(BaseModel):
 # -- HTTP service discovery --------------------------------------------------
 
 
-_OWN_URL_VARS = frozenset({"INTEGRATION_SERVICE_URL"})
+_OWN_URL_VARS = frozenset({catalogue.lookup("integration").url_var})
 
 
 def http_service_name(env_var: str) -> str | None:
-    """The readable service name for an HTTP service variable, or ``None`` if it is not one.
+    """The service name for an HTTP service variable, or ``None`` if it is not one.
 
-    ``CHROMA_SERVER_URL`` -> ``chroma``, ``USER_SERVICE_URL`` -> ``user-service``,
-    ``API_GATEWAY_URL`` -> ``api-gateway``; the four gRPC ``*_SERVICE_URL`` and
-    ``INTEGRATION_SERVICE_URL`` (a setting of its own) give ``None``.
+    A catalogue service is called by its catalogue name (``USER_SERVICE_URL`` ->
+    ``users``, ``API_GATEWAY_URL`` -> ``api-gateway``); any other service by the
+    variable's prefix in kebab case (``CHROMA_SERVER_URL`` -> ``chroma``,
+    ``BILLING_SERVICE_URL`` -> ``billing-service``). The gRPC ``*_SERVICE_URL``
+    and ``INTEGRATION_SERVICE_URL`` (a setting of its own) give ``None``.
     """
     env_var = env_var.upper()
-    if env_var in _EXTRA_HTTP_VARS:
-        return _EXTRA_HTTP_VARS[env_var]
+    if env_var in _CATALOGUE_HTTP_VARS:
+        return _CATALOGUE_HTTP_VARS[env_var]
     match = _HTTP_VAR.match(env_var)
     if match is None or env_var in _GRPC_URL_VARS or env_var in _OWN_URL_VARS:
         return None
@@ -223,6 +233,8 @@ class HttpServicesSource(PydanticBaseSettingsSource):
 
 # -- the settings ------------------------------------------------------------
 
+_GPU, _EMBEDDING, _RERANKING, _DOCUMENTS = catalogue.grpc_services()
+
 
 class Settings(BaseSettings):
     """All of servicegrid's configuration; immutable once loaded. Durations are seconds."""
@@ -237,15 +249,15 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    # gRPC model services (seed 000)
-    gpu_service_url: GrpcTarget = "localhost:50051"
-    embedding_service_url: GrpcTarget = "localhost:50052"
-    reranking_service_url: GrpcTarget = "localhost:50053"
-    docling_vlm_service_url: GrpcTarget = "localhost:50054"
-    gpu_service_timeout: Seconds = 30.0
-    embedding_service_timeout: Seconds = 60.0
-    reranking_service_timeout: Seconds = 45.0
-    docling_vlm_service_timeout: Seconds = 300.0
+    # gRPC model services (seed 000); defaults from the catalogue
+    gpu_service_url: GrpcTarget = _GPU.default_address
+    embedding_service_url: GrpcTarget = _EMBEDDING.default_address
+    reranking_service_url: GrpcTarget = _RERANKING.default_address
+    docling_vlm_service_url: GrpcTarget = _DOCUMENTS.default_address
+    gpu_service_timeout: Seconds = _GPU.timeout
+    embedding_service_timeout: Seconds = _EMBEDDING.timeout
+    reranking_service_timeout: Seconds = _RERANKING.timeout
+    docling_vlm_service_timeout: Seconds = _DOCUMENTS.timeout
 
     # resilience defaults (seed 000)
     circuit_breaker_threshold: Annotated[int, Field(ge=1)] = 5
@@ -327,7 +339,7 @@ class Settings(BaseSettings):
 
     # service integration (:8005, seed 003): DATABASE_URL is SQLite by default, PostgreSQL for
     # several workers sharing the load (postgresql://... works as is)
-    integration_service_url: HttpUrl = "http://localhost:8005/api"
+    integration_service_url: HttpUrl = catalogue.lookup("integration").default_address
     database_url: str = Field(
         "sqlite+aiosqlite:///.servicegrid/integration.db", validation_alias="DATABASE_URL"
     )
@@ -372,13 +384,23 @@ class Settings(BaseSettings):
 
     @property
     def grpc_services(self) -> dict[str, tuple[str, float]]:
-        """Service name -> (target, timeout seconds), in a fixed order."""
+        """Catalogue name -> (target, timeout seconds) of each gRPC model service, in order."""
         return {
-            "gpu-management": (self.gpu_service_url, self.gpu_service_timeout),
-            "embedding": (self.embedding_service_url, self.embedding_service_timeout),
-            "reranking": (self.reranking_service_url, self.reranking_service_timeout),
-            "docling-vlm": (self.docling_vlm_service_url, self.docling_vlm_service_timeout),
+            spec.name: (
+                getattr(self, f"{spec.env_prefix.lower()}_url"),
+                getattr(self, f"{spec.env_prefix.lower()}_timeout"),
+            )
+            for spec in catalogue.grpc_services()
         }
+
+    def address_of(self, name: str) -> str:
+        """Where the catalogue service ``name`` (or an alias) is: a gRPC target or an HTTP URL."""
+        spec = catalogue.lookup(name)
+        if spec.is_grpc:
+            return self.grpc_services[spec.name][0]
+        if spec.name == "integration":
+            return self.integration_service_url
+        return self.http_services.get(spec.name, spec.default_address)
 
     @property
     def log_level_number(self) -> int:

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 
@@ -31,6 +32,7 @@ from servicegrid import (
 )
 from servicegrid.clients import ClientState
 from servicegrid.errors import (
+    ClientStateError,
     ConflictError,
     ConnectError,
     ConnectionLost,
@@ -45,6 +47,8 @@ from servicegrid.errors import (
 from servicegrid.resilience import FaultInjection
 from servicegrid.status import DEFAULT_REGISTRY
 from servicegrid.testing import FakeClock
+from servicegrid.transports.aiohttp_transport import AiohttpTransport
+from servicegrid.transports.http import PhaseTimeouts, PoolLimits
 from tests.support.faulty_server import FaultyServer, free_port
 
 NAME = "embeddings"
@@ -137,26 +141,26 @@ def test_alias_and_exports() -> None:
     assert AsyncHTTPClient is EnhancedHTTPClient
 
 
-async def test_opened_httpx_client_has_the_default_limits_and_timeouts(
+async def test_opened_transport_has_the_default_limits_and_timeouts(
     make_client: MakeClient,
 ) -> None:
     client = make_client()
     assert client.state is ClientState.UNOPENED
     async with client:
         assert client.state is ClientState.OPENED
-        inner = client._client
-        assert isinstance(inner, httpx.AsyncClient)
-        assert inner.timeout == httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
-        pool = inner._transport._pool  # type: ignore[attr-defined]
-        assert pool._max_connections == 100
-        assert pool._max_keepalive_connections == 20
-        assert pool._keepalive_expiry == 5.0
-        assert str(inner.base_url).rstrip("/") == client.base_url
+        http = client.http
+        assert isinstance(http, AiohttpTransport)
+        assert http.timeouts == PhaseTimeouts(connect=5.0, read=30.0, write=10.0, pool=5.0)
+        assert http.limits == PoolLimits(100, 20, 5.0)
+        connector = http.session().connector
+        assert connector is not None
+        assert connector.limit == 100
     assert client.state is ClientState.CLOSED
-    assert client._client is None
+    with pytest.raises(ClientStateError):
+        http.session()
 
 
-async def test_custom_pool_and_timeouts_reach_httpx(make_client: MakeClient) -> None:
+async def test_custom_pool_and_timeouts_reach_the_transport(make_client: MakeClient) -> None:
     client = make_client(
         pool_config=ConnectionPoolConfig(
             max_connections=7, max_keepalive_connections=3, keepalive_expiry=1.5
@@ -164,12 +168,13 @@ async def test_custom_pool_and_timeouts_reach_httpx(make_client: MakeClient) -> 
         timeout_config=TimeoutConfig(connect=1.0, read=2.0, write=3.0, pool=4.0),
     )
     async with client:
-        inner = client._client
-        assert inner is not None
-        assert inner.timeout == httpx.Timeout(connect=1.0, read=2.0, write=3.0, pool=4.0)
-        pool = inner._transport._pool  # type: ignore[attr-defined]
-        assert (pool._max_connections, pool._max_keepalive_connections) == (7, 3)
-        assert pool._keepalive_expiry == 1.5
+        http = client.http
+        assert isinstance(http, AiohttpTransport)
+        assert http.timeouts == PhaseTimeouts(connect=1.0, read=2.0, write=3.0, pool=4.0)
+        assert http.limits == PoolLimits(7, 3, 1.5)
+        connector = http.session().connector
+        assert connector is not None
+        assert connector.limit == 7
 
 
 # --- requests against the real server -------------------------------------------------------------
@@ -305,7 +310,8 @@ async def test_read_timeout_is_deadline_exceeded(
         with pytest.raises(DeadlineExceeded) as caught:
             await client.get("/slow")
     assert isinstance(caught.value, ReadTimeout)
-    assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
+    # raised from the transport library's own timeout (aiohttp by default)
+    assert isinstance(caught.value.__cause__, aiohttp.ServerTimeoutError)
     assert hits(server, "/slow") == 2
     assert clock.sleeps == [1.0]
 
@@ -321,7 +327,7 @@ async def test_connection_refused_is_connect_error(clock: FakeClock) -> None:
         with pytest.raises(ConnectError) as caught:
             await client.get("/x")
     assert isinstance(caught.value, TransportError)
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert isinstance(caught.value.__cause__, aiohttp.ClientConnectorError)
     assert clock.sleeps == [1.0, 2.0]
     assert client.circuit_breaker.failure_count == 3
 
@@ -598,10 +604,12 @@ async def test_connections_are_reused_across_calls(
     make_client: MakeClient, server: FaultyServer
 ) -> None:
     async with make_client() as client:
-        first = client._client
+        http = client.http
+        assert isinstance(http, AiohttpTransport)
+        first = http.session()
         for _ in range(3):
             await client.get("/x")
-        assert client._client is first
+        assert http.session() is first
     assert hits(server, "/x") == 3
 
 

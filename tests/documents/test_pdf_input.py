@@ -37,7 +37,9 @@ def test_empty_bytes() -> None:
     error = refused(b"")
     assert error.message == "pdf_content: is empty"
     assert error.grpc_code == "INVALID_ARGUMENT"
-    assert error.validation_errors == [{"field": "pdf_content", "problem": "is empty"}]
+    assert error.validation_errors == [
+        {"field": "pdf_content", "message": "is empty", "type": "value_error"}
+    ]
 
 
 def test_random_bytes_are_not_a_pdf() -> None:

@@ -95,7 +95,7 @@ async def test_per_call_timeout_is_honoured(
     with pytest.raises(DeadlineExceeded) as caught:
         await client.generate_embeddings(["slow"], timeout=0.2)
 
-    assert not isinstance(caught.value, grpc.RpcError)
+    assert isinstance(caught.value, grpc.RpcError)  # seed 000's breakers count these
     remaining = grpc_server.control.time_remaining[0]
     assert remaining is not None
     assert remaining <= sent_at_most(0.2)
@@ -198,7 +198,7 @@ async def test_connection_refused_is_service_unavailable_after_retries(
     with pytest.raises(ServiceUnavailableError) as caught:
         await client.generate_embeddings(["hello"])
 
-    assert not isinstance(caught.value, grpc.RpcError)
+    assert isinstance(caught.value, grpc.RpcError)  # seed 000's breakers count these
     assert isinstance(caught.value.__cause__, grpc.aio.AioRpcError)
     assert caught.value.details["grpc_code"] == "UNAVAILABLE"
     assert caught.value.service == "embedding"
@@ -261,7 +261,10 @@ async def test_no_bare_rpc_error_escapes(
     grpc_server.control.always_fail(code)
     with pytest.raises(ServiceError) as caught:
         await client.generate_embeddings(["x"])
-    assert type(caught.value) is expected
-    assert not isinstance(caught.value, grpc.RpcError)
+    assert isinstance(caught.value, expected)
+    assert type(caught.value).__mro__[1] is expected  # the class itself, as a grpc.RpcError
+    assert isinstance(caught.value, grpc.RpcError)
+    assert caught.value.code() is code
+    assert caught.value.details() == f"always {code.name}"
     assert caught.value.message == f"always {code.name}"
     assert grpc_server.control.total == (3 if expected.retryable else 1)

@@ -100,4 +100,4 @@ async def test_mutual_tls_needs_the_client_certificate(
     async with EmbeddingClient(config=without_cert, registry=None) as client:
         with pytest.raises(ServiceError) as caught:
             await client.list_models()
-        assert not isinstance(caught.value, grpc.RpcError)
+        assert isinstance(caught.value, grpc.RpcError)

@@ -250,7 +250,9 @@ async def test_422_for_a_missing_field_and_for_query_parameters(
 ) -> None:
     with pytest.raises(ValidationError) as caught:
         await api.register_service(name="no-endpoint")
-    assert caught.value.validation_errors == [{"field": "endpoint", "message": "Field required"}]
+    assert caught.value.validation_errors == [
+        {"field": "endpoint", "message": "Field required", "type": "missing"}
+    ]
 
     with pytest.raises(ValidationError) as caught:
         await api.get_services(per_page=1000)

@@ -228,4 +228,4 @@ async def test_one_client_per_service(
     first = status_registry.reporters()["embedding"]
     await runner.run("embedding", "generate", {"texts": ["again"]})
     assert status_registry.reporters()["embedding"] is first  # the same client, reused
-    assert set(status_registry.reporters()) <= {"embedding", "reranking", "docling-vlm"}
+    assert set(status_registry.reporters()) <= {"embedding", "reranking", "documents"}

@@ -131,6 +131,6 @@ def test_up_once_starts_every_local_service_and_reports_them_healthy(tmp_path: P
     assert "unhealthy" not in rows["embedding"]
     assert "healthy" in rows["reranking"]
     assert "unhealthy" not in rows["reranking"]
-    for name in ("gpu-management", "docling-vlm", "integration"):
+    for name in ("gpu", "documents", "integration"):
         assert "healthy" in rows[name]
         assert "unhealthy" not in rows[name]

@@ -20,7 +20,7 @@ from servicegrid.cli._monitor import Monitor, ServiceReport
 from servicegrid.cli._render import reports_json, reports_table
 from servicegrid.cli._serve import LocalService, port_for, serve_service
 from servicegrid.cli._supervise import Supervisor
-from servicegrid.cli.probes import check_grpc, check_http, new_http_client
+from servicegrid.cli.probes import check, new_http_transport
 from servicegrid.clock import SYSTEM_CLOCK, iso_utc
 from servicegrid.settings import ConfigurationError, Settings, load_settings
 
@@ -244,20 +244,21 @@ async def _when_started(monitor: Monitor, supervisor: Supervisor) -> list[Servic
     whole recovery timeout.
     """
     started = {service.value for service in supervisor.processes}
-    grpc_targets = [t for t in monitor.targets if t.service in started and t.kind == "grpc"]
-    http_targets = [t for t in monitor.targets if t.service in started and t.kind == "http"]
-    for _ in range(300):
-        if len(supervisor.exited()) == len(supervisor.processes):
-            break
-        async with new_http_client() as client:
+    targets = [t for t in monitor.targets if t.service in started]
+    http = new_http_transport()
+    try:
+        for _ in range(300):
+            if len(supervisor.exited()) == len(supervisor.processes):
+                break
             outcomes = await asyncio.gather(
-                *(check_grpc(t.url, monitor.timeout) for t in grpc_targets),
-                *(check_http(client, t.url, monitor.timeout) for t in http_targets),
+                *(check(target, monitor.timeout, http=http) for target in targets),
                 return_exceptions=True,
             )
-        if not any(isinstance(o, BaseException) for o in outcomes):
-            break
-        await asyncio.sleep(1.0)
+            if not any(isinstance(o, BaseException) for o in outcomes):
+                break
+            await asyncio.sleep(1.0)
+    finally:
+        await http.aclose()
     return await monitor.check()
 
 

@@ -8,7 +8,9 @@ import logging
 from urllib.parse import urlsplit
 
 from rich.console import Console
+from rich.markup import escape
 
+from servicegrid import catalogue
 from servicegrid.settings import Settings
 
 __all__ = ["DEFAULT_PORTS", "LocalService", "port_for", "serve_service"]
@@ -19,7 +21,8 @@ _log = logging.getLogger("servicegrid.cli")
 
 
 class LocalService(enum.StrEnum):
-    """The services this version can run: the gRPC model services and the integration API."""
+    """The catalogue services this version can run (``servable``): the gRPC model services
+    and the integration API."""
 
     GPU = "gpu"
     EMBEDDING = "embedding"
@@ -28,36 +31,20 @@ class LocalService(enum.StrEnum):
     INTEGRATION = "integration"
 
     @property
+    def spec(self) -> catalogue.ServiceSpec:
+        return catalogue.lookup(self.value)
+
+    @property
     def is_grpc(self) -> bool:
-        return self is not LocalService.INTEGRATION
+        return self.spec.is_grpc
 
 
-DEFAULT_PORTS = {
-    LocalService.GPU: 50051,
-    LocalService.EMBEDDING: 50052,
-    LocalService.RERANKING: 50053,
-    LocalService.DOCUMENTS: 50054,
-    LocalService.INTEGRATION: 8005,
-}
-
-
-_EXTRAS = {
-    LocalService.GPU: "gpu",
-    LocalService.EMBEDDING: "models",
-    LocalService.RERANKING: "models",
-    LocalService.DOCUMENTS: "documents",
-}
+DEFAULT_PORTS = {service: service.spec.port for service in LocalService}
 
 
 def port_for(service: LocalService, settings: Settings) -> int:
     """The port in the service's ``*_SERVICE_URL`` when it has one, else its default."""
-    target = {
-        LocalService.GPU: settings.gpu_service_url,
-        LocalService.EMBEDDING: settings.embedding_service_url,
-        LocalService.RERANKING: settings.reranking_service_url,
-        LocalService.DOCUMENTS: settings.docling_vlm_service_url,
-        LocalService.INTEGRATION: settings.integration_service_url,
-    }[service]
+    target = settings.address_of(service.value)
     if not service.is_grpc:
         target = urlsplit(target).netloc
     _, _, port = target.rpartition(":")
@@ -81,13 +68,7 @@ def serve_service(service: LocalService, settings: Settings, *, host: str, port:
             from servicegrid.services.reranking.app import run_reranking_service as run
         from servicegrid.runtime import DeviceUnavailableError
     except ImportError as exc:
-        extra = _EXTRAS[service]
-        torch_first = "pip install torch==2.13.0 && " if extra == "models" else ""
-        console.print(
-            f"[red]{service} needs the {extra} extra:[/red] {torch_first}"
-            f"pip install 'servicegrid[{extra}]' ({exc})"
-        )
-        return EXIT_FAILED
+        return _needs_extra(console, service, exc)
     address = f"{host}:{port}"
     try:
         asyncio.run(run(settings, address=address))
@@ -100,9 +81,23 @@ def serve_service(service: LocalService, settings: Settings, *, host: str, port:
     return 0
 
 
-def _serve_integration(settings: Settings, console: Console, *, host: str, port: int) -> int:
-    from servicegrid.integration.server import run_integration_service
+def _needs_extra(console: Console, service: LocalService, error: ImportError) -> int:
+    """Say which install extra ``service`` needs (its import failed with ``error``); exit 1."""
+    extra = service.spec.extra or "models"
+    torch_first = "pip install torch==2.13.0 && " if extra == "models" else ""
+    console.print(
+        f"[red]{service} needs the {extra} extra:[/red] "
+        + escape(f"{torch_first}pip install 'servicegrid[{extra}]' ({error})"),
+        soft_wrap=True,
+    )
+    return EXIT_FAILED
 
+
+def _serve_integration(settings: Settings, console: Console, *, host: str, port: int) -> int:
+    try:
+        from servicegrid.integration.server import run_integration_service
+    except ImportError as exc:
+        return _needs_extra(console, LocalService.INTEGRATION, exc)
     try:
         asyncio.run(run_integration_service(settings, host=host, port=port))
     except (OSError, RuntimeError, ValueError) as exc:

@@ -1,7 +1,8 @@
-"""Health probes: the standard gRPC health check and ``GET {url}/health``.
+"""Probing the configured services for ``servicegrid status`` and ``up``.
 
-``check_grpc`` and ``check_http`` raise a :class:`~servicegrid.errors.ServiceError`
-unless the service is healthy, so a circuit breaker can count their failures.
+``check`` asks one target through :func:`servicegrid.transports.probe.probe_health`
+(the one health probe) and raises a :class:`~servicegrid.errors.ServiceError`
+unless the service is healthy, so a circuit breaker can count its failures.
 ``probe`` runs one check through a breaker and never raises: it returns a
 :class:`ProbeResult`. ``probe_all`` probes every target concurrently.
 """
@@ -9,34 +10,27 @@ unless the service is healthy, so a circuit breaker can count their failures.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-import grpc
-import httpx
-
 from servicegrid import errors
+from servicegrid.catalogue import WireProtocol
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.resilience import CircuitBreaker
 from servicegrid.settings import Settings
-from servicegrid.transports.grpc import health_status
-from servicegrid.transports.http import map_httpx_errors
+from servicegrid.transports.aiohttp_transport import AiohttpTransport
+from servicegrid.transports.base import AsyncTransport
+from servicegrid.transports.probe import probe_health
 
 __all__ = [
-    "Kind",
     "ProbeResult",
     "ServiceTarget",
-    "check_grpc",
-    "check_http",
+    "check",
     "configured_targets",
-    "new_http_client",
     "probe",
     "probe_all",
 ]
-
-Kind = Literal["grpc", "http"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +38,7 @@ class ServiceTarget:
     """One configured service: its name, protocol and address."""
 
     service: str
-    kind: Kind
+    kind: WireProtocol
     url: str
 
 
@@ -57,7 +51,7 @@ class ProbeResult:
     """
 
     service: str
-    kind: Kind
+    kind: WireProtocol
     url: str
     healthy: bool | None
     response_ms: float | None
@@ -71,7 +65,7 @@ class ProbeResult:
 
 
 def configured_targets(settings: Settings) -> list[ServiceTarget]:
-    """The four gRPC model services, the integration service, then every HTTP service."""
+    """The catalogue's local services (gRPC model services, integration), then HTTP services."""
     targets = [
         ServiceTarget(name, "grpc", target) for name, (target, _) in settings.grpc_services.items()
     ]
@@ -82,30 +76,17 @@ def configured_targets(settings: Settings) -> list[ServiceTarget]:
     return targets
 
 
-async def check_grpc(target: str, time_limit: float) -> None:
-    """Ask ``grpc.health.v1.Health/Check`` (service ``""``) at ``target``; raise unless SERVING.
-
-    ``time_limit`` (seconds) goes out as the call's gRPC deadline.
-    """
-    async with grpc.aio.insecure_channel(target) as channel:
-        status = await health_status(channel, time_limit=time_limit)
-    if status != "SERVING":
-        raise errors.ServiceUnavailableError(f"health status is {status}")
-
-
-async def check_http(client: httpx.AsyncClient, url: str, time_limit: float) -> None:
-    """``GET {url}/health``; raise unless the answer is 2xx.
-
-    ``time_limit`` (seconds) is the HTTP timeout.
-    """
-    health_url = f"{url.rstrip('/')}/health"
-    with map_httpx_errors(None, f"GET {health_url}"):
-        response = await client.get(health_url, timeout=time_limit)
-    if response.is_success:
+async def check(
+    target: ServiceTarget, time_limit: float, *, http: AsyncTransport | None = None
+) -> None:
+    """Probe ``target`` once within ``time_limit`` seconds; raise unless it is healthy."""
+    transport = http if target.kind == "http" else None
+    health = await probe_health(target.url, timeout=time_limit, transport=transport)
+    if health.serving:
         return
-    if response.status_code >= 400:
-        raise errors.error_for_http_status(response.status_code)
-    raise errors.RemoteError(f"unexpected HTTP {response.status_code}")
+    if health.code >= 400:
+        raise errors.error_for_http_status(health.code, f"GET /health answered {health.status}")
+    raise errors.ServiceUnavailableError(f"health status is {health.status}")
 
 
 def _describe(exc: BaseException) -> str:
@@ -118,7 +99,7 @@ async def probe(
     breaker: CircuitBreaker | None,
     *,
     time_limit: float,
-    http_client: httpx.AsyncClient | None = None,
+    http: AsyncTransport | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> ProbeResult:
     """Check ``target`` through ``breaker`` (if given); never raises.
@@ -127,17 +108,10 @@ async def probe(
     """
     start = clock.now()
     try:
-        if target.kind == "grpc":
-            if breaker is None:
-                await check_grpc(target.url, time_limit)
-            else:
-                await breaker.call(check_grpc, target.url, time_limit)
+        if breaker is None:
+            await check(target, time_limit, http=http)
         else:
-            async with _http_client(http_client) as client:
-                if breaker is None:
-                    await check_http(client, target.url, time_limit)
-                else:
-                    await breaker.call(check_http, client, target.url, time_limit)
+            await breaker.call(check, target, time_limit, http=http)
     except errors.ServiceUnavailable as exc:
         return ProbeResult(target.service, target.kind, target.url, None, None, _describe(exc))
     except Exception as exc:  # a probe reports failures, it does not raise them
@@ -147,19 +121,9 @@ async def probe(
     return ProbeResult(target.service, target.kind, target.url, True, elapsed)
 
 
-@asynccontextmanager
-async def _http_client(given: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
-    """Use the given client as is, or own a fresh one for the duration."""
-    if given is not None:
-        yield given
-        return
-    async with new_http_client() as owned:
-        yield owned
-
-
-def new_http_client() -> httpx.AsyncClient:
-    """The client probes use: follows redirects, ignores proxy variables (services are internal)."""
-    return httpx.AsyncClient(follow_redirects=True, trust_env=False)
+def new_http_transport() -> AiohttpTransport:
+    """The HTTP transport probes share: proxy variables ignored (services are internal)."""
+    return AiohttpTransport(trust_env=False)
 
 
 async def probe_all(
@@ -169,9 +133,10 @@ async def probe_all(
     time_limit: float,
     clock: Clock = SYSTEM_CLOCK,
 ) -> list[ProbeResult]:
-    """Probe every target concurrently (one shared HTTP client); results in target order."""
+    """Probe every target concurrently (one shared HTTP transport); results in target order."""
     breakers = breakers or {}
-    async with new_http_client() as client:
+    http = new_http_transport()
+    try:
         return list(
             await asyncio.gather(
                 *(
@@ -179,10 +144,12 @@ async def probe_all(
                         target,
                         breakers.get(target.service),
                         time_limit=time_limit,
-                        http_client=client,
+                        http=http,
                         clock=clock,
                     )
                     for target in targets
                 )
             )
         )
+    finally:
+        await http.aclose()

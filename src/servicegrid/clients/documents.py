@@ -18,9 +18,7 @@ long document is not cut off by the client before the service gives up on it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
-
-import grpc.aio
+from typing import cast
 
 from servicegrid.clients.grpc_base import GrpcServiceClient, invalid_argument, require_message
 from servicegrid.proto import docling_vlm_service_pb2, docling_vlm_service_pb2_grpc
@@ -35,12 +33,10 @@ _MARGIN = 5.0
 class DoclingVLMClient(GrpcServiceClient):
     """Client for ``servicegrid.v1.DoclingVLMService``; every method raises a ServiceError."""
 
-    default_service_name = "docling-vlm"
+    default_service_name = "documents"
     grpc_service_name = _pb.DESCRIPTOR.services_by_name["DoclingVLMService"].full_name
+    stub_class = docling_vlm_service_pb2_grpc.DoclingVLMServiceStub
     stats_method = "GetStats"
-
-    def _create_stub(self, channel: grpc.aio.Channel) -> Any:
-        return docling_vlm_service_pb2_grpc.DoclingVLMServiceStub(channel)
 
     async def process_pdf(
         self,

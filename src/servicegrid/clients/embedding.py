@@ -18,9 +18,7 @@ empty batch) raises :class:`~servicegrid.errors.ValidationError` before any RPC.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
-
-import grpc.aio
+from typing import cast
 
 from servicegrid.clients.grpc_base import (
     GrpcServiceClient,
@@ -40,10 +38,8 @@ class EmbeddingClient(GrpcServiceClient):
 
     default_service_name = "embedding"
     grpc_service_name = _pb.DESCRIPTOR.services_by_name["EmbeddingService"].full_name
+    stub_class = embedding_service_pb2_grpc.EmbeddingServiceStub
     stats_method = "GetStats"
-
-    def _create_stub(self, channel: grpc.aio.Channel) -> Any:
-        return embedding_service_pb2_grpc.EmbeddingServiceStub(channel)
 
     async def generate_embeddings(
         self,

@@ -1,4 +1,4 @@
-"""``EnhancedHTTPClient`` (alias ``AsyncHTTPClient``): seed 004's async HTTP client on httpx.
+"""``EnhancedHTTPClient`` (alias ``AsyncHTTPClient``): seed 004's async HTTP client.
 
 .. code-block:: python
 
@@ -11,13 +11,21 @@
         rate_limit_config=RateLimitConfig(requests_per_second=10),
     )
     async with client:
-        response = await client.post("/api/endpoint", json=data)
+        response = await client.post("/api/endpoint", json=data)    # an httpx.Response
     status = client.get_status()      # status["error_rate"], status["circuit_breaker"]["state"]
 
-Each call runs retry → circuit breaker → rate limiter → one HTTP attempt.
+It speaks httpx (its arguments, ``httpx.Response``) and sends through the
+transport seam: retry → circuit breaker → rate limiter (built by
+:func:`~servicegrid.resilience.build_pipeline`) in a
+:class:`~servicegrid.transports.resilient.ResilientTransport`, over aiohttp
+(:class:`~servicegrid.transports.aiohttp_transport.AiohttpTransport`, the
+fastest client measured) or, with ``http2=True``, httpx with HTTP/2.
 5xx, 408, 429, timeouts and connection errors are retried; other 4xx are not,
 and are raised as typed errors (``ValidationError``, ``ResourceNotFoundError``,
 ...) whose ``to_dict()`` is a structured error result.
+
+One client may be used from any event loop and thread: its breaker, limiter
+and counters are shared, and a connection pool is opened per event loop.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
@@ -33,22 +41,27 @@ from servicegrid._validate import check_count, check_number
 from servicegrid.clients.resilient import validate_base_url
 from servicegrid.clients.state import ClientState
 from servicegrid.clock import SYSTEM_CLOCK, Clock
-from servicegrid.errors import ServiceError
+from servicegrid.errors import ClientStateError, ServiceError
 from servicegrid.resilience import (
-    CircuitBreaker,
     CircuitBreakerConfig,
-    ExponentialBackoff,
     Jitter,
-    Pipeline,
-    Retry,
-    remaining,
+    RetrySpec,
+    build_pipeline,
 )
+from servicegrid.resilience.breaker import CircuitBreaker
 from servicegrid.resilience.events import Hook
 from servicegrid.resilience.health import HealthMonitor
 from servicegrid.resilience.policy import Policy
 from servicegrid.resilience.ratelimit import RateLimitConfig, SlidingWindow, TokenBucket
+from servicegrid.resilience.retry import Retry
 from servicegrid.status import DEFAULT_REGISTRY, StatusRegistry
-from servicegrid.transports.http import error_for_response, map_httpx_errors, should_raise
+from servicegrid.transports.aiohttp_transport import AiohttpTransport
+from servicegrid.transports.base import AsyncTransport
+from servicegrid.transports.http import PhaseTimeouts, PoolLimits, StatusCheck
+from servicegrid.transports.httpx_compat import RequestEncoder, as_httpx_response
+from servicegrid.transports.httpx_transport import HttpxTransport
+from servicegrid.transports.probe import probe_health
+from servicegrid.transports.resilient import ResilientTransport
 
 __all__ = [
     "AsyncHTTPClient",
@@ -82,10 +95,17 @@ class ConnectionPoolConfig:
         )
 
     def limits(self) -> httpx.Limits:
+        """These limits as httpx's."""
         return httpx.Limits(
             max_connections=self.max_connections,
             max_keepalive_connections=self.max_keepalive_connections,
             keepalive_expiry=self.keepalive_expiry,
+        )
+
+    def pool_limits(self) -> PoolLimits:
+        """These limits as the HTTP transports take them."""
+        return PoolLimits(
+            self.max_connections, self.max_keepalive_connections, self.keepalive_expiry
         )
 
 
@@ -114,16 +134,19 @@ class RetryConfig:
                 f"base_delay ({self.base_delay})"
             )
 
-    def build(self, *, name: str, clock: Clock, hooks: Sequence[Hook]) -> Retry:
-        backoff = ExponentialBackoff(
-            initial=self.base_delay,
-            max=self.max_delay,
+    def retry_spec(self) -> RetrySpec:
+        """Seed 004's fields as a RetrySpec: ``max_retries`` counts every attempt."""
+        return RetrySpec.exponential(
+            self.max_retries,
+            base_delay=self.base_delay,
+            max_delay=self.max_delay,
             factor=self.exponential_base,
             jitter=Jitter.FULL if self.jitter else Jitter.NONE,
         )
-        return Retry(
-            attempts=self.max_retries, backoff=backoff, name=name, clock=clock, hooks=tuple(hooks)
-        )
+
+    def build(self, *, name: str, clock: Clock, hooks: Sequence[Hook]) -> Retry:
+        """The :class:`Retry` policy this describes."""
+        return self.retry_spec().build(name=name, clock=clock, hooks=hooks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +162,10 @@ class TimeoutConfig:
         _check_positive(
             "TimeoutConfig", connect=self.connect, read=self.read, write=self.write, pool=self.pool
         )
+
+    def phases(self) -> PhaseTimeouts:
+        """These timeouts as the HTTP transports take them."""
+        return PhaseTimeouts(self.connect, self.read, self.write, self.pool)
 
     def timeout(self, cap: float | None = None) -> httpx.Timeout:
         """The httpx timeout, each phase capped at ``cap`` seconds when given."""
@@ -160,9 +187,11 @@ class EnhancedHTTPClient:
 
     ``health_check_path`` (for example ``"/health"``) turns on a background
     health monitor every ``health_check_interval`` seconds while the client
-    is open. ``transport`` replaces the network (``httpx.MockTransport`` in tests).
-    ``extra_policies`` run innermost, around each attempt (fault injection for
-    reliability tests, a bulkhead, ...).
+    is open. ``transport`` replaces the network: a servicegrid
+    :class:`~servicegrid.transports.base.AsyncTransport` (``MockTransport`` in
+    tests) or an ``httpx.AsyncBaseTransport``. ``http2=True`` sends through
+    httpx with HTTP/2 (needs the ``h2`` package). ``extra_policies`` run
+    innermost, around each attempt (fault injection for reliability tests, a bulkhead, ...).
     """
 
     def __init__(
@@ -178,7 +207,8 @@ class EnhancedHTTPClient:
         health_check_path: str | None = None,
         health_check_interval: float = 30.0,
         headers: dict[str, str] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: AsyncTransport | httpx.AsyncBaseTransport | None = None,
+        http2: bool = False,
         clock: Clock = SYSTEM_CLOCK,
         hooks: Sequence[Hook] = (),
         extra_policies: Sequence[Policy] = (),
@@ -192,32 +222,33 @@ class EnhancedHTTPClient:
         self.retry_config = retry_config or RetryConfig()
         self.timeout_config = timeout_config or TimeoutConfig()
         self.headers = dict(headers or {})
-        self._transport = transport
         self._clock = clock
         self.hooks = tuple(hooks)
-        self.circuit_breaker = CircuitBreaker(
+        pipeline = build_pipeline(
             name=service_name,
-            config=circuit_breaker_config or CircuitBreakerConfig(),
+            retry=self.retry_config.retry_spec(),
+            breaker=circuit_breaker_config or CircuitBreakerConfig(),
+            limiter=rate_limit_config,
+            extra=extra_policies,
             clock=clock,
             hooks=self.hooks,
         )
-        self.rate_limiter: TokenBucket | SlidingWindow | None = (
-            rate_limit_config.build(name=service_name, clock=clock) if rate_limit_config else None
+        self.retry: Retry = pipeline.retry  # type: ignore[assignment]
+        self.circuit_breaker: CircuitBreaker = pipeline.breaker  # type: ignore[assignment]
+        self.rate_limiter: TokenBucket | SlidingWindow | None = pipeline.limiter
+        self.http: AsyncTransport = self._network(transport, http2)
+        self.transport = ResilientTransport(
+            self.http,
+            pipeline,
+            check=StatusCheck(client_errors=True, service=service_name),
+            name=service_name,
+            clock=clock,
         )
-        self.retry = self.retry_config.build(name=service_name, clock=clock, hooks=self.hooks)
-        policies: list[Policy] = [self.retry, self.circuit_breaker]
-        if self.rate_limiter is not None:
-            policies.append(self.rate_limiter)
-        policies.extend(extra_policies)
-        self._pipeline = Pipeline(*policies, name=service_name)
-        self.retry = cast(Retry, self._pipeline.policies[0])  # the copy wired to the breaker
+        self._encoder = RequestEncoder(self.base_url, self.headers)
+        self._health_path = health_check_path or "/health"
         self.health_monitor: HealthMonitor | None = None
         if health_check_path is not None:
-            self._health_path = health_check_path
-            self.health_monitor = HealthMonitor(
-                self._probe_health, name=service_name, interval=health_check_interval, clock=clock
-            )
-        self._client: httpx.AsyncClient | None = None
+            self.health_monitor = self._new_monitor(health_check_interval)
         self.state = ClientState.UNOPENED
         self.requests_total = 0
         self.errors_total = 0
@@ -226,36 +257,42 @@ class EnhancedHTTPClient:
         if registry is not None:
             registry.register(service_name, self)
 
+    def _network(
+        self, transport: AsyncTransport | httpx.AsyncBaseTransport | None, http2: bool
+    ) -> AsyncTransport:
+        """The transport under the pipeline: the one given, httpx for HTTP/2, else aiohttp."""
+        limits, timeouts = self.pool_config.pool_limits(), self.timeout_config.phases()
+        if isinstance(transport, httpx.AsyncBaseTransport) or (transport is None and http2):
+            return HttpxTransport(
+                limits=limits,
+                timeouts=timeouts,
+                http2=http2,
+                async_transport=transport,
+                service=self.service_name,
+            )
+        if transport is not None:
+            return transport
+        return AiohttpTransport(limits=limits, timeouts=timeouts, service=self.service_name)
+
     # ---- lifecycle -----------------------------------------------------------------
 
-    def _ensure_open(self) -> httpx.AsyncClient:
+    def _check_open(self) -> None:
         if self.state is ClientState.CLOSED:
-            raise RuntimeError(f"{self.service_name}: the client is closed")
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=self.headers,
-                limits=self.pool_config.limits(),
-                timeout=self.timeout_config.timeout(),
-                transport=self._transport,
-            )
-            self.state = ClientState.OPENED
-        return self._client
+            raise ClientStateError(f"{self.service_name}: the client is closed")
 
     async def start(self) -> None:
         """Open the connection pool and start the health monitor, if configured."""
-        self._ensure_open()
+        self._check_open()
+        self.state = ClientState.OPENED
         if self.health_monitor is not None:
             self.health_monitor.start()
 
     async def aclose(self) -> None:
         """Stop the health monitor and close every pooled connection; idempotent."""
+        self.state = ClientState.CLOSED
         if self.health_monitor is not None:
             await self.health_monitor.stop()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-        self.state = ClientState.CLOSED
+        await self.transport.aclose()
 
     close = aclose
 
@@ -284,52 +321,49 @@ class EnhancedHTTPClient:
         return await self.request("DELETE", path, **kwargs)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send one request through the resilience pipeline; raises a :class:`ServiceError`."""
-        client = self._ensure_open()
-        started = self._clock.now()
+        """Send one request with httpx's arguments (``json=``, ``params=``, ``headers=``, ...)
+        through the resilience pipeline; raises a :class:`ServiceError`."""
+        if self.state is not ClientState.OPENED:
+            self._check_open()
+            self.state = ClientState.OPENED
+        call = self._encoder.encode(method.upper(), path, kwargs)
+        clock = self._clock
+        started = clock.now()
         self.requests_total += 1
         try:
-            return await self._pipeline.acall(self._attempt, client, method.upper(), path, kwargs)
+            reply = await self.transport.asend(call)
         except ServiceError as error:
             self.errors_total += 1
             self.errors_by_type[type(error).__name__] += 1
+            self.total_response_time += clock.now() - started
             raise
-        finally:
-            self.total_response_time += self._clock.now() - started
-
-    async def _attempt(
-        self, client: httpx.AsyncClient, method: str, path: str, kwargs: dict[str, Any]
-    ) -> httpx.Response:
-        left = remaining(self._clock)
-        if left is not None and "timeout" not in kwargs:
-            kwargs = {**kwargs, "timeout": self.timeout_config.timeout(left)}
-        with map_httpx_errors(self.service_name, f"{method} {path}"):
-            response = await client.request(method, path, **kwargs)
-        if should_raise(response.status_code, client_errors=True):
-            raise error_for_response(
-                response.status_code,
-                response.headers,
-                response.text,
-                method=method,
-                url=str(response.request.url),
-                service=self.service_name,
-            )
-        return response
+        elapsed = clock.now() - started
+        self.total_response_time += elapsed
+        return as_httpx_response(call, reply, elapsed)
 
     # ---- health and status ---------------------------------------------------------
 
+    def _new_monitor(self, interval: float = 30.0) -> HealthMonitor:
+        return HealthMonitor(
+            self._probe_health, name=self.service_name, interval=interval, clock=self._clock
+        )
+
     async def _probe_health(self) -> bool:
-        client = self._ensure_open()
-        response = await client.get(self._health_path)
-        return response.status_code < 400
+        """``GET {base_url}{health_check_path}`` with the client's headers; below 400 is healthy."""
+        health = await probe_health(
+            self.base_url,
+            path=self._health_path,
+            timeout=self.timeout_config.read,
+            transport=self.http,
+            headers=tuple(self.headers.items()),
+            name=self.service_name,
+        )
+        return health.serving
 
     async def health_check(self) -> dict[str, Any]:
         """Check health now (bypassing retry and breaker) and return the monitor's status."""
         if self.health_monitor is None:
-            self.health_monitor = HealthMonitor(
-                self._probe_health, name=self.service_name, clock=self._clock
-            )
-            self._health_path = "/health"
+            self.health_monitor = self._new_monitor()
         await self.health_monitor.check_now()
         return self.health_monitor.get_status()
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
-import grpc.aio
-
 from servicegrid.clients.grpc_base import GrpcServiceClient, invalid_argument
 from servicegrid.proto import gpu_service_pb2, gpu_service_pb2_grpc
 
@@ -34,15 +32,13 @@ _pb = gpu_service_pb2
 class GPUClient(GrpcServiceClient):
     """Client for ``servicegrid.v1.GPUService``; every method raises a ServiceError."""
 
-    default_service_name = "gpu-management"
+    default_service_name = "gpu"
     grpc_service_name = _pb.DESCRIPTOR.services_by_name["GPUService"].full_name
+    stub_class = gpu_service_pb2_grpc.GPUServiceStub
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._owners: dict[str, str] = {}
-
-    def _create_stub(self, channel: grpc.aio.Channel) -> Any:
-        return gpu_service_pb2_grpc.GPUServiceStub(channel)
 
     def _status_reporter(self) -> Any:
         return self.circuit_breaker

@@ -9,11 +9,19 @@
         response = await client.generate_embeddings(["text"], timeout=60.0)
     client.get_status()          # the breaker, in seed 001's shape
 
-Every RPC runs retry → circuit breaker → one attempt. Each attempt passes
-``timeout=min(per-call timeout, time left before the call's deadline)`` and the
-metadata of :func:`servicegrid.transports.grpc.call_metadata` to the stub, and
-failures come out as servicegrid errors (``ServiceUnavailableError``,
-``DeadlineExceeded``, ``ValidationError``, ...), never as ``grpc.RpcError``.
+Every RPC goes through the transport seam: a
+:class:`~servicegrid.transports.resilient.ResilientTransport` (retry → circuit
+breaker, built by :func:`~servicegrid.resilience.build_pipeline`) over a
+:class:`~servicegrid.transports.grpc_transport.GrpcTransport`, which caps each
+attempt at the call's deadline and sends the metadata of
+:func:`~servicegrid.transports.grpc.call_metadata`. Failures come out as
+servicegrid errors (``ServiceUnavailableError``, ``DeadlineExceeded``,
+``ValidationError``, ...) that are also ``grpc.RpcError`` instances, with
+``code()`` and ``details()``, so seed 000's
+``CircuitBreaker(..., expected_exception=grpc.RpcError)`` counts them.
+
+A client may be made once and used from any event loop and thread: its
+breaker and status are shared, and a channel is opened per loop on first use.
 """
 
 from __future__ import annotations
@@ -22,48 +30,39 @@ import logging
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, cast
+from dataclasses import replace
+from typing import Any, ClassVar, Self
 
 import grpc
 import grpc.aio
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
-from servicegrid._validate import check_count, check_number
+from servicegrid._validate import check_number
+from servicegrid.clients.grpc_checks import invalid_argument, require_message, require_strings
+from servicegrid.clients.grpc_config import ServiceClientConfig
 from servicegrid.clients.state import ClientState
 from servicegrid.clock import SYSTEM_CLOCK, Clock
-from servicegrid.errors import (
-    DeadlineExceeded,
-    ResourceNotFoundError,
-    ServiceError,
-    ValidationError,
-)
+from servicegrid.errors import ClientStateError, ResourceNotFoundError, ServiceError
 from servicegrid.hooks.logging import LoggingHook
 from servicegrid.proto import common_pb2
-from servicegrid.resilience import (
-    CircuitBreaker,
-    ExponentialBackoff,
-    Pipeline,
-    Retry,
-    remaining,
-)
+from servicegrid.resilience import build_pipeline
 from servicegrid.resilience.backoff import Backoff
+from servicegrid.resilience.breaker import CircuitBreaker
 from servicegrid.resilience.events import Hook
 from servicegrid.resilience.policy import Policy
+from servicegrid.resilience.retry import Retry
 from servicegrid.status import DEFAULT_REGISTRY, StatusRegistry
+from servicegrid.transports.base import AsyncTransport, Call
 from servicegrid.transports.grpc import (
     ChannelOption,
+    as_rpc_error,
     call_metadata,
     channel_credentials,
-    check_metadata_value,
-    create_channel,
-    map_grpc_errors,
 )
-
-if TYPE_CHECKING:
-    from servicegrid.settings import Settings
+from servicegrid.transports.grpc_transport import GrpcTransport
+from servicegrid.transports.probe import probe_health
+from servicegrid.transports.resilient import ResilientTransport
 
 __all__ = [
     "BaseServiceClient",
@@ -76,147 +75,8 @@ __all__ = [
 
 _log = logging.getLogger("servicegrid.clients")
 
-M = TypeVar("M", bound=Message)
-
 #: Seconds a health check waits at most, whatever the client's call timeout.
 HEALTH_CHECK_TIMEOUT = 5.0
-
-
-def _optional_path(name: str, value: object) -> None:
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise ValueError(f"ServiceClientConfig.{name} must be a file path or None, got {value!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceClientConfig:
-    """Configuration for one service client (seed 000); durations in seconds.
-
-    ``retry_attempts`` counts every attempt, the first included; the wait before
-    attempt n+1 is up to min(max_retry_delay, retry_delay * exponential_base**(n-1)).
-    ``circuit_breaker_threshold`` failed attempts in a row open the breaker for
-    ``circuit_breaker_timeout`` seconds. ``tls_cert_path`` and ``tls_key_path``
-    (mutual TLS) and ``tls_ca_path`` need ``use_tls``. ``tenant_id`` and
-    ``correlation_id`` travel as ``x-tenant-id`` and ``x-request-id`` on every call.
-    Raises ValueError naming the field for any bad value.
-    """
-
-    service_url: str
-    timeout: float = 30.0
-    retry_attempts: int = 3
-    retry_delay: float = 1.0
-    circuit_breaker_threshold: int = 5
-    circuit_breaker_timeout: float = 60.0
-    max_retry_delay: float = 60.0
-    exponential_base: float = 2.0
-
-    # Authentication
-    use_tls: bool = False
-    tls_cert_path: str | None = None
-    tls_key_path: str | None = None
-    tls_ca_path: str | None = None
-
-    # Headers
-    tenant_id: str | None = None
-    correlation_id: str | None = None
-
-    def __post_init__(self) -> None:
-        url = self.service_url
-        if isinstance(url, str) and url.lower().startswith("grpc://"):
-            url = url[len("grpc://") :].rstrip("/")  # as settings accept it: grpc://host:port
-            object.__setattr__(self, "service_url", url)
-        if not isinstance(url, str) or not url.strip() or any(c.isspace() for c in url):
-            raise ValueError(
-                f"ServiceClientConfig.service_url must be a gRPC target such as "
-                f"'localhost:50052', got {self.service_url!r}"
-            )
-        if url.lower().startswith(("http://", "https://")):
-            raise ValueError(
-                f"ServiceClientConfig.service_url must be a gRPC target (host:port), "
-                f"not an HTTP URL: {url!r}"
-            )
-        check_number("ServiceClientConfig.timeout", self.timeout, inclusive=False)
-        check_count("ServiceClientConfig.retry_attempts", self.retry_attempts)
-        check_number("ServiceClientConfig.retry_delay", self.retry_delay)
-        check_count("ServiceClientConfig.circuit_breaker_threshold", self.circuit_breaker_threshold)
-        check_number("ServiceClientConfig.circuit_breaker_timeout", self.circuit_breaker_timeout)
-        check_number("ServiceClientConfig.max_retry_delay", self.max_retry_delay)
-        check_number("ServiceClientConfig.exponential_base", self.exponential_base, minimum=1.0)
-        if self.max_retry_delay < self.retry_delay:
-            raise ValueError(
-                f"ServiceClientConfig.max_retry_delay ({self.max_retry_delay}) must be >= "
-                f"retry_delay ({self.retry_delay})"
-            )
-        if not isinstance(self.use_tls, bool):
-            raise ValueError(f"ServiceClientConfig.use_tls must be a bool, got {self.use_tls!r}")
-        for name in ("tls_cert_path", "tls_key_path", "tls_ca_path"):
-            _optional_path(name, getattr(self, name))
-            if getattr(self, name) is not None and not self.use_tls:
-                raise ValueError(f"ServiceClientConfig.{name} is set but use_tls is False")
-        if (self.tls_cert_path is None) != (self.tls_key_path is None):
-            raise ValueError(
-                "ServiceClientConfig.tls_cert_path and tls_key_path go together (mutual TLS): "
-                "set both or neither"
-            )
-        for name in ("tenant_id", "correlation_id"):
-            value = getattr(self, name)
-            if value is not None:
-                check_metadata_value(f"ServiceClientConfig.{name}", value)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, service: str, **overrides: Any) -> Self:
-        """The config for ``service`` (``"embedding"``, ``"reranking"``, ...) from loaded settings:
-        its URL and timeout plus the shared retry and breaker values; ``overrides`` win."""
-        targets = settings.grpc_services
-        if service not in targets:
-            raise ValueError(f"unknown service {service!r}; known: {', '.join(targets)}")
-        url, timeout = targets[service]
-        values: dict[str, Any] = {
-            "service_url": url,
-            "timeout": timeout,
-            "retry_attempts": settings.max_retry_attempts,
-            "retry_delay": settings.retry_base_delay,
-            "max_retry_delay": settings.retry_max_delay,
-            "circuit_breaker_threshold": settings.circuit_breaker_threshold,
-            "circuit_breaker_timeout": settings.circuit_breaker_timeout,
-        }
-        return cls(**{**values, **overrides})
-
-
-# ---- client-side request checks ------------------------------------------------------
-
-
-def invalid_argument(service: str, field: str, message: str) -> ValidationError:
-    """The ValidationError for one bad argument, raised before any RPC is sent."""
-    return ValidationError(
-        f"{field}: {message}",
-        service=service,
-        validation_errors=[{"field": field, "message": message}],
-    )
-
-
-def require_strings(service: str, field: str, value: object) -> list[str]:
-    """``value`` as a list if it is a non-empty list or tuple of str; else a ValidationError."""
-    if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise invalid_argument(
-            service, field, f"must be a list of strings, got {type(value).__name__}"
-        )
-    if not value:
-        raise invalid_argument(service, field, "must not be empty")
-    for index, item in enumerate(value):
-        if not isinstance(item, str):
-            raise invalid_argument(
-                service, f"{field}[{index}]", f"must be a string, got {type(item).__name__}"
-            )
-    return list(value)
-
-
-def require_message(service: str, field: str, value: object, kind: type[M]) -> M:
-    """``value`` if it is a ``kind`` message; else a ValidationError naming ``field``."""
-    if not isinstance(value, kind):
-        raise invalid_argument(
-            service, field, f"must be a {kind.__name__}, got {type(value).__name__}"
-        )
-    return value
 
 
 class BaseServiceClient(ABC):
@@ -236,23 +96,26 @@ class BaseServiceClient(ABC):
 
 
 class GrpcServiceClient(BaseServiceClient):
-    """A gRPC client with a lazily opened channel, retry and a circuit breaker.
+    """A gRPC client on the transport seam: retry, circuit breaker, one channel per event loop.
 
     Give either ``service_url`` (and ``timeout``) as seed 000 does, or a full
-    ``config``. ``channel`` hands in a ready channel (the client will not close
-    it); ``channel_options`` override the transport defaults. ``backoff`` and
-    ``rng`` replace the retry waits built from the config, ``total_timeout``
-    (seconds) bounds a whole call, sleeps included. ``extra_policies`` run
-    innermost, around each attempt. The client registers in ``registry`` under
-    its ``service_name`` (None: not at all).
+    ``config``. ``channel`` hands in a ready channel (used on its own loop only,
+    never closed here); ``channel_options`` override the transport defaults.
+    ``backoff`` and ``rng`` replace the retry waits built from the config,
+    ``total_timeout`` (seconds) bounds a whole call, sleeps included.
+    ``extra_policies`` run innermost, around each attempt. ``transport`` replaces
+    the network (a :class:`~servicegrid.transports.MockTransport` answering with
+    response messages, in tests). The client registers in ``registry`` under its
+    ``service_name`` (None: not at all).
 
-    Subclasses name their stub in :meth:`_create_stub`, their gRPC service in
-    ``grpc_service_name`` and their stats RPC in ``stats_method``.
+    Subclasses name their gRPC service in ``grpc_service_name``, their stub
+    class in ``stub_class`` and their stats RPC in ``stats_method``.
     """
 
     default_service_name: ClassVar[str] = "grpc"
     grpc_service_name: ClassVar[str] = ""
     """Full gRPC name (``servicegrid.v1.EmbeddingService``), also asked about by health checks."""
+    stub_class: ClassVar[type[Any] | None] = None
     stats_method: ClassVar[str | None] = None
 
     def __init__(
@@ -270,6 +133,7 @@ class GrpcServiceClient(BaseServiceClient):
         clock: Clock = SYSTEM_CLOCK,
         hooks: Sequence[Hook] = (),
         extra_policies: Sequence[Policy] = (),
+        transport: AsyncTransport | None = None,
         registry: StatusRegistry | None = DEFAULT_REGISTRY,
     ) -> None:
         if config is None:
@@ -286,9 +150,24 @@ class GrpcServiceClient(BaseServiceClient):
         self.config = config
         self.service_name = service_name or self.default_service_name
         self._clock = clock
-        self._channel_options = tuple(channel_options)
+        self.state = ClientState.UNOPENED
+
+        retry = config.retry_spec()
+        if backoff is not None or total_timeout is not None:
+            retry = replace(retry, backoff=backoff or retry.backoff, timeout=total_timeout)
+        pipeline = build_pipeline(
+            name=self.service_name,
+            retry=retry,
+            breaker=config.breaker_config(),
+            extra=extra_policies,
+            clock=clock,
+            rng=rng,
+            hooks=(LoggingHook(self.service_name, _log), *hooks),
+        )
+        self.retry: Retry = pipeline.retry  # type: ignore[assignment]
+        self.circuit_breaker: CircuitBreaker = pipeline.breaker  # type: ignore[assignment]
         # Read certificates now: a bad path is a configuration error, not a failed call.
-        self._credentials = (
+        credentials = (
             channel_credentials(
                 cert_path=config.tls_cert_path,
                 key_path=config.tls_key_path,
@@ -297,37 +176,16 @@ class GrpcServiceClient(BaseServiceClient):
             if config.use_tls
             else None
         )
-        self._channel = channel
-        self._owns_channel = channel is None
-        self._stub: Any = None
-        self.state = ClientState.UNOPENED
-
-        all_hooks: tuple[Hook, ...] = (LoggingHook(self.service_name, _log), *hooks)
-        self.circuit_breaker = CircuitBreaker(
-            failure_threshold=config.circuit_breaker_threshold,
-            recovery_timeout=config.circuit_breaker_timeout,
-            name=self.service_name,
-            clock=clock,
-            hooks=all_hooks,
+        self.grpc: AsyncTransport = transport or GrpcTransport(
+            config.service_url,
+            credentials=credentials,
+            options=channel_options,
+            channel=channel,
+            service=self.service_name,
         )
-        retry = Retry(
-            attempts=config.retry_attempts,
-            backoff=backoff
-            or ExponentialBackoff(
-                initial=config.retry_delay,
-                max=config.max_retry_delay,
-                factor=config.exponential_base,
-            ),
-            timeout=total_timeout,
-            name=self.service_name,
-            clock=clock,
-            rng=rng or random.Random(),
-            hooks=all_hooks,
+        self.transport = ResilientTransport(
+            self.grpc, pipeline, name=self.service_name, clock=clock
         )
-        self._pipeline = Pipeline(
-            retry, self.circuit_breaker, *extra_policies, name=self.service_name
-        )
-        self.retry = cast(Retry, self._pipeline.policies[0])  # the copy wired to the breaker
         if registry is not None:
             registry.register(self.service_name, self._status_reporter())
 
@@ -341,43 +199,38 @@ class GrpcServiceClient(BaseServiceClient):
 
     # ---- lifecycle -----------------------------------------------------------------
 
+    def _check_open(self) -> None:
+        if self.state is ClientState.CLOSED:
+            raise as_rpc_error(ClientStateError(f"{self.service_name}: the client is closed"))
+
     @property
     def channel(self) -> grpc.aio.Channel:
-        """The channel, opened on first use (inside the event loop that uses it)."""
-        if self.state is ClientState.CLOSED:
-            raise RuntimeError(f"{self.service_name}: the client is closed")
-        if self._channel is None:
-            self._channel = create_channel(
-                self.config.service_url,
-                credentials=self._credentials,
-                options=self._channel_options,
-            )
+        """The running event loop's channel, opened on first use there."""
+        self._check_open()
+        if not isinstance(self.grpc, GrpcTransport):
+            raise TypeError(f"{self.service_name} sends through {self.grpc!r}, not a channel")
+        channel = self.grpc.channel()
         self.state = ClientState.OPENED
-        return self._channel
-
-    def _create_stub(self, channel: grpc.aio.Channel) -> Any:
-        """The generated stub for this service (``EmbeddingServiceStub(channel)``)."""
-        raise NotImplementedError(f"{type(self).__name__} defines no service stub")
+        return channel
 
     @property
     def stub(self) -> Any:
         """The generated stub on :attr:`channel`; calls on it bypass retry and breaker."""
-        channel = self.channel
-        if self._stub is None:
-            self._stub = self._create_stub(channel)
-        return self._stub
+        if self.stub_class is None:
+            raise NotImplementedError(f"{type(self).__name__} names no stub_class")
+        return self.stub_class(self.channel)
 
     async def aclose(self) -> None:
-        """Close the channel if this client opened it; idempotent. Then calls raise RuntimeError."""
-        channel, self._channel, self._stub = self._channel, None, None
+        """Close every channel this client opened; idempotent. Later calls raise
+        :class:`~servicegrid.errors.ClientStateError` (a RuntimeError)."""
         self.state = ClientState.CLOSED
-        if channel is not None and self._owns_channel:
-            await channel.close()
+        await self.grpc.aclose()
 
     close = aclose
 
     async def __aenter__(self) -> Self:
-        self.channel  # noqa: B018 - opens the channel
+        if isinstance(self.grpc, GrpcTransport):
+            self.channel  # noqa: B018 - opens the channel
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -397,64 +250,47 @@ class GrpcServiceClient(BaseServiceClient):
         *,
         timeout: float | None = None,
     ) -> Any:
-        """Send ``request`` to ``method_name`` through retry and breaker; returns the response.
+        """Send ``request`` to ``method_name`` through the seam; returns the response message.
 
         ``timeout`` (seconds, default the client's) bounds each attempt, and so
-        does whatever is left of the deadline in force. Raises a :class:`ServiceError`.
+        does whatever is left of the deadline in force. Raises a :class:`ServiceError`
+        that is also a ``grpc.RpcError``.
         """
         per_attempt = self._per_call_timeout(timeout)
-        method = getattr(self.stub, method_name)
+        self._check_open()
         what = f"{self.grpc_service_name or self.service_name}/{method_name}"
-        left = remaining(self._clock)
-        if left is not None and left <= 0:
-            # Out of time before anything was sent: the caller's problem, not the service's,
-            # so it stays out of the breaker's count.
-            raise DeadlineExceeded(
-                f"{what}: the deadline passed before the call", service=self.service_name
-            )
         # One request id and trace for the whole call: its retries are the same request.
         metadata = call_metadata(self.config.tenant_id, self.config.correlation_id)
-        return await self._pipeline.acall(
-            self._attempt, method, request, per_attempt, metadata, what
-        )
-
-    async def _attempt(
-        self,
-        method: Any,
-        request: Message,
-        per_attempt: float,
-        metadata: tuple[tuple[str, str], ...],
-        what: str,
-    ) -> Any:
-        left = remaining(self._clock)
-        attempt_timeout = per_attempt if left is None else min(per_attempt, left)
-        if attempt_timeout <= 0:
-            raise DeadlineExceeded(
-                f"{what}: the call's deadline passed before the attempt", service=self.service_name
-            )
-        with map_grpc_errors(self.service_name, what):
-            return await method(request, timeout=attempt_timeout, metadata=metadata)
+        call = Call(f"/{what}", "", metadata, request, per_attempt, name=what)
+        try:
+            reply = await self.transport.asend(call)
+        except ServiceError as error:
+            raise as_rpc_error(error) from error.__cause__
+        self.state = ClientState.OPENED
+        return reply.body
 
     # ---- health, stats, status -----------------------------------------------------
 
     async def _serving_status(self, wait: float) -> str:
         """The grpc.health.v1 status name for this service, else for the whole server."""
-        stub = health_pb2_grpc.HealthStub(self.channel)
+        self._check_open()
         names = (self.grpc_service_name, "") if self.grpc_service_name else ("",)
         metadata = call_metadata(self.config.tenant_id, self.config.correlation_id)
         for name in names:
             try:
-                with map_grpc_errors(self.service_name, "grpc.health.v1.Health/Check"):
-                    response = await stub.Check(
-                        health_pb2.HealthCheckRequest(service=name),
-                        timeout=wait,
-                        metadata=metadata,
-                    )
+                health = await probe_health(
+                    self.config.service_url,
+                    timeout=wait,
+                    service=name,
+                    transport=self.grpc,
+                    headers=metadata,
+                    name=self.service_name,
+                )
             except ResourceNotFoundError:
                 if name:  # the server reports no status under our name: ask about the server
                     continue
                 raise
-            return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+            return health.status
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def health_check(

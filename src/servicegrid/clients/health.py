@@ -26,12 +26,8 @@ import grpc
 from servicegrid._validate import check_number
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import ServiceError
-from servicegrid.transports.grpc import (
-    ChannelOption,
-    channel_credentials,
-    create_channel,
-    health_status,
-)
+from servicegrid.transports.grpc import ChannelOption, channel_credentials
+from servicegrid.transports.probe import probe_health
 
 __all__ = ["HealthChecker", "HealthStatus"]
 
@@ -133,22 +129,23 @@ class HealthChecker:
         """Check one target; never raises (but for cancellation): failures are unhealthy."""
         started = self._clock.now()
         try:
-            channel = create_channel(
-                service_url, credentials=self._credentials, options=self._channel_options
+            health = await probe_health(
+                service_url,
+                timeout=self.timeout,
+                service=self.health_service,
+                credentials=self._credentials,
+                channel_options=self._channel_options,
+                name=service_name,
             )
-            async with channel:
-                serving = await health_status(
-                    channel, service=self.health_service, time_limit=self.timeout, name=service_name
-                )
         except Exception as error:
             elapsed = 1000 * (self._clock.now() - started)
             return self._unhealthy(service_name, service_url, elapsed, error)
         return HealthStatus(
             service_name=service_name,
-            status="healthy" if serving == "SERVING" else "unhealthy",
+            status="healthy" if health.serving else "unhealthy",
             timestamp=self._timestamp(),
             response_time_ms=1000 * (self._clock.now() - started),
-            details={"grpc_status": serving, "service_url": service_url},
+            details={"grpc_status": health.status, "service_url": service_url},
         )
 
     def _unhealthy(

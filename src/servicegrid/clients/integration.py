@@ -39,15 +39,19 @@ read       2        0.5 s       2 s
 =========  =======  ==========  =========
 
 ``retries`` come after the first attempt, so a create makes at most 4
-attempts. Only transient failures are retried (:func:`is_transient`:
-connection errors, timeouts, 502/503/504, 429 after its ``Retry-After``);
-when the retries run out the call raises :class:`MaxRetriesExceededError`
-(``attempts``, ``last_error``). Executing a workflow or a service action counts
-as a create. Every POST sends one ``Idempotency-Key`` per call, the same on
-every retry, so a retried execute cannot start two executions (the service
-honours the key there). While the breaker is open, calls fail at once with
-``ServiceUnavailableError`` (``service_name == "service-integration"``) without
-reaching the service. Backoff and polling sleep through the injected ``clock``.
+attempts. What is retried is what the error table calls retryable
+(:func:`servicegrid.errors.is_retryable`: connection errors, timeouts,
+502/503/504, 429 after its ``Retry-After``, 500), except that a create, the one
+kind of operation that is not idempotent (:attr:`OperationType.idempotent`), is
+not sent again after the service failed while processing it (a 500): it may
+have taken effect. When the retries run out the call raises
+:class:`MaxRetriesExceededError` (``attempts``, ``last_error``). Executing a
+workflow or a service action counts as a create. Every POST sends one
+``Idempotency-Key`` per call, the same on every retry, so a retried execute
+cannot start two executions (the service honours the key there). While the
+breaker is open, calls fail at once with ``ServiceUnavailableError``
+(``service_name == "service-integration"``) without reaching the service.
+Backoff and polling sleep through the injected ``clock``.
 
 Error answers become typed errors: 422 → :class:`ValidationError` whose
 ``validation_errors`` are ``[{"field": "actions.0.name", "message": ...}]``,
@@ -61,6 +65,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import json
 import random
 import threading
 import uuid
@@ -68,7 +73,7 @@ from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, S
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeAlias, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -77,27 +82,26 @@ from servicegrid.clients.resilient import validate_base_url
 from servicegrid.clients.state import ClientState
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import (
-    DeadlineExceeded,
-    ResourceExhausted,
+    ClientStateError,
+    ErrorCategory,
+    InvalidResponse,
     ResourceNotFoundError,
-    ServerError,
     ServiceError,
-    ServiceUnavailable,
-    ServiceUnavailableError,
-    TransportError,
     ValidationError,
+    is_retryable,
 )
 from servicegrid.resilience import (
     CircuitBreaker,
     CircuitBreakerConfig,
-    ExponentialBackoff,
     Jitter,
-    Pipeline,
-    Retry,
-    remaining,
+    RetrySpec,
+    build_pipeline,
 )
 from servicegrid.resilience.events import Hook
-from servicegrid.transports.http import error_for_response, map_httpx_errors
+from servicegrid.transports.base import Call, Reply
+from servicegrid.transports.http import PhaseTimeouts, error_for_reply
+from servicegrid.transports.httpx_transport import HttpxTransport
+from servicegrid.transports.resilient import Check, ResilientTransport
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -109,7 +113,6 @@ __all__ = [
     "ServiceIntegrationClient",
     "ServiceIntegrationClientSync",
     "WorkflowExecution",
-    "is_transient",
 ]
 
 DEFAULT_BASE_URL: Final = "http://localhost:8005/api"
@@ -118,7 +121,6 @@ TERMINAL_EXECUTION_STATUSES: Final = frozenset({"COMPLETED", "FAILED", "CANCELLE
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 # A Retry-After longer than this ends the call (MaxRetriesExceededError) instead of sleeping.
 _MAX_RETRY_AFTER = 30.0
-_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 
 T = TypeVar("T")
 R = TypeVar("R", bound=dict[str, Any])
@@ -131,6 +133,23 @@ class OperationType(enum.Enum):
     UPDATE = "update"
     DELETE = "delete"
     READ = "read"
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether sending it twice has the effect of sending it once: all but CREATE.
+
+        (Executing a workflow is a create that the service deduplicates by its
+        ``Idempotency-Key``; registering a service or a workflow is not.)
+        """
+        return self is not OperationType.CREATE
+
+    def may_resend_after(self, error: BaseException) -> bool:
+        """Whether this operation may be sent again after ``error``: when the error table
+        calls it retryable, and, unless the operation is idempotent, the service did not
+        fail while processing it (category INTERNAL, a 500): it may have taken effect."""
+        if not is_retryable(error):
+            return False
+        return self.idempotent or getattr(error, "category", None) is not ErrorCategory.INTERNAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,21 +176,15 @@ class OperationRetryPolicy:
     def attempts(self) -> int:
         return self.retries + 1
 
-    def build(self, *, name: str, clock: Clock, rng: random.Random, hooks: Sequence[Hook]) -> Retry:
-        """The :class:`Retry` policy this describes, raising MaxRetriesExceededError when spent."""
-        backoff = ExponentialBackoff(
-            initial=self.base_delay, max=self.max_delay, factor=2.0, jitter=self.jitter
-        )
-        return Retry(
-            attempts=self.attempts,
-            backoff=backoff,
-            on=is_transient,
+    def retry_spec(self, op: OperationType) -> RetrySpec:
+        """This policy for operations of kind ``op``, raising MaxRetriesExceededError when spent."""
+        return RetrySpec.from_retries(
+            self.retries,
+            base_delay=self.base_delay,
+            max_delay=self.max_delay,
+            jitter=self.jitter,
+            on=op.may_resend_after,
             max_retry_after=_MAX_RETRY_AFTER,
-            wrap_exhausted=True,
-            name=name,
-            clock=clock,
-            rng=rng,
-            hooks=tuple(hooks),
         )
 
 
@@ -184,14 +197,6 @@ INTEGRATION_RETRY_POLICIES: Final[Mapping[OperationType, OperationRetryPolicy]] 
     }
 )
 """Seed 003's retry policy per operation type."""
-
-_TRANSIENT = (ServiceUnavailableError, TransportError, DeadlineExceeded, ResourceExhausted)
-
-
-def is_transient(error: BaseException) -> bool:
-    """Worth sending again: connection errors, timeouts, 502/503/504, 429; not an open circuit."""
-    return isinstance(error, _TRANSIENT) and not isinstance(error, ServiceUnavailable)
-
 
 # ---- results ----------------------------------------------------------------------------
 
@@ -562,46 +567,23 @@ def _execute_service_action(
 # ---- answers (no I/O) -------------------------------------------------------------------
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+def _json_object(reply: Reply) -> dict[str, Any] | None:
     try:
-        body = response.json()
+        body = reply.json()
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
 
 
-def _field_name(loc: object) -> str:
-    """FastAPI's ``["body", "actions", 0, "name"]`` as ``"actions.0.name"``."""
-    if not isinstance(loc, list | tuple) or not loc:
-        return str(loc) if loc not in (None, "", [], ()) else ""
-    parts = [str(part) for part in loc]
-    if len(parts) > 1 and parts[0] in _LOCATIONS:
-        parts = parts[1:]
-    return ".".join(parts)
-
-
-def _validation_errors(body: dict[str, Any] | None) -> list[dict[str, str]]:
-    """``[{"field", "message"}]`` from our ``validation_errors`` or FastAPI's ``detail`` list."""
+def _validation_errors(body: dict[str, Any] | None) -> list[Any]:
+    """The problems listed in our ``validation_errors`` or FastAPI's ``detail`` list, as sent;
+    :class:`ValidationError` turns them into its one ``{"field", "message", "type"}`` shape."""
     if body is None:
         return []
     raw = body.get("validation_errors")
     if not isinstance(raw, list) or not raw:
         raw = body.get("detail")
-    if not isinstance(raw, list):
-        return []
-    errors: list[dict[str, str]] = []
-    for item in raw:
-        if isinstance(item, Mapping):
-            name = item.get("field")
-            errors.append(
-                {
-                    "field": str(name) if name is not None else _field_name(item.get("loc")),
-                    "message": str(item.get("message", item.get("msg", ""))),
-                }
-            )
-        else:
-            errors.append({"field": "", "message": str(item)})
-    return errors
+    return list(raw) if isinstance(raw, list) else []
 
 
 def _server_message(body: dict[str, Any] | None) -> str | None:
@@ -614,14 +596,11 @@ def _server_message(body: dict[str, Any] | None) -> str | None:
     return None
 
 
-def _error_for(response: httpx.Response, call: _Call, service: str) -> ServiceError:
+def _error_for(request: Call, reply: Reply, call: _Call, service: str) -> ServiceError:
     """The typed error for an error answer, with the fields seed 003's callers read."""
-    status = response.status_code
-    url = str(response.request.url)
-    generic = error_for_response(
-        status, response.headers, response.text, method=call.method, url=url, service=service
-    )
-    body = _json_object(response)
+    status = reply.status
+    generic = error_for_reply(request, reply, service=service)
+    body = _json_object(reply)
     details: dict[str, Any] = dict(generic.details)
     if body is not None:
         details["body"] = body
@@ -632,7 +611,7 @@ def _error_for(response: httpx.Response, call: _Call, service: str) -> ServiceEr
     if generic.retry_after is not None:
         kw["retry_after"] = generic.retry_after
     if isinstance(generic, ValidationError):
-        problems = _validation_errors(body)
+        problems = ValidationError(validation_errors=_validation_errors(body)).validation_errors
         summary = _server_message(body) or "; ".join(
             f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems[:5]
         )
@@ -657,21 +636,22 @@ def _error_for(response: httpx.Response, call: _Call, service: str) -> ServiceEr
     return type(generic)(f"{where}: {said}", **kw) if said else generic
 
 
-def _answer(response: httpx.Response, call: _Call, service: str) -> dict[str, Any]:
-    status = response.status_code
+def _answer(request: Call, reply: Reply, call: _Call, service: str) -> dict[str, Any]:
+    """The JSON object ``reply`` carries; the typed error for an error status or a bad body."""
+    status = reply.status
     if status >= 400:
-        body = _json_object(response) if status in call.accept else None
+        body = _json_object(reply) if status in call.accept else None
         if body is None:
-            raise _error_for(response, call, service)
+            raise _error_for(request, reply, call, service)
         return body
-    if not response.content:
+    if not reply.content:
         return {}
-    body = _json_object(response)
+    body = _json_object(reply)
     if body is None:
-        kind = response.headers.get("content-type", "no content type")
-        raise ServerError(
+        kind = reply.header("content-type") or "no content type"
+        raise InvalidResponse(
             f"{call.describe()} answered HTTP {status} with a body that is not a JSON object "
-            f"({kind}; starts {response.text[:60]!r})",
+            f"({kind}; starts {reply.text[:60]!r})",
             service=service,
         )
     return body
@@ -680,7 +660,9 @@ def _answer(response: httpx.Response, call: _Call, service: str) -> dict[str, An
 def _execution_id(execution: WorkflowExecution, service: str) -> str:
     execution_id = dict.get(execution, "id")
     if not isinstance(execution_id, str) or not execution_id:
-        raise ServerError(f"the execution answer has no id: {dict(execution)!r}", service=service)
+        raise InvalidResponse(
+            f"the execution answer has no id: {dict(execution)!r}", service=service
+        )
     return execution_id
 
 
@@ -692,9 +674,13 @@ def _is_terminal(execution: WorkflowExecution) -> bool:
 
 
 class _IntegrationCore:
-    """Configuration, policies and the synchronous send path, shared by both clients.
+    """Configuration, policies and both send paths, shared by both clients.
 
-    Its constructor is the synchronous client's: there ``transport`` replaces the network.
+    Every call goes through the transport seam: one
+    :class:`~servicegrid.transports.resilient.ResilientTransport` per kind of
+    operation (its own retry, the shared breaker) over one
+    :class:`~servicegrid.transports.httpx_transport.HttpxTransport`, whose
+    ``transport`` (threads) and ``async_transport`` (event loops) replace the network.
     """
 
     def __init__(
@@ -707,6 +693,7 @@ class _IntegrationCore:
         circuit_breaker_config: CircuitBreakerConfig | None = None,
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         hooks: Sequence[Hook] = (),
@@ -725,78 +712,86 @@ class _IntegrationCore:
             clock=clock,
             hooks=hooks,
         )
+        every_phase = PhaseTimeouts(self.timeout, self.timeout, self.timeout, self.timeout)
+        self.http = HttpxTransport(
+            timeouts=every_phase,
+            transport=transport,
+            async_transport=async_transport,
+            service=service_name,
+        )
         rng = rng or random.Random()
-        self._pipelines = {
-            op: Pipeline(
-                policy.build(name=service_name, clock=clock, rng=rng, hooks=hooks),
-                self.circuit_breaker,
-                name=f"{service_name}:{op.value}",
+        self._transports = {
+            op: ResilientTransport(
+                self.http,
+                build_pipeline(
+                    name=service_name,
+                    retry=policy.retry_spec(op),
+                    breaker=self.circuit_breaker,
+                    clock=clock,
+                    rng=rng,
+                    hooks=hooks,
+                ),
+                name=service_name,
+                clock=clock,
             )
             for op, policy in self.retry_policies.items()
         }
-        self._sync_transport = transport
-        self._sync_http: httpx.Client | None = None
-        self._sync_lock = threading.Lock()
         self.state = ClientState.UNOPENED
 
     def _check_open(self) -> None:
         if self.state is ClientState.CLOSED:
-            raise RuntimeError(f"{self.service_name}: the client is closed")
+            raise ClientStateError(f"{self.service_name}: the client is closed")
+        self.state = ClientState.OPENED
 
-    def _request(
-        self, client: httpx.Client | httpx.AsyncClient, call: _Call, headers: dict[str, str]
-    ) -> httpx.Request:
-        """The HTTP request of one attempt, with what is left of the deadline as its timeout."""
-        left = remaining(self._clock)
-        timeout = self.timeout if left is None else max(min(self.timeout, left), 0.001)
-        return client.build_request(
-            call.method,
-            call.path,
-            params=call.params,
-            json=call.body,
-            headers=headers,
-            timeout=timeout,
-        )
-
-    def _headers(self, call: _Call) -> dict[str, str]:
+    def _request(self, call: _Call) -> Call:
+        """The HTTP call for ``call``: one ``Idempotency-Key`` for all its attempts."""
+        headers = dict(self.headers)
         if call.idempotency_key:
-            # one key per logical call: every retry of it carries the same one
-            return {IDEMPOTENCY_HEADER: uuid.uuid4().hex}
-        return {}
-
-    def _sync_client(self) -> httpx.Client:
-        self._check_open()
-        with self._sync_lock:
-            if self._sync_http is None:
-                self._sync_http = httpx.Client(
-                    base_url=self.base_url,
-                    headers=self.headers,
-                    timeout=self.timeout,
-                    transport=self._sync_transport,
-                )
-                self.state = ClientState.OPENED
-            return self._sync_http
+            headers[IDEMPOTENCY_HEADER] = uuid.uuid4().hex
+        url = f"{self.base_url}{call.path}"
+        if call.params:
+            url = f"{url}?{urlencode(call.params)}"
+        body = None
+        if call.body is not None:
+            headers["content-type"] = "application/json"
+            body = json.dumps(
+                call.body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode("utf-8")
+        return Call(
+            call.method, url, tuple(headers.items()), body, self.timeout, name=call.describe()
+        )
 
     def _send(self, call: _Call) -> dict[str, Any]:
         """Send ``call`` in the calling thread through its operation's retry and the breaker."""
+        self._check_open()
         if call.pause:
             self._clock.sleep(call.pause)
-        client = self._sync_client()
-        return self._pipelines[call.op].call(self._attempt, client, call, self._headers(call))
+        answer: list[dict[str, Any]] = []
+        self._transports[call.op].send(self._request(call), check=self._answering(call, answer))
+        return answer[0]
 
-    def _attempt(
-        self, client: httpx.Client, call: _Call, headers: dict[str, str]
-    ) -> dict[str, Any]:
-        with map_httpx_errors(self.service_name, call.describe()):
-            response = client.send(self._request(client, call, headers))
-        return _answer(response, call, self.service_name)
+    async def _asend(self, call: _Call) -> dict[str, Any]:
+        """Send ``call`` from the event loop through its operation's retry and the breaker."""
+        self._check_open()
+        if call.pause:
+            await self._clock.asleep(call.pause)
+        answer: list[dict[str, Any]] = []
+        await self._transports[call.op].asend(
+            self._request(call), check=self._answering(call, answer)
+        )
+        return answer[0]
+
+    def _answering(self, call: _Call, answer: list[dict[str, Any]]) -> Check:
+        """The reply check of ``call``: raises for a failed answer, keeps a good one's JSON."""
+
+        def check(request: Call, reply: Reply) -> None:
+            answer[:] = [_answer(request, reply, call, self.service_name)]
+
+        return check
 
     def _close_sync(self) -> None:
-        with self._sync_lock:
-            if self._sync_http is not None:
-                self._sync_http.close()
-                self._sync_http = None
         self.state = ClientState.CLOSED
+        self.http.close()
 
 
 # ---- every method, once -----------------------------------------------------------------
@@ -1032,33 +1027,18 @@ class ServiceIntegrationClient(
             circuit_breaker_config=circuit_breaker_config,
             headers=headers,
             transport=sync_transport,
+            async_transport=transport,
             clock=clock,
             rng=rng,
             hooks=hooks,
         )
-        self._transport = transport
-        self._async_http: httpx.AsyncClient | None = None
 
     # ---- lifecycle -----------------------------------------------------------------
 
-    def _async_client(self) -> httpx.AsyncClient:
-        self._check_open()
-        if self._async_http is None:
-            self._async_http = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=self.headers,
-                timeout=self.timeout,
-                transport=self._transport,
-            )
-            self.state = ClientState.OPENED
-        return self._async_http
-
     async def aclose(self) -> None:
-        """Close both connection pools; idempotent. Later calls raise RuntimeError."""
-        if self._async_http is not None:
-            await self._async_http.aclose()
-            self._async_http = None
-        self._close_sync()
+        """Close both connection pools; idempotent. Later calls raise ClientStateError."""
+        self.state = ClientState.CLOSED
+        await self.http.aclose()
 
     async def __aenter__(self) -> ServiceIntegrationClient:
         return self
@@ -1067,20 +1047,6 @@ class ServiceIntegrationClient(
         await self.aclose()
 
     # ---- sending -------------------------------------------------------------------
-
-    async def _asend(self, call: _Call) -> dict[str, Any]:
-        if call.pause:
-            await self._clock.asleep(call.pause)
-        client = self._async_client()
-        pipeline = self._pipelines[call.op]
-        return await pipeline.acall(self._aattempt, client, call, self._headers(call))
-
-    async def _aattempt(
-        self, client: httpx.AsyncClient, call: _Call, headers: dict[str, str]
-    ) -> dict[str, Any]:
-        with map_httpx_errors(self.service_name, call.describe()):
-            response = await client.send(self._request(client, call, headers))
-        return _answer(response, call, self.service_name)
 
     async def _arun(self, plan: _Plan[T]) -> T:
         step = _advance(plan, None)

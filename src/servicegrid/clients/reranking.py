@@ -19,9 +19,7 @@ list of strings, an empty batch) raises
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
-
-import grpc.aio
+from typing import cast
 
 from servicegrid.clients.grpc_base import (
     GrpcServiceClient,
@@ -41,10 +39,8 @@ class RerankingClient(GrpcServiceClient):
 
     default_service_name = "reranking"
     grpc_service_name = _pb.DESCRIPTOR.services_by_name["RerankingService"].full_name
+    stub_class = reranking_service_pb2_grpc.RerankingServiceStub
     stats_method = "GetStats"
-
-    def _create_stub(self, channel: grpc.aio.Channel) -> Any:
-        return reranking_service_pb2_grpc.RerankingServiceStub(channel)
 
     async def rerank_batch(
         self,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests
@@ -35,18 +35,22 @@ from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import ServiceError
 from servicegrid.hooks.logging import LoggingHook
 from servicegrid.resilience import (
-    CircuitBreaker,
+    CircuitBreakerConfig,
     ExponentialBackoff,
     Jitter,
-    Pipeline,
-    Retry,
-    remaining,
+    RetrySpec,
+    build_pipeline,
 )
 from servicegrid.resilience.backoff import Backoff
+from servicegrid.resilience.breaker import CircuitBreaker
 from servicegrid.resilience.events import Hook
 from servicegrid.resilience.policy import Policy
+from servicegrid.resilience.retry import Retry
 from servicegrid.status import DEFAULT_REGISTRY, StatusRegistry
-from servicegrid.transports.http import error_for_response, map_requests_errors, should_raise
+from servicegrid.transports.base import Call, Reply, Transport
+from servicegrid.transports.http import StatusCheck
+from servicegrid.transports.requests_transport import RequestsTransport
+from servicegrid.transports.resilient import Check, ResilientTransport
 
 __all__ = ["PRESETS", "ResilientServiceClient", "ServiceResponse", "validate_base_url"]
 
@@ -95,6 +99,17 @@ class ServiceResponse(requests.Response):
             ) from exc
 
 
+def _as_response(call: Call, reply: Reply) -> requests.Response:
+    """A ``requests.Response`` for a reply from a transport that made none (a MockTransport)."""
+    response = requests.Response()
+    response.status_code = reply.status
+    response.headers.update(reply.header_items())
+    response._content = reply.content
+    response.url = call.url
+    response.request = requests.Request(call.method, call.url).prepare()
+    return response
+
+
 class ResilientServiceClient:
     """Synchronous HTTP client with retry, exponential backoff and a circuit breaker (seed 001).
 
@@ -109,7 +124,9 @@ class ResilientServiceClient:
 
     Each call goes through ``requests.request`` (or ``session.request`` when a
     ``requests.Session`` is given for connection reuse): safe to share between
-    threads, and patchable as seed 001's tests do.
+    threads, and patchable as seed 001's tests do. ``transport`` replaces the
+    network entirely (a :class:`~servicegrid.transports.MockTransport` in tests);
+    its replies' ``raw`` is returned when it is a ``requests.Response``.
     """
 
     PRESETS: ClassVar[dict[str, dict[str, float]]] = PRESETS
@@ -126,6 +143,7 @@ class ResilientServiceClient:
         session: requests.Session | None = None,
         backoff: Backoff | None = None,
         headers: dict[str, str] | None = None,
+        transport: Transport | None = None,
         clock: Clock = SYSTEM_CLOCK,
         hooks: Sequence[Hook] = (),
         extra_policies: Sequence[Policy] = (),
@@ -141,26 +159,28 @@ class ResilientServiceClient:
         self.timeout = float(timeout)
         self.session = session
         self.headers = dict(headers or {})
-        self._clock = clock
-        all_hooks: tuple[Hook, ...] = (LoggingHook(self.service_name, _log), *hooks)
-        self.circuit_breaker = CircuitBreaker(
-            failure_threshold=failure_threshold,
-            recovery_timeout=float(recovery_timeout),
+        pipeline = build_pipeline(
+            name=self.service_name,
+            retry=RetrySpec(
+                attempts=max_retries,  # seed 001: "attempt 1/3", the first one included
+                backoff=backoff or ExponentialBackoff(initial=1.0, max=30.0, jitter=Jitter.NONE),
+            ),
+            breaker=CircuitBreakerConfig(
+                failure_threshold=failure_threshold, recovery_timeout=float(recovery_timeout)
+            ),
+            extra=extra_policies,
+            clock=clock,
+            hooks=(LoggingHook(self.service_name, _log), *hooks),
+        )
+        self.retry: Retry = pipeline.retry  # type: ignore[assignment]
+        self.circuit_breaker: CircuitBreaker = pipeline.breaker  # type: ignore[assignment]
+        self.transport = ResilientTransport(
+            transport or RequestsTransport(session, service=self.service_name),
+            pipeline,
+            check=StatusCheck(client_errors=False, service=self.service_name),
             name=self.service_name,
             clock=clock,
-            hooks=all_hooks,
         )
-        self.retry = Retry(
-            attempts=max_retries,
-            backoff=backoff or ExponentialBackoff(initial=1.0, max=30.0, jitter=Jitter.NONE),
-            name=self.service_name,
-            clock=clock,
-            hooks=all_hooks,
-        )
-        self._pipeline = Pipeline(
-            self.retry, self.circuit_breaker, *extra_policies, name=self.service_name
-        )
-        self.retry = cast(Retry, self._pipeline.policies[0])  # the copy wired to the breaker
         if registry is not None:
             registry.register(self.service_name, self)
 
@@ -204,43 +224,45 @@ class ResilientServiceClient:
         when every attempt failed.
         """
         method = method.upper()
-        url = self._url(path)
-        if self.headers:
-            kwargs["headers"] = {**self.headers, **(kwargs.get("headers") or {})}
-        per_attempt_timeout = kwargs.pop("timeout", self.timeout)
-        last_response: list[requests.Response] = []
-
-        def attempt() -> requests.Response:
-            last_response.clear()
-            left = remaining(self._clock)
-            timeout = per_attempt_timeout if left is None else min(per_attempt_timeout, left)
-            send = self.session.request if self.session is not None else requests.request
-            with map_requests_errors(self.service_name, f"{method} {path}"):
-                response = send(method, url, timeout=timeout, **kwargs)
-            status = response.status_code
-            if isinstance(status, int) and should_raise(status, client_errors=False):
-                last_response[:] = [response]
-                raise error_for_response(
-                    status,
-                    response.headers,
-                    response.text,
-                    method=method,
-                    url=url,
-                    service=self.service_name,
-                )
-            return response
-
+        headers = {**self.headers, **(kwargs.pop("headers", None) or {})}
+        timeout = kwargs.pop("timeout", self.timeout)
+        if not isinstance(timeout, int | float):  # requests' (connect, read) pair: as given
+            kwargs["timeout"], timeout = timeout, None
+        call = Call(
+            method,
+            self._url(path),
+            tuple(headers.items()),
+            None,
+            timeout,
+            kwargs,
+            f"{method} {path}",
+        )
+        rejected: dict[int, Any] = {}
         try:
-            response = self._pipeline.call(attempt)
+            reply = self.transport.send(call, check=self._remembering(rejected))
         except ServiceError as error:
-            raise as_requests_error(
-                error, response=last_response[0] if last_response else None
-            ) from error
+            raise as_requests_error(error, response=rejected.get(id(error))) from error
+        response = reply.raw if reply.raw is not None else _as_response(call, reply)
         if isinstance(response, requests.Response):
             response.__class__ = ServiceResponse
             response.service_name = self.service_name  # type: ignore[attr-defined]
         _log.info("[%s] ✓ %s %s succeeded", self.service_name, method, path)
         return response
+
+    def _remembering(self, rejected: dict[int, Any]) -> Check:
+        """The status check, remembering each response it rejects, by the error it raised:
+        the error a failed call ends with carries its response, as ``requests.HTTPError`` does."""
+        check = self.transport.check
+
+        def remember(call: Call, reply: Reply) -> None:
+            try:
+                if check is not None:
+                    check(call, reply)
+            except ServiceError as error:
+                rejected[id(error)] = reply.raw
+                raise
+
+        return remember
 
     def _url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -255,8 +277,7 @@ class ResilientServiceClient:
 
     def close(self) -> None:
         """Close the session, if one was given."""
-        if self.session is not None:
-            self.session.close()
+        self.transport.close()
 
     def __enter__(self) -> ResilientServiceClient:
         return self

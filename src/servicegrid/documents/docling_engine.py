@@ -11,9 +11,8 @@ from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.documents.docling_mapping import docling_to_result
 from servicegrid.documents.engine import ExtractOptions, pdf_title, stamp_metadata
 from servicegrid.documents.pdf_input import DEFAULT_MAX_BYTES, DEFAULT_MAX_PAGES, FIELD, open_pdf
-from servicegrid.errors import FailedPrecondition
+from servicegrid.errors import FailedPrecondition, ValidationError
 from servicegrid.proto import docling_vlm_service_pb2 as pb
-from servicegrid.services.validation import invalid
 
 __all__ = ["DoclingEngine"]
 
@@ -119,5 +118,7 @@ class DoclingEngine:
                 page_range=(first, last),
             )
         except self._docling.conversion_error as exc:
-            raise invalid(FIELD, f"cannot be converted by docling ({exc})") from exc
+            raise ValidationError.for_field(
+                FIELD, f"cannot be converted by docling ({exc})"
+            ) from exc
         return converted.document

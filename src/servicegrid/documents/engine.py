@@ -6,8 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from servicegrid.errors import ValidationError
 from servicegrid.proto import docling_vlm_service_pb2 as pb
-from servicegrid.services.validation import invalid
 
 __all__ = ["DocumentEngine", "ExtractOptions", "pdf_title", "stamp_metadata"]
 
@@ -27,15 +27,19 @@ class ExtractOptions:
         first = 1 if self.first_page is None else self.first_page
         last = page_count if self.last_page is None else self.last_page
         if first < 1:
-            raise invalid("first_page", f"must be at least 1, got {first}")
+            raise ValidationError.for_field("first_page", f"must be at least 1, got {first}")
         if last < 1:
-            raise invalid("last_page", f"must be at least 1, got {last}")
+            raise ValidationError.for_field("last_page", f"must be at least 1, got {last}")
         if first > page_count:
-            raise invalid("first_page", f"{first} is past the document's {page_count} pages")
+            raise ValidationError.for_field(
+                "first_page", f"{first} is past the document's {page_count} pages"
+            )
         if last > page_count:
-            raise invalid("last_page", f"{last} is past the document's {page_count} pages")
+            raise ValidationError.for_field(
+                "last_page", f"{last} is past the document's {page_count} pages"
+            )
         if first > last:
-            raise invalid("first_page", f"{first} is after last_page {last}")
+            raise ValidationError.for_field("first_page", f"{first} is after last_page {last}")
         return range(first, last + 1)
 
 

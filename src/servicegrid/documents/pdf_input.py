@@ -17,7 +17,6 @@ from pdfplumber.pdf import PDF
 from pdfplumber.utils.exceptions import MalformedPDFException, PdfminerException
 
 from servicegrid.errors import ValidationError
-from servicegrid.services.validation import invalid
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -64,11 +63,13 @@ def open_pdf(pdf: bytes, *, max_bytes: int, max_pages: int) -> PDF:
     password-protected, truncated or malformed input and for too many pages.
     """
     if not pdf:
-        raise invalid(FIELD, "is empty")
+        raise ValidationError.for_field(FIELD, "is empty")
     if len(pdf) > max_bytes:
-        raise invalid(FIELD, f"is {len(pdf)} bytes; at most {max_bytes} are allowed")
+        raise ValidationError.for_field(
+            FIELD, f"is {len(pdf)} bytes; at most {max_bytes} are allowed"
+        )
     if _HEADER not in pdf[: _HEADER_WINDOW + len(_HEADER)]:
-        raise invalid(FIELD, "is not a PDF (no %PDF- header)")
+        raise ValidationError.for_field(FIELD, "is not a PDF (no %PDF- header)")
     _check_with_pdfium(pdf, max_pages=max_pages)
     return _open_with_pdfplumber(pdf, max_pages=max_pages)
 
@@ -89,10 +90,12 @@ def _check_with_pdfium(pdf: bytes, *, max_pages: int) -> None:
 def _load_error(exc: pdfium.PdfiumError) -> ValidationError:
     code = getattr(exc, "err_code", None)
     if code == pdfium.raw.FPDF_ERR_PASSWORD:
-        return invalid(FIELD, "is encrypted and needs a password")
+        return ValidationError.for_field(FIELD, "is encrypted and needs a password")
     if code == pdfium.raw.FPDF_ERR_SECURITY:
-        return invalid(FIELD, "is encrypted with an unsupported security handler")
-    return invalid(FIELD, f"is truncated or malformed and cannot be parsed ({exc})")
+        return ValidationError.for_field(FIELD, "is encrypted with an unsupported security handler")
+    return ValidationError.for_field(
+        FIELD, f"is truncated or malformed and cannot be parsed ({exc})"
+    )
 
 
 def _open_with_pdfplumber(pdf: bytes, *, max_pages: int) -> PDF:
@@ -116,18 +119,24 @@ def _open_with_pdfplumber(pdf: bytes, *, max_pages: int) -> PDF:
 def _parse_error(exc: BaseException) -> ValidationError:
     cause = exc.args[0] if isinstance(exc, PdfminerException) and exc.args else exc
     if isinstance(cause, PDFPasswordIncorrect):
-        return invalid(FIELD, "is encrypted and needs a password")
+        return ValidationError.for_field(FIELD, "is encrypted and needs a password")
     if isinstance(cause, PDFEncryptionError):
-        return invalid(FIELD, f"is encrypted in a way that cannot be read ({cause})")
+        return ValidationError.for_field(
+            FIELD, f"is encrypted in a way that cannot be read ({cause})"
+        )
     detail = str(cause) or type(cause).__name__
-    return invalid(FIELD, f"is truncated or malformed and cannot be parsed ({detail})")
+    return ValidationError.for_field(
+        FIELD, f"is truncated or malformed and cannot be parsed ({detail})"
+    )
 
 
 def _check_page_count(page_count: int, *, max_pages: int) -> None:
     if page_count < 1:
-        raise invalid(FIELD, "has no pages")
+        raise ValidationError.for_field(FIELD, "has no pages")
     if page_count > max_pages:
-        raise invalid(FIELD, f"has {page_count} pages; at most {max_pages} are allowed")
+        raise ValidationError.for_field(
+            FIELD, f"has {page_count} pages; at most {max_pages} are allowed"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +171,9 @@ def render_page(pdf: bytes, number: int, *, dpi: int) -> PageImage:
             finally:
                 document.close()
         except pdfium.PdfiumError as exc:
-            raise invalid(FIELD, f"page {number} cannot be rendered ({exc})") from exc
+            raise ValidationError.for_field(
+                FIELD, f"page {number} cannot be rendered ({exc})"
+            ) from exc
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return PageImage(number=number, png=buffer.getvalue(), width=float(width), height=float(height))

@@ -15,8 +15,8 @@ from servicegrid.documents.pdf_input import (
     PARSER_ERRORS,
     open_pdf,
 )
+from servicegrid.errors import ValidationError
 from servicegrid.proto import docling_vlm_service_pb2 as pb
-from servicegrid.services.validation import invalid
 
 __all__ = ["TextLayerEngine"]
 
@@ -66,6 +66,8 @@ def _read(page: Page) -> PageData:
     try:
         return read_page(page)
     except PARSER_ERRORS as exc:
-        raise invalid(FIELD, f"page {page.page_number} cannot be parsed ({exc})") from exc
+        raise ValidationError.for_field(
+            FIELD, f"page {page.page_number} cannot be parsed ({exc})"
+        ) from exc
     finally:
         page.close()

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from servicegrid.runtime.device import DeviceUnavailableError
+from servicegrid.errors import DeviceUnavailableError
 
 __all__ = ["DeviceReading", "Nvml", "NvmlLibrary", "load_library"]
 

@@ -28,18 +28,18 @@ from referencing.exceptions import Unresolvable
 from servicegrid.clients.enhanced import EnhancedHTTPClient, RetryConfig
 from servicegrid.errors import (
     ConflictError,
+    DeadlineExceeded,
+    InvalidResponse,
     ResourceNotFoundError,
-    ServerError,
     ServiceError,
-    ServiceUnavailableError,
     ValidationError,
+    field_error,
 )
 from servicegrid.integration.json_checks import check_json_value, schema_validator
 from servicegrid.integration.models import HttpMethod, Service, ServiceAction, ServiceStatus
 from servicegrid.integration.native import NativeStepRunner, native_action
 from servicegrid.integration.registry import ServiceRegistry
 from servicegrid.integration.workflow_models import StepRetry
-from servicegrid.resilience.backoff import ExponentialBackoff, Jitter
 from servicegrid.resilience.deadline import deadline_scope
 
 __all__ = [
@@ -57,11 +57,10 @@ RESOLVE_TTL = 1.0
 RESOLVE_CACHE_SIZE = 4096
 
 
-class ActionOutputInvalid(ServerError):
-    """The service answered, but not with what its action's output schema promises."""
+class ActionOutputInvalid(InvalidResponse):
+    """The service answered, but not with what its action's output schema promises (502)."""
 
     default_message = "the action's answer does not match its output schema"
-    http_status = 502
 
 
 def schema_key(schema: Mapping[str, Any]) -> str:
@@ -121,10 +120,6 @@ class ActionCall:
     duration_ms: float
 
 
-def _is_transient(error: BaseException) -> bool:
-    return isinstance(error, ServiceError) and error.retryable
-
-
 class ActionInvoker:
     """Resolves actions in the registry and calls them with per-call retry and timeout."""
 
@@ -132,7 +127,7 @@ class ActionInvoker:
         self,
         services: ServiceRegistry,
         *,
-        native: NativeStepRunner | None = None,
+        native: NativeStepRunner,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -184,16 +179,17 @@ class ActionInvoker:
         raise ResourceNotFoundError(resource_type="action", resource_id=f"{found.name}.{action}")
 
     def check_input(self, target: ActionTarget, input_data: Any, *, loc: list[str | int]) -> None:
-        """Raise :class:`ValidationError` naming each field of ``input_data`` that is wrong."""
+        """Raise :class:`ValidationError` naming each field of ``input_data`` that is wrong;
+        ``loc`` is where ``input_data`` sits (``["input_data"]`` in a request body)."""
         problems = schema_problems(target.input_key, input_data)
         if problems:
+            fields = [".".join(str(p) for p in [*loc, *path]) for path, _ in problems]
             errors = [
-                {"loc": [*loc, *path], "msg": message, "type": "schema"}
-                for path, message in problems
+                field_error(field, message, "schema")
+                for field, (_, message) in zip(fields, problems, strict=True)
             ]
             where = "; ".join(
-                f"{'.'.join(str(p) for p in [*loc, *path])}: {message}"
-                for path, message in problems
+                f"{field}: {message}" for field, (_, message) in zip(fields, problems, strict=True)
             )
             raise ValidationError(
                 f"input of {target.service_name}.{target.action_name} is invalid: {where}",
@@ -216,11 +212,7 @@ class ActionInvoker:
         Each attempt may take ``timeout`` seconds. A transient failure on the last attempt is
         raised as it is; the caller counts the attempts through ``on_attempt``.
         """
-        backoff = ExponentialBackoff(
-            initial=retry.initial_delay_seconds,
-            max=retry.max_delay_seconds,
-            jitter=Jitter.FULL,
-        )
+        spec = retry.retry_spec()
         started = time.perf_counter()
         attempt = 0
         while True:
@@ -232,12 +224,12 @@ class ActionInvoker:
                 break
             except (ServiceError, TimeoutError) as error:
                 if isinstance(error, TimeoutError):
-                    error = ServiceUnavailableError(
-                        f"no answer within {timeout:g}s", service_name=target.service_name
+                    error = DeadlineExceeded(
+                        f"no answer within {timeout:g}s", service=target.service_name
                     )
-                if attempt >= retry.max_attempts or not _is_transient(error):
+                if attempt >= spec.attempts or not spec.on(error):
                     raise error from None
-                await self._sleep(backoff.delay(attempt, self._rng))
+                await self._sleep(spec.backoff.delay(attempt, self._rng))
         self._check_output(target, output)
         return ActionCall(output, attempt, (time.perf_counter() - started) * 1000)
 
@@ -252,15 +244,10 @@ class ActionInvoker:
         async with asyncio.timeout(timeout):
             with deadline_scope(time.monotonic() + timeout):
                 if target.service is None:
-                    return await self._native_runner().run(
+                    return await self._native.run(
                         target.service_name, target.action_name, input_data, timeout=timeout
                     )
                 return await self._http(target, input_data, idempotency_key, headers)
-
-    def _native_runner(self) -> NativeStepRunner:
-        if self._native is None:
-            self._native = NativeStepRunner()
-        return self._native
 
     async def _http(
         self,
@@ -341,5 +328,4 @@ class ActionInvoker:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()
-        if self._native is not None:
-            await self._native.aclose()
+        await self._native.aclose()

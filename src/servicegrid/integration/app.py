@@ -42,8 +42,10 @@ def create_app(
 
     Executions are checkpointed in ``system_database_url`` (by default derived from
     ``database_url``, see :func:`~servicegrid.integration.engine.dbos_system_url`); the lifespan
-    resumes every execution a previous process left unfinished. ``engine_poll_interval`` is how
-    often the durable engine's background threads poll, and so how long shutdown may wait.
+    resumes every execution a previous process left unfinished. ``native`` runs native steps
+    (default: one configured from the environment when the app starts, never inside a step).
+    ``engine_poll_interval`` is how often the durable engine's background threads poll, and so
+    how long shutdown may wait.
     """
 
     @asynccontextmanager
@@ -53,7 +55,7 @@ def create_app(
         sessions = session_factory(engine)
         registry = ServiceRegistry(sessions)
         executions = ExecutionStore(sessions)
-        invoker = ActionInvoker(registry, native=native)
+        invoker = ActionInvoker(registry, native=native or NativeStepRunner())
         board = ServiceHealthBoard(interval=health_interval)
         runner = ExecutionEngine(
             executions,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,17 +44,32 @@ class SafeJSONResponse(JSONResponse):
         return text.encode("ascii")
 
 
+def _loc(field: str) -> list[str | int]:
+    """A field path (``steps.0.next``, ``texts[1]``) as FastAPI's ``loc`` in the request body."""
+    parts = _PATH_PART.findall(field)
+    return ["body", *(int(part) if part.isdigit() else part for part in parts)]
+
+
+_PATH_PART = re.compile(r"[^.\[\]]+")
+
+
 def error_body(exc: ServiceError) -> dict[str, Any]:
-    """The JSON body for ``exc``: its ``to_dict()`` plus ``detail`` and resource fields."""
+    """The JSON body for ``exc``: its ``to_dict()`` plus ``detail`` and resource fields.
+
+    A ValidationError's ``detail`` is FastAPI's own 422 shape (``loc``, ``msg``,
+    ``type``), so clients read one format whether FastAPI or a route refused the
+    request; ``validation_errors`` keeps servicegrid's ``field``/``message``/``type``.
+    """
     body: dict[str, Any] = {"detail": exc.message, **exc.to_dict()}
     if isinstance(exc, ResourceNotFoundError):
         body["resource_type"] = exc.resource_type
         body["resource_id"] = exc.resource_id
     if isinstance(exc, ValidationError):
         body["validation_errors"] = exc.validation_errors
-        if isinstance(exc.validation_errors, list):
-            # the shape of FastAPI's own 422 answers, so clients read one format
-            body["detail"] = exc.validation_errors
+        body["detail"] = [
+            {"loc": _loc(error["field"]), "msg": error["message"], "type": error["type"]}
+            for error in exc.validation_errors
+        ]
     return body
 
 

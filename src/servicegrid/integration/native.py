@@ -56,12 +56,6 @@ __all__ = [
 NATIVE_SERVICES: Final = frozenset({"embedding", "reranking", "documents"})
 """The service names a workflow step may use for a native action."""
 
-# Native service name -> the name settings and ServiceClientConfig.from_settings use.
-_SETTINGS_NAME: Final[dict[str, str]] = {
-    "embedding": "embedding",
-    "reranking": "reranking",
-    "documents": "docling-vlm",
-}
 
 _INT32_MAX: Final = 2**31 - 1
 # PDF readers accept the header after up to 1 KiB of leading junk; so does the service.
@@ -446,7 +440,7 @@ class NativeStepRunner:
                 settings = load_settings()
             overrides = {"service_url": endpoints[service]} if service in endpoints else {}
             self._configs[service] = ServiceClientConfig.from_settings(
-                settings, _SETTINGS_NAME[service], **overrides
+                settings, service, **overrides
             )
         self._registry = registry
         self._clock = clock

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from servicegrid.integration.models import Service
 from servicegrid.resilience.health import HealthMonitor
+from servicegrid.transports.aiohttp_transport import AiohttpTransport
+from servicegrid.transports.probe import probe_health
 
 __all__ = ["ServiceHealthBoard"]
 
@@ -24,14 +24,18 @@ class ServiceHealthBoard:
         self.interval = interval
         self.timeout = timeout
         self._monitors: dict[tuple[str, str], HealthMonitor] = {}
-        self._http: httpx.AsyncClient | None = None
+        self._http = AiohttpTransport(service="service-health")
 
-    def _probe_for(self, url: str) -> Any:
+    def _probe_for(self, service: Service, health_path: str) -> Any:
         async def probe() -> bool:
-            if self._http is None:
-                self._http = httpx.AsyncClient(timeout=self.timeout)
-            response = await self._http.get(url)
-            return response.status_code < 400
+            health = await probe_health(
+                service.endpoint,
+                path=health_path,
+                timeout=self.timeout,
+                transport=self._http,
+                name=service.name,
+            )
+            return health.serving
 
         return probe
 
@@ -43,7 +47,7 @@ class ServiceHealthBoard:
         monitor = self._monitors.get(key)
         if monitor is None:
             monitor = HealthMonitor(
-                self._probe_for(url),
+                self._probe_for(service, health_path),
                 name=service.name,
                 interval=self.interval,
                 timeout=self.timeout,
@@ -69,6 +73,4 @@ class ServiceHealthBoard:
         monitors, self._monitors = list(self._monitors.values()), {}
         for monitor in monitors:
             await monitor.stop()
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        await self._http.aclose()

@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from servicegrid.integration.json_checks import JsonObject, JsonValue, SafeStr, Text
 from servicegrid.integration.partial_update import PartialUpdate
+from servicegrid.resilience.backoff import Jitter
+from servicegrid.resilience.retry_spec import RetrySpec
 
 __all__ = [
     "STEP_ID_PATTERN",
@@ -75,6 +77,15 @@ class StepRetry(BaseModel):
         if self.max_delay_seconds < self.initial_delay_seconds:
             raise ValueError("max_delay_seconds must be at least initial_delay_seconds")
         return self
+
+    def retry_spec(self) -> RetrySpec:
+        """This policy as a RetrySpec: ``max_attempts`` counts every attempt, the first included."""
+        return RetrySpec.exponential(
+            self.max_attempts,
+            base_delay=self.initial_delay_seconds,
+            max_delay=self.max_delay_seconds,
+            jitter=Jitter.FULL,
+        )
 
 
 class NextSwitch(BaseModel):

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from servicegrid.errors import ValidationError
+from servicegrid.errors import ValidationError, field_error
 from servicegrid.integration.db import WorkflowRow
 from servicegrid.integration.named_rows import NamedRows
 from servicegrid.integration.native import native_action
@@ -34,10 +34,10 @@ from servicegrid.integration.workflow_models import (
 __all__ = ["WorkflowStore", "validation_error"]
 
 
-def validation_error(problems: Sequence[GraphProblem], *, prefix: str = "body") -> ValidationError:
-    """A 422 error listing ``problems`` the way FastAPI lists request validation errors."""
+def validation_error(problems: Sequence[GraphProblem]) -> ValidationError:
+    """A 422 error naming the field of each of ``problems`` (paths in the request body)."""
     errors = [
-        {"loc": [prefix, *problem.loc], "msg": problem.msg, "type": "value_error"}
+        field_error(".".join(str(part) for part in problem.loc), problem.msg)
         for problem in problems
     ]
     summary = "; ".join(

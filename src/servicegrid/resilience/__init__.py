@@ -44,9 +44,10 @@ from servicegrid.resilience.events import (
     RetryGaveUp,
     RetryScheduled,
 )
-from servicegrid.resilience.pipeline import Pipeline
+from servicegrid.resilience.pipeline import Pipeline, build_pipeline
 from servicegrid.resilience.policy import Policy
 from servicegrid.resilience.retry import GiveUp, Retry, RetryState, Sleep
+from servicegrid.resilience.retry_spec import RetrySpec
 from servicegrid.resilience.timeout import Timeout
 
 __all__ = [
@@ -81,12 +82,14 @@ __all__ = [
     "RetryBudget",
     "RetryGaveUp",
     "RetryScheduled",
+    "RetrySpec",
     "RetryState",
     "Sleep",
     "SlidingWindow",
     "StateChangeHook",
     "Timeout",
     "TokenBucket",
+    "build_pipeline",
     "current_deadline",
     "deadline_scope",
     "remaining",

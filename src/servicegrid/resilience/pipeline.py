@@ -1,4 +1,4 @@
-"""Policies composed into one call path, outermost first.
+"""Policies composed into one call path, outermost first, and the one place clients build theirs.
 
 .. code-block:: python
 
@@ -12,31 +12,46 @@
     result = pipeline.call(fetch, url)           # sync
     result = await pipeline.acall(afetch, url)   # async
 
+    pipeline = build_pipeline(name="embedding", retry=RetrySpec(attempts=3),
+                              breaker=CircuitBreakerConfig(failure_threshold=5))
+    pipeline.retry, pipeline.breaker             # the very policies it runs
+
 The same pipeline object serves sync and async callers; its policies keep
-one set of state for both.
+one set of state for both. A pipeline runs exactly the policy objects it was
+given: a :class:`Retry` learns about the breakers beneath it with each call,
+so it never sleeps toward a certain refusal, and is never copied.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+import random
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
+from servicegrid.clock import SYSTEM_CLOCK, Clock
+from servicegrid.resilience.breaker import CircuitBreaker, CircuitBreakerConfig
+from servicegrid.resilience.bulkhead import Bulkhead
+from servicegrid.resilience.events import Hook
 from servicegrid.resilience.policy import Gate, Policy
+from servicegrid.resilience.ratelimit import RateLimitConfig, SlidingWindow, TokenBucket
 from servicegrid.resilience.retry import Retry
+from servicegrid.resilience.retry_spec import RetrySpec
+from servicegrid.resilience.timeout import Timeout
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "build_pipeline"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+Limiter = TokenBucket | SlidingWindow
 
 
 class Pipeline:
     """Run a callable through ``policies``; the first one listed wraps all the others."""
 
-    __slots__ = ("_depth", "_policies", "name")
+    __slots__ = ("_ainvokers", "_depth", "_invokers", "_policies", "name")
 
     def __init__(self, *policies: Policy, name: str = "") -> None:
         for policy in policies:
@@ -45,13 +60,36 @@ class Pipeline:
                 and callable(getattr(policy, "ainvoke", None))
             ):
                 raise TypeError(f"{policy!r} is not a policy (it needs invoke and ainvoke)")
-        self._policies = _with_gates(policies)
+        self._policies = tuple(policies)
         self._depth = len(policies)
+        self._invokers = tuple(
+            _invoker(self._policies, i, asynchronous=False) for i in range(self._depth)
+        )
+        self._ainvokers = tuple(
+            _invoker(self._policies, i, asynchronous=True) for i in range(self._depth)
+        )
         self.name = name
 
     @property
     def policies(self) -> tuple[Policy, ...]:
+        """The policies, outermost first: the objects given, not copies."""
         return self._policies
+
+    def find(self, kind: type[T]) -> T | None:
+        """The outermost policy of type ``kind``, or None."""
+        return next((p for p in self._policies if isinstance(p, kind)), None)
+
+    @property
+    def retry(self) -> Retry | None:
+        return self.find(Retry)
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        return self.find(CircuitBreaker)
+
+    @property
+    def limiter(self) -> Limiter | None:
+        return next((p for p in self._policies if isinstance(p, TokenBucket | SlidingWindow)), None)
 
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call ``fn(*args, **kwargs)`` through every policy in the calling thread."""
@@ -66,12 +104,12 @@ class Pipeline:
     def _run(self, index: int, thunk: Callable[[], T]) -> T:
         if index == self._depth:
             return thunk()
-        return self._policies[index].invoke(functools.partial(self._run, index + 1, thunk))
+        return self._invokers[index](functools.partial(self._run, index + 1, thunk))  # type: ignore[no-any-return]
 
     def _arun(self, index: int, thunk: Callable[[], Awaitable[T]]) -> Awaitable[T]:
         if index == self._depth:
             return thunk()
-        return self._policies[index].ainvoke(functools.partial(self._arun, index + 1, thunk))
+        return self._ainvokers[index](functools.partial(self._arun, index + 1, thunk))  # type: ignore[no-any-return]
 
     def wrap(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate ``fn`` (sync or ``async def``) so every call goes through the pipeline."""
@@ -104,13 +142,48 @@ class Pipeline:
         return f"Pipeline({inner}, name={self.name!r})"
 
 
-def _with_gates(policies: tuple[Policy, ...]) -> tuple[Policy, ...]:
-    """Give each Retry the gates (breakers) beneath it, so it never sleeps toward a refusal."""
-    wired: list[Policy] = []
-    for index, policy in enumerate(policies):
-        if isinstance(policy, Retry) and not policy.gates:
-            gates = tuple(p for p in policies[index + 1 :] if isinstance(p, Gate))
-            if gates:
-                policy = dataclasses.replace(policy, gates=gates)
-        wired.append(policy)
-    return tuple(wired)
+def _invoker(
+    policies: tuple[Policy, ...], index: int, *, asynchronous: bool
+) -> Callable[[Any], Any]:
+    """How to enter policy ``index``: a Retry without gates of its own gets those beneath it."""
+    policy = policies[index]
+    if isinstance(policy, Retry) and not policy.gates:
+        gates = tuple(p for p in policies[index + 1 :] if isinstance(p, Gate))
+        if gates:
+            retry_method = policy.ainvoke if asynchronous else policy.invoke
+            return functools.partial(retry_method, gates=gates)
+    return policy.ainvoke if asynchronous else policy.invoke
+
+
+def build_pipeline(
+    *,
+    name: str = "",
+    timeout: Timeout | float | None = None,
+    retry: Retry | RetrySpec | None = None,
+    breaker: CircuitBreaker | CircuitBreakerConfig | None = None,
+    bulkhead: Bulkhead | None = None,
+    limiter: Limiter | RateLimitConfig | None = None,
+    extra: Sequence[Policy] = (),
+    clock: Clock = SYSTEM_CLOCK,
+    rng: random.Random | None = None,
+    hooks: Sequence[Hook] = (),
+) -> Pipeline:
+    """The pipeline every client runs: timeout → retry → breaker → bulkhead → limiter → ``extra``.
+
+    Each part may be given ready-made, which the pipeline then runs as it is, or
+    as a spec (a number of seconds, :class:`RetrySpec`, :class:`CircuitBreakerConfig`,
+    :class:`RateLimitConfig`), built here once with ``name``, ``clock``, ``rng``
+    and ``hooks``. ``extra`` policies run innermost, around each attempt (fault
+    injection, for instance). Parts left as None are left out.
+    """
+    hooks = tuple(hooks)
+    if isinstance(timeout, int | float):
+        timeout = Timeout(float(timeout), name=name, clock=clock)
+    if isinstance(retry, RetrySpec):
+        retry = retry.build(name=name, clock=clock, rng=rng, hooks=hooks)
+    if isinstance(breaker, CircuitBreakerConfig):
+        breaker = CircuitBreaker(name=name, config=breaker, clock=clock, hooks=hooks)
+    if isinstance(limiter, RateLimitConfig):
+        limiter = limiter.build(name=name, clock=clock, hooks=hooks)
+    parts = (timeout, retry, breaker, bulkhead, limiter)
+    return Pipeline(*(part for part in parts if part is not None), *extra, name=name)

@@ -45,12 +45,17 @@ class GiveUp(NamedTuple):
 
 @dataclass(slots=True)
 class RetryState:
-    """Everything known about one call so far (tenacity's RetryCallState, with our clock)."""
+    """Everything known about one call so far (tenacity's RetryCallState, with our clock).
+
+    ``gates`` are the policies beneath the retry in its pipeline (breakers): a
+    delay they would certainly refuse after is never slept.
+    """
 
     started_at: float
     deadline: float | None
     attempt: int = 0
     idle_for: float = 0.0
+    gates: tuple[Gate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +84,7 @@ class Retry:
     rng: random.Random = field(default_factory=random.Random, compare=False)
     hooks: tuple[Hook, ...] = ()
     gates: tuple[Gate, ...] = ()
-    """Policies beneath this one (set by :class:`Pipeline`): no sleep toward a certain refusal."""
+    """Policies beneath this one; a :class:`Pipeline` passes its own with each call instead."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.attempts, int) or self.attempts < 1:
@@ -105,7 +110,7 @@ class Retry:
             delay = max(delay, float(hint))
         if state.deadline is not None and now + delay >= state.deadline:
             return GiveUp("deadline")
-        for gate in self.gates:
+        for gate in self.gates or state.gates:
             if not gate.admits_after(delay):
                 return GiveUp("circuit_open")
         if self.budget is not None and not self.budget.try_withdraw():
@@ -139,7 +144,7 @@ class Retry:
     # when this retry has its own timeout, the deadline it publishes: the success
     # path is the common one and must stay cheap.
 
-    def invoke(self, inner: Callable[[], T]) -> T:
+    def invoke(self, inner: Callable[[], T], gates: tuple[Gate, ...] = ()) -> T:
         if self.budget is not None:
             self.budget.record_request()
         if self.timeout is None:
@@ -148,7 +153,7 @@ class Retry:
             except Exception as error:
                 if not self.on(error):
                     raise
-                return self._invoke_retries(inner, error, self.clock.now())
+                return self._invoke_retries(inner, error, self.clock.now(), gates)
         started = self.clock.now()
         token = enter_deadline(started + self.timeout)
         try:
@@ -157,12 +162,14 @@ class Retry:
             except Exception as error:
                 if not self.on(error):
                     raise
-                return self._invoke_retries(inner, error, started)
+                return self._invoke_retries(inner, error, started, gates)
         finally:
             exit_deadline(token)
 
-    def _invoke_retries(self, inner: Callable[[], T], first: Exception, started: float) -> T:
-        state = RetryState(started_at=started, deadline=self._deadline(started), attempt=1)
+    def _invoke_retries(
+        self, inner: Callable[[], T], first: Exception, started: float, gates: tuple[Gate, ...]
+    ) -> T:
+        state = RetryState(started, self._deadline(started), 1, 0.0, gates)
         token = enter_deadline(state.deadline)
         try:
             error: Exception = first
@@ -176,7 +183,7 @@ class Retry:
         finally:
             exit_deadline(token)
 
-    async def ainvoke(self, inner: Callable[[], Awaitable[T]]) -> T:
+    async def ainvoke(self, inner: Callable[[], Awaitable[T]], gates: tuple[Gate, ...] = ()) -> T:
         if self.budget is not None:
             self.budget.record_request()
         if self.timeout is None:
@@ -185,7 +192,7 @@ class Retry:
             except Exception as error:
                 if not self.on(error):
                     raise
-                return await self._ainvoke_retries(inner, error, self.clock.now())
+                return await self._ainvoke_retries(inner, error, self.clock.now(), gates)
         started = self.clock.now()
         token = enter_deadline(started + self.timeout)
         try:
@@ -194,14 +201,18 @@ class Retry:
             except Exception as error:
                 if not self.on(error):
                     raise
-                return await self._ainvoke_retries(inner, error, started)
+                return await self._ainvoke_retries(inner, error, started, gates)
         finally:
             exit_deadline(token)
 
     async def _ainvoke_retries(
-        self, inner: Callable[[], Awaitable[T]], first: Exception, started: float
+        self,
+        inner: Callable[[], Awaitable[T]],
+        first: Exception,
+        started: float,
+        gates: tuple[Gate, ...],
     ) -> T:
-        state = RetryState(started_at=started, deadline=self._deadline(started), attempt=1)
+        state = RetryState(started, self._deadline(started), 1, 0.0, gates)
         token = enter_deadline(state.deadline)
         try:
             error: Exception = first

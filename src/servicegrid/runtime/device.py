@@ -11,16 +11,14 @@ import logging
 import re
 from types import ModuleType
 
+from servicegrid.errors import DeviceUnavailableError
+
 __all__ = ["DeviceUnavailableError", "gpu_memory_used_mb", "resolve_device"]
 
 _log = logging.getLogger(__name__)
 _CUDA = re.compile(r"cuda(?::(?P<index>\d+))?")
 _ENV = "SERVICEGRID_DEVICE"
 _CPU_HINT = f"set {_ENV}=cpu to run on the CPU on purpose"
-
-
-class DeviceUnavailableError(RuntimeError):
-    """The configured GPU is not there; the service must not start."""
 
 
 def _torch(requested: str) -> ModuleType:

@@ -32,9 +32,7 @@ DEFAULT_LIMITS = Limits()
 
 def invalid(field: str, problem: str) -> ValidationError:
     """INVALID_ARGUMENT for ``field``; the message starts with the field's path."""
-    return ValidationError(
-        f"{field}: {problem}", validation_errors=[{"field": field, "problem": problem}]
-    )
+    return ValidationError.for_field(field, problem)
 
 
 def check_texts(field: str, texts: Sequence[str], *, max_items: int, max_chars: int) -> None:

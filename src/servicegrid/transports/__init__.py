@@ -1,1 +1,59 @@
-"""Transports: where foreign I/O libraries meet the error table."""
+"""The transport seam under every client: a :class:`Call` goes in, a :class:`Reply` comes out.
+
+* :class:`Transport` / :class:`AsyncTransport`: the protocols (``send`` / ``asend``).
+* :class:`ResilientTransport`: a transport that sends through a resilience pipeline.
+* :class:`MockTransport`: answers with a plain function, for tests without a socket.
+* :class:`AiohttpTransport`, :class:`HttpxTransport`, :class:`RequestsTransport`,
+  :class:`GrpcTransport`: the network, imported on first use.
+* :func:`probe_health`: the one health probe, gRPC or HTTP.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from servicegrid.transports.base import AsyncTransport, Call, Reply, Transport
+from servicegrid.transports.mock import MockTransport
+from servicegrid.transports.resilient import ResilientTransport, attempt_timeout
+
+if TYPE_CHECKING:
+    from servicegrid.transports.aiohttp_transport import AiohttpTransport
+    from servicegrid.transports.grpc_transport import GrpcTransport
+    from servicegrid.transports.httpx_transport import HttpxTransport
+    from servicegrid.transports.probe import Health, probe_health
+    from servicegrid.transports.requests_transport import RequestsTransport
+
+__all__ = [
+    "AiohttpTransport",
+    "AsyncTransport",
+    "Call",
+    "GrpcTransport",
+    "Health",
+    "HttpxTransport",
+    "MockTransport",
+    "Reply",
+    "RequestsTransport",
+    "ResilientTransport",
+    "Transport",
+    "attempt_timeout",
+    "probe_health",
+]
+
+_LAZY = {
+    "AiohttpTransport": "servicegrid.transports.aiohttp_transport",
+    "GrpcTransport": "servicegrid.transports.grpc_transport",
+    "HttpxTransport": "servicegrid.transports.httpx_transport",
+    "RequestsTransport": "servicegrid.transports.requests_transport",
+    "Health": "servicegrid.transports.probe",
+    "probe_health": "servicegrid.transports.probe",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'servicegrid.transports' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

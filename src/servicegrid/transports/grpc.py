@@ -2,9 +2,10 @@
 
 The twin of :mod:`servicegrid.transports.http`: :func:`map_grpc_errors` turns a
 ``grpc.RpcError`` into the servicegrid error for its status code (through
-:func:`servicegrid.errors.error_for_grpc_code`), :func:`create_channel` opens a
-``grpc.aio`` channel with servicegrid's defaults, and :func:`call_metadata`
-builds the headers every call carries.
+:func:`servicegrid.errors.error_for_grpc_code`), :func:`as_rpc_error` makes a
+servicegrid error a ``grpc.RpcError`` too (seed 000 counts those in a breaker),
+:func:`create_channel` opens a ``grpc.aio`` channel with servicegrid's defaults,
+and :func:`call_metadata` builds the headers every call carries.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import grpc
 import grpc.aio
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from servicegrid.errors import ServiceError, error_for_grpc_code
 from servicegrid.trace_context import (
@@ -26,18 +26,20 @@ from servicegrid.trace_context import (
     new_request_id,
     new_traceparent,
 )
+from servicegrid.transports._twins import as_twin, twin_class
 from servicegrid.transports.http import parse_retry_after
 
 __all__ = [
     "DEFAULT_CHANNEL_OPTIONS",
     "ChannelOption",
+    "RpcDetails",
+    "as_rpc_error",
     "call_metadata",
     "channel_credentials",
     "channel_options",
     "check_metadata_value",
     "create_channel",
     "error_from_rpc",
-    "health_status",
     "map_grpc_errors",
 ]
 
@@ -65,25 +67,6 @@ DEFAULT_CHANNEL_OPTIONS: Final[tuple[ChannelOption, ...]] = (
 _RETRY_AFTER: Final = "retry-after"
 _PUSHBACK_MS: Final = "grpc-retry-pushback-ms"
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]+")
-
-
-# ---- health ------------------------------------------------------------------------
-
-
-async def health_status(
-    channel: grpc.aio.Channel, *, service: str = "", time_limit: float, name: str | None = None
-) -> str:
-    """``grpc.health.v1.Health/Check`` for ``service`` (``""``: the server): the status name.
-
-    ``"SERVING"``, ``"NOT_SERVING"``, ...; ``time_limit`` (seconds) goes out as
-    the call's gRPC deadline. A failed call raises its typed error, naming
-    ``name`` as the service.
-    """
-    with map_grpc_errors(name, "grpc.health.v1.Health/Check"):
-        response = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=time_limit
-        )
-    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
 
 # ---- errors ------------------------------------------------------------------------
@@ -133,6 +116,43 @@ def error_from_rpc(exc: grpc.RpcError, *, service: str | None, what: str) -> Ser
         details=details,
         retry_after=_retry_after(exc),
     )
+
+
+def _code(self: ServiceError) -> grpc.StatusCode:
+    name = self.details.get("grpc_code") or self.grpc_code
+    return grpc.StatusCode[name] if name in grpc.StatusCode.__members__ else grpc.StatusCode.UNKNOWN
+
+
+def _no_metadata(self: ServiceError) -> tuple[tuple[str, str], ...]:
+    return ()
+
+
+_RPC_ERROR_METHODS: Final[dict[str, Any]] = {
+    "code": _code,
+    "initial_metadata": _no_metadata,
+    "trailing_metadata": _no_metadata,
+}
+
+
+class RpcDetails(dict[str, Any]):
+    """A servicegrid error's ``details`` dict that, called, is ``grpc.RpcError.details()``:
+    ``error.details["grpc_code"]`` and ``error.details()`` (the message) both work."""
+
+    def __init__(self, details: dict[str, Any], message: str) -> None:
+        super().__init__(details)
+        self.message = message
+
+    def __call__(self) -> str:
+        return self.message
+
+
+def as_rpc_error(error: ServiceError) -> ServiceError:
+    """``error`` as an instance that is also a ``grpc.RpcError``, with ``code()`` (the status
+    it came with, else its class's code from the error table) and ``details()`` (its message)."""
+    if isinstance(cast(object, error), grpc.RpcError):
+        return error
+    twin_cls = twin_class(type(error), grpc.RpcError, _RPC_ERROR_METHODS)
+    return as_twin(error, twin_cls, details=RpcDetails(error.details, error.message))
 
 
 @contextmanager

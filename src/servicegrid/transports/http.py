@@ -1,8 +1,8 @@
-"""HTTP status and exception translation, shared by the sync and async HTTP clients.
+"""HTTP status and exception translation, shared by every HTTP transport and client.
 
-One place decides which answers are failures worth retrying (through
-:mod:`servicegrid.errors`) and how httpx's and requests' exceptions map into
-the servicegrid tree (``map_httpx_errors``, ``map_requests_errors``).
+One place decides which answers are failures (through :mod:`servicegrid.errors`:
+:func:`should_raise`, :class:`StatusCheck`) and how httpx's, requests' and
+aiohttp's exceptions map into the servicegrid tree (``map_*_errors``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -28,8 +29,13 @@ from servicegrid.errors import (
     TransportError,
     error_for_http_status,
 )
+from servicegrid.transports.base import Call, Reply
 
 __all__ = [
+    "PhaseTimeouts",
+    "PoolLimits",
+    "StatusCheck",
+    "error_for_reply",
     "error_for_response",
     "map_httpx_errors",
     "map_requests_errors",
@@ -38,6 +44,34 @@ __all__ = [
 ]
 
 _BODY_PREVIEW = 500
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLimits:
+    """Connection pool limits of an HTTP transport; ``keepalive_expiry`` in seconds."""
+
+    max_connections: int = 100
+    max_keepalive_connections: int = 20
+    keepalive_expiry: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseTimeouts:
+    """Seconds each phase of one HTTP attempt may take (seed 004's connect/read/write/pool)."""
+
+    connect: float = 5.0
+    read: float = 30.0
+    write: float = 10.0
+    pool: float = 5.0
+
+    def capped(self, cap: float | None) -> PhaseTimeouts:
+        """Every phase at most ``cap`` seconds (no cap: these phases)."""
+        if cap is None:
+            return self
+        cap = max(cap, 0.001)
+        return PhaseTimeouts(
+            min(self.connect, cap), min(self.read, cap), min(self.write, cap), min(self.pool, cap)
+        )
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -87,6 +121,39 @@ def error_for_response(
         retry_after=parse_retry_after(headers.get("retry-after")),
         details={"status_code": status, "method": method, "url": url, "body": preview},
     )
+
+
+def error_for_reply(call: Call, reply: Reply, *, service: str | None) -> ServiceError:
+    """The servicegrid error for an HTTP error reply to ``call``."""
+    retry_after = reply.header("retry-after")
+    return error_for_response(
+        reply.status,
+        {"retry-after": retry_after} if retry_after is not None else {},
+        reply.text,
+        method=call.method,
+        url=call.url,
+        service=service,
+    )
+
+
+class StatusCheck:
+    """A reply check: raise for error statuses, retryable ones (5xx, 408, 429) always, other
+    4xx only when ``client_errors`` is set (seed 004 raises them, seed 001 returns them)."""
+
+    __slots__ = ("client_errors", "service")
+
+    def __init__(self, *, client_errors: bool, service: str | None = None) -> None:
+        self.client_errors = client_errors
+        self.service = service
+
+    def __call__(self, call: Call, reply: Reply) -> None:
+        status = reply.status
+        if (
+            isinstance(status, int)
+            and status >= 400
+            and should_raise(status, client_errors=self.client_errors)
+        ):
+            raise error_for_reply(call, reply, service=self.service)
 
 
 @contextmanager

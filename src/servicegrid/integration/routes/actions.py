@@ -56,7 +56,7 @@ def create_actions_router() -> APIRouter:
         idempotency_key: IdempotencyKey = None,
     ) -> ActionResult:
         target = await invoker.resolve(service_id, action)
-        invoker.check_input(target, body.input_data, loc=["body", "input_data"])
+        invoker.check_input(target, body.input_data, loc=["input_data"])
         headers = {}
         request_id = body.context.get("request_id")
         if isinstance(request_id, str):

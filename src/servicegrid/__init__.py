@@ -5,7 +5,7 @@
     from servicegrid import ResilientServiceClient, ServiceUnavailable
 
 The errors, the resilience policies and the status registry load with the
-package; the clients (and with them httpx, aiohttp, requests and grpc) load
+package; the clients (and with them httpx, requests and grpc) load
 the first time one of their names is used, so ``import servicegrid.resilience``
 pulls in no network library.
 """

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Self
 
 __all__ = [
     "ERROR_TABLE",
@@ -177,9 +177,20 @@ class ServiceError(Exception):
     ) -> None:
         self.message = message or self.default_message
         self.service = service
-        self.details: dict[str, Any] = dict(details or {})
+        self.details: dict[str, Any] = {} if details is None else dict(details)
         self.retry_after = retry_after
         super().__init__(self.message)
+
+    @classmethod
+    def _made(cls, message: str, *, service: str | None, retry_after: float | None) -> Self:
+        """The error, built without the ``__init__`` chain: for hot paths (a breaker's
+        rejection) where these three fields are all there is to say."""
+        error = cls.__new__(cls, message)
+        error.message = message
+        error.service = service
+        error.details = {}
+        error.retry_after = retry_after
+        return error
 
     def __str__(self) -> str:
         return f"[{self.service}] {self.message}" if self.service else self.message
@@ -208,9 +219,21 @@ class ServiceUnavailableError(ServiceError):
 
     default_message = "service unavailable"
 
-    def __init__(self, message: str = "", *, service_name: str | None = None, **kw: Any) -> None:
-        kw.setdefault("service", service_name)
-        super().__init__(message, **kw)
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        service_name: str | None = None,
+        service: str | None = None,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            service=service if service is not None else service_name,
+            details=details,
+            retry_after=retry_after,
+        )
 
     @property
     def service_name(self) -> str | None:

@@ -13,7 +13,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 
@@ -47,7 +46,7 @@ from servicegrid.errors import (
 from servicegrid.resilience import FaultInjection
 from servicegrid.status import DEFAULT_REGISTRY
 from servicegrid.testing import FakeClock
-from servicegrid.transports.aiohttp_transport import AiohttpTransport
+from servicegrid.transports.http1 import Http1Transport
 from servicegrid.transports.http import PhaseTimeouts, PoolLimits
 from tests.support.faulty_server import FaultyServer, free_port
 
@@ -149,15 +148,13 @@ async def test_opened_transport_has_the_default_limits_and_timeouts(
     async with client:
         assert client.state is ClientState.OPENED
         http = client.http
-        assert isinstance(http, AiohttpTransport)
+        assert isinstance(http, Http1Transport)
         assert http.timeouts == PhaseTimeouts(connect=5.0, read=30.0, write=10.0, pool=5.0)
         assert http.limits == PoolLimits(100, 20, 5.0)
-        connector = http.session().connector
-        assert connector is not None
-        assert connector.limit == 100
+        assert http.pool().limits == PoolLimits(100, 20, 5.0)
     assert client.state is ClientState.CLOSED
     with pytest.raises(ClientStateError):
-        http.session()
+        http.pool()
 
 
 async def test_custom_pool_and_timeouts_reach_the_transport(make_client: MakeClient) -> None:
@@ -169,12 +166,9 @@ async def test_custom_pool_and_timeouts_reach_the_transport(make_client: MakeCli
     )
     async with client:
         http = client.http
-        assert isinstance(http, AiohttpTransport)
+        assert isinstance(http, Http1Transport)
         assert http.timeouts == PhaseTimeouts(connect=1.0, read=2.0, write=3.0, pool=4.0)
         assert http.limits == PoolLimits(7, 3, 1.5)
-        connector = http.session().connector
-        assert connector is not None
-        assert connector.limit == 7
 
 
 # --- requests against the real server -------------------------------------------------------------
@@ -310,8 +304,7 @@ async def test_read_timeout_is_deadline_exceeded(
         with pytest.raises(DeadlineExceeded) as caught:
             await client.get("/slow")
     assert isinstance(caught.value, ReadTimeout)
-    # raised from the transport library's own timeout (aiohttp by default)
-    assert isinstance(caught.value.__cause__, aiohttp.ServerTimeoutError)
+    assert "timed out waiting for the answer" in str(caught.value)
     assert hits(server, "/slow") == 2
     assert clock.sleeps == [1.0]
 
@@ -327,7 +320,7 @@ async def test_connection_refused_is_connect_error(clock: FakeClock) -> None:
         with pytest.raises(ConnectError) as caught:
             await client.get("/x")
     assert isinstance(caught.value, TransportError)
-    assert isinstance(caught.value.__cause__, aiohttp.ClientConnectorError)
+    assert isinstance(caught.value.__cause__, ConnectionRefusedError)
     assert clock.sleeps == [1.0, 2.0]
     assert client.circuit_breaker.failure_count == 3
 
@@ -605,11 +598,12 @@ async def test_connections_are_reused_across_calls(
 ) -> None:
     async with make_client() as client:
         http = client.http
-        assert isinstance(http, AiohttpTransport)
-        first = http.session()
+        assert isinstance(http, Http1Transport)
+        first = http.pool()
         for _ in range(3):
             await client.get("/x")
-        assert http.session() is first
+        assert http.pool() is first
+        assert http.pool().open_connections == 1  # one connection, kept alive and reused
     assert hits(server, "/x") == 3
 
 

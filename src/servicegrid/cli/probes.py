@@ -19,8 +19,8 @@ from servicegrid.catalogue import WireProtocol
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.resilience import CircuitBreaker
 from servicegrid.settings import Settings
-from servicegrid.transports.aiohttp_transport import AiohttpTransport
 from servicegrid.transports.base import AsyncTransport
+from servicegrid.transports.http1 import Http1Transport
 from servicegrid.transports.probe import probe_health
 
 __all__ = [
@@ -121,9 +121,9 @@ async def probe(
     return ProbeResult(target.service, target.kind, target.url, True, elapsed)
 
 
-def new_http_transport() -> AiohttpTransport:
+def new_http_transport() -> Http1Transport:
     """The HTTP transport probes share: proxy variables ignored (services are internal)."""
-    return AiohttpTransport(trust_env=False)
+    return Http1Transport(trust_env=False)
 
 
 async def probe_all(

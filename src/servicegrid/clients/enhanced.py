@@ -17,9 +17,10 @@
 It speaks httpx (its arguments, ``httpx.Response``) and sends through the
 transport seam: retry → circuit breaker → rate limiter (built by
 :func:`~servicegrid.resilience.build_pipeline`) in a
-:class:`~servicegrid.transports.resilient.ResilientTransport`, over aiohttp
-(:class:`~servicegrid.transports.aiohttp_transport.AiohttpTransport`, the
-fastest client measured) or, with ``http2=True``, httpx with HTTP/2.
+:class:`~servicegrid.transports.resilient.ResilientTransport`, over
+servicegrid's own HTTP/1.1 transport
+(:class:`~servicegrid.transports.http1.Http1Transport`, the fastest client
+measured) or, with ``http2=True``, httpx with HTTP/2.
 5xx, 408, 429, timeouts and connection errors are retried; other 4xx are not,
 and are raised as typed errors (``ValidationError``, ``ResourceNotFoundError``,
 ...) whose ``to_dict()`` is a structured error result.
@@ -31,7 +32,7 @@ and counters are shared, and a connection pool is opened per event loop.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,9 +56,9 @@ from servicegrid.resilience.policy import Policy
 from servicegrid.resilience.ratelimit import RateLimitConfig, SlidingWindow, TokenBucket
 from servicegrid.resilience.retry import Retry
 from servicegrid.status import DEFAULT_REGISTRY, StatusRegistry
-from servicegrid.transports.aiohttp_transport import AiohttpTransport
 from servicegrid.transports.base import AsyncTransport
 from servicegrid.transports.http import PhaseTimeouts, PoolLimits, StatusCheck
+from servicegrid.transports.http1 import Http1Transport
 from servicegrid.transports.httpx_compat import RequestEncoder, as_httpx_response
 from servicegrid.transports.httpx_transport import HttpxTransport
 from servicegrid.transports.probe import probe_health
@@ -236,6 +237,7 @@ class EnhancedHTTPClient:
         self.retry: Retry = pipeline.retry  # type: ignore[assignment]
         self.circuit_breaker: CircuitBreaker = pipeline.breaker  # type: ignore[assignment]
         self.rate_limiter: TokenBucket | SlidingWindow | None = pipeline.limiter
+        self._encoder = RequestEncoder(self.base_url, self.headers)
         self.http: AsyncTransport = self._network(transport, http2)
         self.transport = ResilientTransport(
             self.http,
@@ -244,7 +246,6 @@ class EnhancedHTTPClient:
             name=service_name,
             clock=clock,
         )
-        self._encoder = RequestEncoder(self.base_url, self.headers)
         self._health_path = health_check_path or "/health"
         self.health_monitor: HealthMonitor | None = None
         if health_check_path is not None:
@@ -260,7 +261,7 @@ class EnhancedHTTPClient:
     def _network(
         self, transport: AsyncTransport | httpx.AsyncBaseTransport | None, http2: bool
     ) -> AsyncTransport:
-        """The transport under the pipeline: the one given, httpx for HTTP/2, else aiohttp."""
+        """The transport under the pipeline: the one given, httpx for HTTP/2, else our HTTP/1.1."""
         limits, timeouts = self.pool_config.pool_limits(), self.timeout_config.phases()
         if isinstance(transport, httpx.AsyncBaseTransport) or (transport is None and http2):
             return HttpxTransport(
@@ -272,7 +273,12 @@ class EnhancedHTTPClient:
             )
         if transport is not None:
             return transport
-        return AiohttpTransport(limits=limits, timeouts=timeouts, service=self.service_name)
+        return Http1Transport(
+            limits=limits,
+            timeouts=timeouts,
+            default_headers=self._encoder.default_headers,
+            service=self.service_name,
+        )
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -305,20 +311,23 @@ class EnhancedHTTPClient:
 
     # ---- requests ------------------------------------------------------------------
 
-    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.request("GET", path, **kwargs)
+    # The verbs hand back request()'s coroutine rather than awaiting it in one of their own:
+    # ``await client.get(path)`` reads the same, and every call is one coroutine cheaper.
 
-    async def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.request("POST", path, **kwargs)
+    def get(self, path: str, **kwargs: Any) -> Coroutine[Any, Any, httpx.Response]:
+        return self.request("GET", path, **kwargs)
 
-    async def put(self, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.request("PUT", path, **kwargs)
+    def post(self, path: str, **kwargs: Any) -> Coroutine[Any, Any, httpx.Response]:
+        return self.request("POST", path, **kwargs)
 
-    async def patch(self, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.request("PATCH", path, **kwargs)
+    def put(self, path: str, **kwargs: Any) -> Coroutine[Any, Any, httpx.Response]:
+        return self.request("PUT", path, **kwargs)
 
-    async def delete(self, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.request("DELETE", path, **kwargs)
+    def patch(self, path: str, **kwargs: Any) -> Coroutine[Any, Any, httpx.Response]:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Coroutine[Any, Any, httpx.Response]:
+        return self.request("DELETE", path, **kwargs)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send one request with httpx's arguments (``json=``, ``params=``, ``headers=``, ...)

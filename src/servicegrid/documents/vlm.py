@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -20,7 +21,9 @@ from servicegrid.documents.pdf_input import (
 )
 from servicegrid.errors import FailedPrecondition, RemoteError
 from servicegrid.proto import docling_vlm_service_pb2 as pb
-from servicegrid.transports.http import error_for_response, map_httpx_errors
+from servicegrid.transports.base import Call, Transport
+from servicegrid.transports.http import PhaseTimeouts, error_for_reply
+from servicegrid.transports.httpx_transport import HttpxTransport
 
 __all__ = ["DEFAULT_PROMPT", "VLMEngine"]
 
@@ -36,8 +39,11 @@ class VLMEngine:
     too, with each element's box being the whole page. ``extra_body`` is merged into every
     request (vLLM serving a DocTags model needs ``{"skip_special_tokens": False}``).
 
+    One request per page through the transport seam (``transport``: an httpx one by
+    default, or over ``client``, a given ``httpx.Client``).
+
     Errors: unusable PDF input raises ValidationError before any request; transport
-    failures and timeouts raise what ``map_httpx_errors`` maps them to (ConnectError,
+    failures and timeouts raise what the transport maps them to (ConnectError,
     ReadTimeout, ...); a 4xx answer (the endpoint refusing the engine's own request)
     raises FailedPrecondition, other error answers the class the error table gives their
     status; a 200 answer without page content raises RemoteError.
@@ -58,6 +64,7 @@ class VLMEngine:
         max_pages: int = DEFAULT_MAX_PAGES,
         clock: Clock = SYSTEM_CLOCK,
         client: httpx.Client | None = None,
+        transport: Transport | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0, got {timeout}")
@@ -74,14 +81,18 @@ class VLMEngine:
         self.max_bytes = max_bytes
         self.max_pages = max_pages
         self._clock = clock
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client()
+        self._headers: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
+        if api_key:
+            self._headers += (("authorization", f"Bearer {api_key}"),)
+        # every phase may take the whole timeout: a vision model thinks for a while
+        every_phase = PhaseTimeouts(timeout, timeout, timeout, timeout)
+        self._transport: Transport = transport or HttpxTransport(
+            timeouts=every_phase, client=client, service=self.name
+        )
 
     def close(self) -> None:
-        """Close the HTTP client, unless it was passed in."""
-        if self._owns_client:
-            self._client.close()
+        """Close the HTTP transport (an ``httpx.Client`` passed in stays open)."""
+        self._transport.close()
 
     def __enter__(self) -> VLMEngine:
         return self
@@ -134,28 +145,19 @@ class VLMEngine:
     def _ask(self, image: PageImage) -> str:
         """The model's answer for one page."""
         what = f"POST {self.url} (page {image.number})"
-        with map_httpx_errors(self.name, what):
-            response = self._client.post(
-                self.url, json=self._request(image), headers=self._headers, timeout=self.timeout
-            )
-        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+        body = json.dumps(self._request(image), separators=(",", ":")).encode("utf-8")
+        call = Call("POST", self.url, self._headers, body, self.timeout, name=what)
+        reply = self._transport.send(call)
+        if 400 <= reply.status < 500 and reply.status not in (408, 429):
             # the endpoint refused what this engine sent (model name, key, size): not the
             # caller's document, so never INVALID_ARGUMENT
             raise FailedPrecondition(
-                f"{what} answered HTTP {response.status_code}: {response.text[:300]}",
-                service=self.name,
+                f"{what} answered HTTP {reply.status}: {reply.text[:300]}", service=self.name
             )
-        if response.status_code >= 400:
-            raise error_for_response(
-                response.status_code,
-                response.headers,
-                response.text,
-                method="POST",
-                url=self.url,
-                service=self.name,
-            )
+        if reply.status >= 400:
+            raise error_for_reply(call, reply, service=self.name)
         try:
-            payload = response.json()
+            payload = reply.json()
         except ValueError as exc:
             raise _no_content(what, "a body that is not JSON", self.name) from exc
         return _content(payload, what, self.name)

@@ -11,7 +11,7 @@ from typing import Any
 
 from servicegrid.integration.models import Service
 from servicegrid.resilience.health import HealthMonitor
-from servicegrid.transports.aiohttp_transport import AiohttpTransport
+from servicegrid.transports.http1 import Http1Transport
 from servicegrid.transports.probe import probe_health
 
 __all__ = ["ServiceHealthBoard"]
@@ -24,7 +24,7 @@ class ServiceHealthBoard:
         self.interval = interval
         self.timeout = timeout
         self._monitors: dict[tuple[str, str], HealthMonitor] = {}
-        self._http = AiohttpTransport(service="service-health")
+        self._http = Http1Transport(service="service-health")
 
     def _probe_for(self, service: Service, health_path: str) -> Any:
         async def probe() -> bool:

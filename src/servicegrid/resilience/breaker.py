@@ -21,9 +21,9 @@ from __future__ import annotations
 import enum
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypeVar, cast
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from servicegrid._validate import check_count, check_number
 from servicegrid.clock import SYSTEM_CLOCK, Clock, iso_utc
@@ -60,6 +60,16 @@ class Permit(NamedTuple):
 
 
 _UNTRACKED = Permit(-1, False)
+_CLOSED, _NO_OVERRIDE = CircuitState.CLOSED, Override.NONE
+# why a call was rejected (by whether the breaker was forced open), and what the error says
+_REASONS = {False: "circuit open", True: "forced open"}
+_REJECTIONS: dict[object, str] = {
+    "forced": "circuit breaker is forced open; call rejected",
+    CircuitState.OPEN: "circuit breaker is open; call rejected",
+    CircuitState.HALF_OPEN: "circuit breaker is half-open and its trial call is in flight; "
+    "call rejected",
+    CircuitState.CLOSED: "circuit breaker is open; call rejected",
+}
 
 
 def _percent(name: str, value: float | None) -> None:
@@ -147,6 +157,14 @@ class CircuitBreaker:
         self._pending: list[Event] = []
         self._window = config.new_window()
         self._timed = config.slow_call_rate_threshold is not None
+        # Without a rate window or slow-call timing, a CLOSED-state success with no failures
+        # to reset only adds to the total: invoke and ainvoke take that path without a call
+        # (unless a subclass hooks record_success, which then hears of every success).
+        self._plain = (
+            self._window is None
+            and not self._timed
+            and type(self).record_success is CircuitBreaker.record_success
+        )
         self._state = CircuitState.CLOSED
         self._override = Override.NONE
         self._generation = 0
@@ -227,18 +245,30 @@ class CircuitBreaker:
         except BaseException as error:
             self._record_error(permit, error, self._elapsed(started))
             raise
-        self.record_success(permit, self._elapsed(started))
+        if permit is self._closed_permit and self._plain and not self._consecutive_failures:
+            with self._lock:  # a success that changes nothing but the total
+                self.total_successes += 1
+        else:
+            self.record_success(permit, self._elapsed(started))
         return result
 
-    async def ainvoke(self, inner: Callable[[], Awaitable[T]]) -> T:
-        permit = self.acquire()
+    def ainvoke(self, inner: Callable[[], Awaitable[T]]) -> Coroutine[Any, Any, T]:
+        """Admit the call now (raising :class:`ServiceUnavailable` at once when refused), then
+        return the coroutine that runs it: a refusal costs no coroutine at all."""
+        return self._arun(self.acquire(), inner)
+
+    async def _arun(self, permit: Permit, inner: Callable[[], Awaitable[T]]) -> T:
         started = self._clock.now() if self._timed else 0.0
         try:
             result = await inner()
         except BaseException as error:
             self._record_error(permit, error, self._elapsed(started))
             raise
-        self.record_success(permit, self._elapsed(started))
+        if permit is self._closed_permit and self._plain and not self._consecutive_failures:
+            with self._lock:  # a success that changes nothing but the total
+                self.total_successes += 1
+        else:
+            self.record_success(permit, self._elapsed(started))
         return result
 
     def _elapsed(self, started: float) -> float:
@@ -251,16 +281,17 @@ class CircuitBreaker:
         """Admit one call or raise :class:`ServiceUnavailable`."""
         # Fast path: a plain read is safe here; a call admitted just as the breaker
         # opens carries the old generation and its outcome cannot move the state.
-        if self._state is CircuitState.CLOSED and self._override is Override.NONE:
+        if self._state is _CLOSED and self._override is _NO_OVERRIDE:
             return self._closed_permit
         with self._lock:
             permit = self._acquire_locked()
             if permit is None:
                 self.total_rejected += 1
-        self._flush()
+        if self._pending:
+            self._flush()
         if permit is None:
-            self._reject()
-        return cast(Permit, permit)
+            raise self._rejection()
+        return permit
 
     def _acquire_locked(self) -> Permit | None:
         if self._override is Override.DISABLED:
@@ -293,14 +324,13 @@ class CircuitBreaker:
             return self._clock.now() + delay >= ready_at
         return not self._trial_in_flight
 
-    def _reject(self) -> None:
-        reason = "forced open" if self._override is Override.FORCED_OPEN else "circuit open"
+    def _rejection(self) -> ServiceUnavailable:
+        forced = self._override is Override.FORCED_OPEN
         if self.hooks:
-            emit(self.hooks, CallRejected(self.name, "breaker", reason))
-        raise ServiceUnavailable(
-            f"circuit breaker is {self._state.value}; call rejected",
-            service=self.name or None,
-            retry_after=self._retry_after(),
+            emit(self.hooks, CallRejected(self.name, "breaker", _REASONS[forced]))
+        message = _REJECTIONS["forced" if forced else self._state]
+        return ServiceUnavailable._made(
+            message, service=self.name or None, retry_after=self._retry_after()
         )
 
     def _retry_after(self) -> float | None:

@@ -51,7 +51,7 @@ Limiter = TokenBucket | SlidingWindow
 class Pipeline:
     """Run a callable through ``policies``; the first one listed wraps all the others."""
 
-    __slots__ = ("_ainvokers", "_depth", "_invokers", "_policies", "name")
+    __slots__ = ("_ainvokers_inside_out", "_invokers_inside_out", "_policies", "name")
 
     def __init__(self, *policies: Policy, name: str = "") -> None:
         for policy in policies:
@@ -61,12 +61,12 @@ class Pipeline:
             ):
                 raise TypeError(f"{policy!r} is not a policy (it needs invoke and ainvoke)")
         self._policies = tuple(policies)
-        self._depth = len(policies)
-        self._invokers = tuple(
-            _invoker(self._policies, i, asynchronous=False) for i in range(self._depth)
+        inside_out = range(len(policies) - 1, -1, -1)
+        self._invokers_inside_out = tuple(
+            _invoker(self._policies, i, asynchronous=False) for i in inside_out
         )
-        self._ainvokers = tuple(
-            _invoker(self._policies, i, asynchronous=True) for i in range(self._depth)
+        self._ainvokers_inside_out = tuple(
+            _invoker(self._policies, i, asynchronous=True) for i in inside_out
         )
         self.name = name
 
@@ -91,25 +91,28 @@ class Pipeline:
     def limiter(self) -> Limiter | None:
         return next((p for p in self._policies if isinstance(p, TokenBucket | SlidingWindow)), None)
 
+    # Both call paths wrap the callable in each policy from the innermost out, then call the
+    # outermost: one small partial per policy and no frame of the pipeline's own in between,
+    # because the success path runs on every call a client makes.
+
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call ``fn(*args, **kwargs)`` through every policy in the calling thread."""
-        thunk = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
-        return self._run(0, thunk)
+        thunk: Callable[[], Any] = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
+        for invoke in self._invokers_inside_out:
+            thunk = functools.partial(invoke, thunk)
+        return thunk()  # type: ignore[no-any-return]
 
-    async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Await ``fn(*args, **kwargs)`` through every policy; each retry calls ``fn`` anew."""
-        thunk = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
-        return await self._arun(0, thunk)
+    def acall(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Awaitable[T]:
+        """Await ``fn(*args, **kwargs)`` through every policy; each retry calls ``fn`` anew.
 
-    def _run(self, index: int, thunk: Callable[[], T]) -> T:
-        if index == self._depth:
-            return thunk()
-        return self._invokers[index](functools.partial(self._run, index + 1, thunk))  # type: ignore[no-any-return]
-
-    def _arun(self, index: int, thunk: Callable[[], Awaitable[T]]) -> Awaitable[T]:
-        if index == self._depth:
-            return thunk()
-        return self._ainvokers[index](functools.partial(self._arun, index + 1, thunk))  # type: ignore[no-any-return]
+        Returns the outermost policy's awaitable: ``await pipeline.acall(fn)``.
+        """
+        thunk: Callable[[], Any] = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
+        for ainvoke in self._ainvokers_inside_out:
+            thunk = functools.partial(ainvoke, thunk)
+        return thunk()  # type: ignore[no-any-return]
 
     def wrap(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate ``fn`` (sync or ``async def``) so every call goes through the pipeline."""

@@ -3,7 +3,7 @@
 * :class:`Transport` / :class:`AsyncTransport`: the protocols (``send`` / ``asend``).
 * :class:`ResilientTransport`: a transport that sends through a resilience pipeline.
 * :class:`MockTransport`: answers with a plain function, for tests without a socket.
-* :class:`AiohttpTransport`, :class:`HttpxTransport`, :class:`RequestsTransport`,
+* :class:`Http1Transport`, :class:`HttpxTransport`, :class:`RequestsTransport`,
   :class:`GrpcTransport`: the network, imported on first use.
 * :func:`probe_health`: the one health probe, gRPC or HTTP.
 """
@@ -18,18 +18,18 @@ from servicegrid.transports.mock import MockTransport
 from servicegrid.transports.resilient import ResilientTransport, attempt_timeout
 
 if TYPE_CHECKING:
-    from servicegrid.transports.aiohttp_transport import AiohttpTransport
     from servicegrid.transports.grpc_transport import GrpcTransport
+    from servicegrid.transports.http1 import Http1Transport
     from servicegrid.transports.httpx_transport import HttpxTransport
     from servicegrid.transports.probe import Health, probe_health
     from servicegrid.transports.requests_transport import RequestsTransport
 
 __all__ = [
-    "AiohttpTransport",
     "AsyncTransport",
     "Call",
     "GrpcTransport",
     "Health",
+    "Http1Transport",
     "HttpxTransport",
     "MockTransport",
     "Reply",
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "AiohttpTransport": "servicegrid.transports.aiohttp_transport",
+    "Http1Transport": "servicegrid.transports.http1",
     "GrpcTransport": "servicegrid.transports.grpc_transport",
     "HttpxTransport": "servicegrid.transports.httpx_transport",
     "RequestsTransport": "servicegrid.transports.requests_transport",

@@ -1,8 +1,8 @@
 """HTTP status and exception translation, shared by every HTTP transport and client.
 
 One place decides which answers are failures (through :mod:`servicegrid.errors`:
-:func:`should_raise`, :class:`StatusCheck`) and how httpx's, requests' and
-aiohttp's exceptions map into the servicegrid tree (``map_*_errors``).
+:func:`should_raise`, :class:`StatusCheck`) and how httpx's and requests'
+the network exceptions map into the servicegrid tree (``map_*_errors``).
 """
 
 from __future__ import annotations

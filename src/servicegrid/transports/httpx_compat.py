@@ -3,7 +3,7 @@
 The async HTTP client keeps httpx's interface (``client.post(path, json=...)``
 returning an ``httpx.Response``) while sending through the fastest transport.
 Building real ``httpx.Request``/``httpx.Response`` objects costs about 45 µs a
-call, more than the whole aiohttp round trip on loopback, so:
+call, more than a whole HTTP round trip on loopback, so:
 
 * :class:`RequestEncoder` encodes the common arguments (``json=``, ``content=``,
   ``headers=``) itself and asks httpx only for the rest (``params=``, ``data=``,
@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import json as jsonlib
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final, cast
 
 import httpx
@@ -28,6 +29,8 @@ __all__ = ["LazyResponse", "RequestEncoder", "as_httpx_response"]
 _FAST_ARGS: Final = frozenset({"json", "content", "headers", "timeout", "follow_redirects"})
 _TRANSPORT_SET: Final = frozenset({b"host", b"content-length", b"transfer-encoding"})
 _JSON_TYPE: Final = ("content-type", "application/json")
+_NO_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType({})
+_FOLLOW: Final[Mapping[str, Any]] = MappingProxyType({"follow_redirects": True})
 
 
 def _seconds(timeout: Any) -> float | None:
@@ -56,8 +59,11 @@ class RequestEncoder:
             "user-agent": "servicegrid",
         }
         defaults.update({key.lower(): value for key, value in (headers or {}).items()})
-        self._headers: tuple[tuple[str, str], ...] = tuple(defaults.items())
-        self._json_headers = (*(h for h in self._headers if h[0] != "content-type"), _JSON_TYPE)
+        self.default_headers: tuple[tuple[str, str], ...] = tuple(defaults.items())
+        self._json_headers = (
+            *(h for h in self.default_headers if h[0] != "content-type"),
+            _JSON_TYPE,
+        )
 
     def url(self, path: str) -> str:
         """``path`` joined to the base URL; an absolute URL is taken as it is."""
@@ -68,12 +74,14 @@ class RequestEncoder:
     def encode(self, method: str, path: str, kwargs: Mapping[str, Any]) -> Call:
         url = self.url(path)
         name = f"{method} {path}"
+        if not kwargs:  # the common case, kept short: the defaults, no body
+            return Call(method, url, self.default_headers, None, None, _NO_OPTIONS, name)
         timeout = _seconds(kwargs.get("timeout"))
-        options = {"follow_redirects": True} if kwargs.get("follow_redirects") else {}
+        options = _FOLLOW if kwargs.get("follow_redirects") else _NO_OPTIONS
         if not kwargs.keys() <= _FAST_ARGS:
             return self._encode_with_httpx(method, url, name, timeout, options, kwargs)
         given = kwargs.get("headers")
-        headers = self._headers
+        headers = self.default_headers
         body: bytes | None = None
         if "json" in kwargs:
             body = jsonlib.dumps(
@@ -95,14 +103,14 @@ class RequestEncoder:
         url: str,
         name: str,
         timeout: float | None,
-        options: dict[str, Any],
+        options: Mapping[str, Any],
         kwargs: Mapping[str, Any],
     ) -> Call:
         args = {k: v for k, v in kwargs.items() if k not in ("timeout", "follow_redirects")}
         auth = args.pop("auth", None)
         args.pop("extensions", None)
         given = args.pop("headers", None)
-        headers = httpx.Headers(dict(self._headers))
+        headers = httpx.Headers(dict(self.default_headers))
         if given:
             headers.update(given)
         request = httpx.Request(method, url, headers=headers, **args)
@@ -140,28 +148,43 @@ class LazyResponse(httpx.Response):
     what was sent and received, so every attribute reads as httpx's would.
     """
 
+    # what every such response has from the start: read, closed, redirected by nobody
+    _request: httpx.Request | None = None
+    next_request = None
+    is_closed = True
+    is_stream_consumed = True
+    default_encoding = "utf-8"
+
     def __init__(self, call: Call, reply: Reply, elapsed: float = 0.0) -> None:
-        content = reply.content
         self.status_code = reply.status
-        self._reply_headers = reply.headers
+        self._content = reply.content
+        self._reply = reply
         self._call = call
-        self._content = content
-        self._request = None
-        self._elapsed = datetime.timedelta(seconds=elapsed)
-        self.next_request = None
-        self.extensions = {"http_version": reply.http_version.encode("ascii")}
-        self.history = []
-        self.is_closed = True
-        self.is_stream_consumed = True
-        self.default_encoding = "utf-8"
-        self.stream = httpx.ByteStream(content)
-        self._num_bytes_downloaded = len(content)
+        self._elapsed_seconds = elapsed
+
+    def __getattr__(self, name: str) -> Any:
+        """Build, once, what ``httpx.Response.__init__`` would have set and nobody read yet."""
+        value: Any
+        if name == "extensions":
+            value = {"http_version": self._reply.http_version.encode("ascii")}
+        elif name == "history":
+            value = []
+        elif name == "stream":
+            value = httpx.ByteStream(self._content)
+        elif name == "_num_bytes_downloaded":
+            value = len(self._content)
+        elif name == "_elapsed":
+            value = datetime.timedelta(seconds=self._elapsed_seconds)
+        else:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self.__dict__[name] = value
+        return value
 
     @property
     def headers(self) -> httpx.Headers:
         cached = self.__dict__.get("_headers")
         if cached is None:
-            raw = self._reply_headers
+            raw = self._reply.headers
             cached = httpx.Headers(dict(raw) if isinstance(raw, Mapping) else cast(Any, raw))
             self.__dict__["_headers"] = cached
         return cast(httpx.Headers, cached)

@@ -25,7 +25,8 @@ class HttpxTransport:
     """A ``Transport`` and ``AsyncTransport`` on httpx clients it opens on first use.
 
     ``transport`` / ``async_transport`` replace httpx's network layer for the sync
-    and the async side (the transports are then closed with this one).
+    and the async side (the transports are then closed with this one); ``client``
+    hands in a ready ``httpx.Client`` for the sync side, which is not closed here.
     ``trust_env`` honours proxy variables; ``service`` names the service in errors.
     """
 
@@ -37,6 +38,7 @@ class HttpxTransport:
         http2: bool = False,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        client: httpx.Client | None = None,
         trust_env: bool = True,
         service: str | None = None,
     ) -> None:
@@ -48,7 +50,8 @@ class HttpxTransport:
         self._async_transport = async_transport
         self._trust_env = trust_env
         self._lock = threading.Lock()
-        self._client: httpx.Client | None = None
+        self._client: httpx.Client | None = client
+        self._owns_client = client is None
         self._closed = False
         self._async_clients: LoopLocal[httpx.AsyncClient] = LoopLocal(
             self._open_async, self._close_async, what=service or "http"
@@ -134,7 +137,7 @@ class HttpxTransport:
         """Close the sync client; idempotent."""
         with self._lock:
             client, self._client, self._closed = self._client, None, True
-        if client is not None:
+        if client is not None and self._owns_client:
             client.close()
 
     async def aclose(self) -> None:

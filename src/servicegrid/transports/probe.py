@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
 
-from servicegrid.transports.aiohttp_transport import AiohttpTransport
 from servicegrid.transports.base import AsyncTransport, Call
 from servicegrid.transports.grpc import ChannelOption
 from servicegrid.transports.grpc_transport import GrpcTransport
+from servicegrid.transports.http1 import Http1Transport
 
 __all__ = ["HEALTH_CHECK_METHOD", "Health", "is_http_target", "probe_health"]
 
@@ -80,7 +80,7 @@ async def probe_health(
             name=f"GET {path}",
         )
         if transport is None:
-            transport = owned = AiohttpTransport(trust_env=False, service=name)
+            transport = owned = Http1Transport(trust_env=False, service=name)
     else:
         call = Call(
             HEALTH_CHECK_METHOD,

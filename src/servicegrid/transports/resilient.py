@@ -15,7 +15,7 @@ about the service.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import ClientStateError, DeadlineExceeded
@@ -63,6 +63,8 @@ class ResilientTransport:
         self.check = check
         self.name = name
         self._clock = clock
+        self._send: Callable[[Call], Reply] | None = getattr(inner, "send", None)
+        self._asend: Callable[[Call], Awaitable[Reply]] | None = getattr(inner, "asend", None)
 
     def _refuse_if_expired(self, call: Call) -> None:
         left = remaining(self._clock)
@@ -89,12 +91,12 @@ class ResilientTransport:
         return self.pipeline.call(self._attempt, call, check or self.check)
 
     def _attempt(self, call: Call, check: Check | None) -> Reply:
-        send = getattr(self.inner, "send", None)
+        send = self._send
         if send is None:
             raise ClientStateError(
                 f"{type(self.inner).__name__} sends only from event loops; await the async client"
             )
-        reply: Reply = send(self._capped(call))
+        reply = send(self._capped(call))
         if check is not None:
             check(call, reply)
         return reply
@@ -106,18 +108,21 @@ class ResilientTransport:
 
     # ---- async -------------------------------------------------------------------------
 
-    async def asend(self, call: Call, *, check: Check | None = None) -> Reply:
-        """Send ``call`` from this event loop through the pipeline; raises a ServiceError."""
+    def asend(self, call: Call, *, check: Check | None = None) -> Awaitable[Reply]:
+        """Send ``call`` from this event loop through the pipeline: ``await transport.asend(call)``.
+
+        Raises a ServiceError; one whose deadline has already passed at once, sending nothing.
+        """
         self._refuse_if_expired(call)
-        return await self.pipeline.acall(self._aattempt, call, check or self.check)
+        return self.pipeline.acall(self._aattempt, call, check or self.check)
 
     async def _aattempt(self, call: Call, check: Check | None) -> Reply:
-        asend = getattr(self.inner, "asend", None)
+        asend = self._asend
         if asend is None:
             raise ClientStateError(
                 f"{type(self.inner).__name__} sends only from threads; use the sync client"
             )
-        reply: Reply = await asend(self._capped(call))
+        reply = await asend(self._capped(call))
         if check is not None:
             check(call, reply)
         return reply

@@ -46,8 +46,8 @@ from servicegrid.errors import (
 from servicegrid.resilience import FaultInjection
 from servicegrid.status import DEFAULT_REGISTRY
 from servicegrid.testing import FakeClock
-from servicegrid.transports.http1 import Http1Transport
 from servicegrid.transports.http import PhaseTimeouts, PoolLimits
+from servicegrid.transports.http1 import Http1Transport
 from tests.support.faulty_server import FaultyServer, free_port
 
 NAME = "embeddings"

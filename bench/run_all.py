@@ -20,7 +20,7 @@ def main() -> None:
     print(f"# python {platform.python_version()} on {platform.machine()}, {platform.system()}\n")
     for title, module in (
         ("Per-call overhead of the resilience pipeline", bench_pipeline_overhead),
-        ("Throughput of AsyncHTTPClient vs raw httpx", bench_http_throughput),
+        ("Throughput of AsyncHTTPClient vs the raw clients", bench_http_throughput),
         ("Service down: time to the first fast failure", bench_dead_service),
     ):
         print(f"## {title}\n")

@@ -12,9 +12,9 @@ pulls in no network library.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from servicegrid._lazy import lazy_exports
 from servicegrid.errors import (
     ErrorCategory,
     ErrorSeverity,
@@ -120,13 +120,7 @@ _CLIENTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _CLIENTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'servicegrid' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _CLIENTS)
 
 
 def __dir__() -> list[str]:

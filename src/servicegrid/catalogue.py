@@ -89,8 +89,11 @@ class ServiceSpec:
         return f"http://localhost:{self.port}{self.base_path}"
 
     def names(self) -> tuple[str, ...]:
-        """Every name this service answers to, its own first."""
-        return (self.name, self.discovery_name, self.env_prefix, *self.aliases)
+        """Every name this service answers to, its own first, each once (in any case)."""
+        unique: dict[str, str] = {}
+        for name in (self.name, self.discovery_name, self.env_prefix, *self.aliases):
+            unique.setdefault(name.lower(), name)
+        return tuple(unique.values())
 
 
 CATALOGUE: Final[tuple[ServiceSpec, ...]] = (

@@ -2,8 +2,9 @@
 
 A fresh virtual environment gets ``pip install <this checkout>`` and nothing
 else. In it the clients import and call the real embedding service (run from
-the test's own environment), no model runtime or database stack is installed,
-and ``import servicegrid.resilience`` loads no network library.
+the test's own environment), ``servicegrid status`` reports it, no model
+runtime or database stack is installed, and ``import servicegrid.resilience``
+loads no network library.
 """
 
 from __future__ import annotations
@@ -107,6 +108,26 @@ def test_the_clients_import_and_call_the_embedding_service(
         """,
     )
     assert answer == 384
+
+
+def test_status_reports_the_running_embedding_service(
+    base_python: Path, embedding_service: ServiceThread
+) -> None:
+    done = subprocess.run(
+        [str(base_python.parent / "servicegrid"), "status", "--json", "--timeout", "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+        env={
+            "PATH": "/usr/bin:/bin",
+            "EMBEDDING_SERVICE_URL": f"127.0.0.1:{embedding_service.port}",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["embedding"]["health"] == "healthy"
+    assert report["gpu"]["health"] == "unhealthy"  # a port nobody listens on: still a report
 
 
 def test_serving_the_integration_service_says_which_extra_it_needs(base_python: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
+import grpc.aio
 import httpx
 import pytest
 import requests
@@ -15,7 +18,12 @@ from servicegrid import (
     RetryConfig,
     ServiceClientConfig,
 )
-from servicegrid.errors import ConnectError, ResourceNotFoundError, ServiceUnavailableError
+from servicegrid.errors import (
+    ClientStateError,
+    ConnectError,
+    ResourceNotFoundError,
+    ServiceUnavailableError,
+)
 from servicegrid.proto import embedding_service_pb2 as pb
 from servicegrid.testing import FakeClock
 from servicegrid.transports import Call, MockTransport, Reply
@@ -119,3 +127,43 @@ async def test_grpc_client_errors_are_rpc_errors_on_the_mock_transport() -> None
     assert error.code() is grpc.StatusCode.UNAVAILABLE
     assert error.details() == "down"
     await client.aclose()
+
+
+async def test_http2_sends_through_httpx() -> None:
+    from servicegrid.transports.httpx_transport import HttpxTransport
+
+    client = EnhancedHTTPClient("svc", "http://svc:8080", http2=True, registry=None)
+    assert isinstance(client.http, HttpxTransport)
+    assert client.http.http2 is True
+    await client.aclose()
+
+
+async def test_a_closed_client_says_so_with_a_typed_error() -> None:
+    client = EmbeddingClient(
+        config=ServiceClientConfig("embedding:50052"),
+        transport=MockTransport(lambda call: Reply()),
+        registry=None,
+    )
+    await client.aclose()
+    with pytest.raises(ClientStateError, match="closed") as caught:
+        await client.generate_embeddings(["a"])
+    assert isinstance(
+        caught.value, RuntimeError
+    )  # what code written for bare RuntimeErrors catches
+    assert isinstance(caught.value, grpc.RpcError)
+    http = EnhancedHTTPClient("svc", "http://svc:8080", registry=None)
+    await http.aclose()
+    with pytest.raises(ClientStateError, match="closed"):
+        await http.get("/x")
+
+
+def test_a_channel_from_another_event_loop_is_a_typed_error() -> None:
+    async def make_channel() -> grpc.aio.Channel:
+        return grpc.aio.insecure_channel("127.0.0.1:1")
+
+    channel = asyncio.run(make_channel())  # belongs to a loop that has ended
+    client = EmbeddingClient(
+        config=ServiceClientConfig("127.0.0.1:1", retry_attempts=1), channel=channel, registry=None
+    )
+    with pytest.raises(ClientStateError, match="another event loop"):
+        asyncio.run(client.generate_embeddings(["a"]))

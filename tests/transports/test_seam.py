@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from servicegrid.errors import (
@@ -24,7 +26,7 @@ from servicegrid.resilience import (
 from servicegrid.resilience.ratelimit import RateLimitConfig, TokenBucket
 from servicegrid.testing import FakeClock
 from servicegrid.transports import Call, MockTransport, Reply, ResilientTransport
-from servicegrid.transports.http import StatusCheck
+from servicegrid.transports.http import PhaseTimeouts, PoolLimits, StatusCheck
 from servicegrid.transports.resilient import attempt_timeout
 
 GET = Call("GET", "http://svc/items", timeout=5.0, name="GET /items")
@@ -206,3 +208,23 @@ def test_reply_helpers() -> None:
     assert reply.header("missing") is None
     assert reply.json() == {"a": 1}
     assert Reply(503, {"Retry-After": "2"}).header("Retry-After") == "2"
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: PhaseTimeouts(read=0), "PhaseTimeouts.read"),
+        (lambda: PhaseTimeouts(connect=float("nan")), "PhaseTimeouts.connect"),
+        (lambda: PoolLimits(max_connections=0), "PoolLimits.max_connections"),
+        (lambda: PoolLimits(max_keepalive_connections=-1), "PoolLimits.max_keepalive_connections"),
+        (lambda: PoolLimits(keepalive_expiry=-1.0), "PoolLimits.keepalive_expiry"),
+    ],
+)
+def test_transport_limits_name_the_bad_field(make: Callable[[], object], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        make()
+
+
+def test_phase_timeouts_cap_every_phase() -> None:
+    assert PhaseTimeouts().capped(None) == PhaseTimeouts()
+    assert PhaseTimeouts(read=30.0, connect=1.0).capped(2.0) == PhaseTimeouts(1.0, 2.0, 2.0, 2.0)

@@ -80,12 +80,8 @@ def _check_positive(owner: str, **values: float) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionPoolConfig:
-    """Connection pool limits; ``keepalive_expiry`` in seconds."""
-
-    max_connections: int = 100
-    max_keepalive_connections: int = 20
-    keepalive_expiry: float = 5.0
+class ConnectionPoolConfig(PoolLimits):
+    """Connection pool limits; ``keepalive_expiry`` in seconds, every limit above zero."""
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -151,18 +147,8 @@ class RetryConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class TimeoutConfig:
+class TimeoutConfig(PhaseTimeouts):
     """Per-attempt timeouts in seconds, by phase."""
-
-    connect: float = 5.0
-    read: float = 30.0
-    write: float = 10.0
-    pool: float = 5.0
-
-    def __post_init__(self) -> None:
-        _check_positive(
-            "TimeoutConfig", connect=self.connect, read=self.read, write=self.write, pool=self.pool
-        )
 
     def phases(self) -> PhaseTimeouts:
         """These timeouts as the HTTP transports take them."""
@@ -170,17 +156,7 @@ class TimeoutConfig:
 
     def timeout(self, cap: float | None = None) -> httpx.Timeout:
         """The httpx timeout, each phase capped at ``cap`` seconds when given."""
-        if cap is None:
-            return httpx.Timeout(
-                connect=self.connect, read=self.read, write=self.write, pool=self.pool
-            )
-        cap = max(cap, 0.001)
-        return httpx.Timeout(
-            connect=min(self.connect, cap),
-            read=min(self.read, cap),
-            write=min(self.write, cap),
-            pool=min(self.pool, cap),
-        )
+        return self.capped(cap).as_httpx()
 
 
 class EnhancedHTTPClient:

@@ -77,6 +77,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from servicegrid import catalogue
 from servicegrid._validate import check_count, check_number
 from servicegrid.clients.resilient import validate_base_url
 from servicegrid.clients.state import ClientState
@@ -115,8 +116,8 @@ __all__ = [
     "WorkflowExecution",
 ]
 
-DEFAULT_BASE_URL: Final = "http://localhost:8005/api"
-SERVICE_NAME: Final = "service-integration"
+DEFAULT_BASE_URL: Final = catalogue.lookup("integration").default_address
+SERVICE_NAME: Final = "service-integration"  # seed 003's name for it in errors (an alias)
 TERMINAL_EXECUTION_STATUSES: Final = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 # A Retry-After longer than this ends the call (MaxRetriesExceededError) instead of sleeping.

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from servicegrid import catalogue
 from servicegrid.integration.actions import ActionInvoker
 from servicegrid.integration.db import create_engine, session_factory, upgrade_to_head
 from servicegrid.integration.engine import ExecutionEngine, dbos_system_url
@@ -25,8 +26,9 @@ from servicegrid.integration.workflows import WorkflowStore
 
 __all__ = ["API_PREFIX", "DEFAULT_PORT", "create_app"]
 
-API_PREFIX = "/api"
-DEFAULT_PORT = 8005
+_SPEC = catalogue.lookup("integration")
+API_PREFIX = _SPEC.base_path
+DEFAULT_PORT = _SPEC.port
 
 
 def create_app(

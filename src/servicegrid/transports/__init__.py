@@ -10,9 +10,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from servicegrid._lazy import lazy_exports
 from servicegrid.transports.base import AsyncTransport, Call, Reply, Transport
 from servicegrid.transports.mock import MockTransport
 from servicegrid.transports.resilient import ResilientTransport, attempt_timeout
@@ -49,11 +49,4 @@ _LAZY = {
     "probe_health": "servicegrid.transports.probe",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'servicegrid.transports' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY)

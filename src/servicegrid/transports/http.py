@@ -19,6 +19,7 @@ import httpx
 import requests
 import urllib3
 
+from servicegrid._validate import check_count, check_number
 from servicegrid.errors import (
     ConnectError,
     ConnectionLost,
@@ -48,11 +49,20 @@ _BODY_PREVIEW = 500
 
 @dataclass(frozen=True, slots=True)
 class PoolLimits:
-    """Connection pool limits of an HTTP transport; ``keepalive_expiry`` in seconds."""
+    """Connection pool limits of an HTTP transport; ``keepalive_expiry`` in seconds.
+
+    Zero keep-alive connections or a zero expiry means no connection is reused.
+    """
 
     max_connections: int = 100
     max_keepalive_connections: int = 20
     keepalive_expiry: float = 5.0
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        check_count(f"{owner}.max_connections", self.max_connections)
+        check_count(f"{owner}.max_keepalive_connections", self.max_keepalive_connections, minimum=0)
+        check_number(f"{owner}.keepalive_expiry", self.keepalive_expiry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +74,11 @@ class PhaseTimeouts:
     write: float = 10.0
     pool: float = 5.0
 
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        for phase in ("connect", "read", "write", "pool"):
+            check_number(f"{owner}.{phase}", getattr(self, phase), inclusive=False)
+
     def capped(self, cap: float | None) -> PhaseTimeouts:
         """Every phase at most ``cap`` seconds (no cap: these phases)."""
         if cap is None:
@@ -72,6 +87,10 @@ class PhaseTimeouts:
         return PhaseTimeouts(
             min(self.connect, cap), min(self.read, cap), min(self.write, cap), min(self.pool, cap)
         )
+
+    def as_httpx(self) -> httpx.Timeout:
+        """These phases as httpx's timeout."""
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -65,10 +65,7 @@ class HttpxTransport:
         )
 
     def _timeout(self, cap: float | None) -> httpx.Timeout:
-        phases = self.timeouts.capped(cap)
-        return httpx.Timeout(
-            connect=phases.connect, read=phases.read, write=phases.write, pool=phases.pool
-        )
+        return self.timeouts.capped(cap).as_httpx()
 
     def _open_async(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(

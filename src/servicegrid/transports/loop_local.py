@@ -85,15 +85,6 @@ class LoopLocal(Generic[R]):
                 entry = self._by_loop[loop] = (resource, guard)
         return entry[0]
 
-    def peek(self) -> R | None:
-        """The running loop's resource if it has one (None outside a loop)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-        entry = self._by_loop.get(loop)
-        return None if entry is None else entry[0]
-
     def _forget_closed_loops(self) -> None:
         """Drop resources whose loop ended without shutting down its generators."""
         for loop in [loop for loop in self._by_loop if loop.is_closed()]:

@@ -93,11 +93,7 @@ class ConnectionPoolConfig(PoolLimits):
 
     def limits(self) -> httpx.Limits:
         """These limits as httpx's."""
-        return httpx.Limits(
-            max_connections=self.max_connections,
-            max_keepalive_connections=self.max_keepalive_connections,
-            keepalive_expiry=self.keepalive_expiry,
-        )
+        return self.as_httpx()
 
     def pool_limits(self) -> PoolLimits:
         """These limits as the HTTP transports take them."""
@@ -210,8 +206,8 @@ class EnhancedHTTPClient:
             clock=clock,
             hooks=self.hooks,
         )
-        self.retry: Retry = pipeline.retry  # type: ignore[assignment]
-        self.circuit_breaker: CircuitBreaker = pipeline.breaker  # type: ignore[assignment]
+        self.retry = pipeline.require(Retry)
+        self.circuit_breaker = pipeline.require(CircuitBreaker)
         self.rate_limiter: TokenBucket | SlidingWindow | None = pipeline.limiter
         self._encoder = RequestEncoder(self.base_url, self.headers)
         self.http: AsyncTransport = self._network(transport, http2)

@@ -164,8 +164,8 @@ class GrpcServiceClient(BaseServiceClient):
             rng=rng,
             hooks=(LoggingHook(self.service_name, _log), *hooks),
         )
-        self.retry: Retry = pipeline.retry  # type: ignore[assignment]
-        self.circuit_breaker: CircuitBreaker = pipeline.breaker  # type: ignore[assignment]
+        self.retry = pipeline.require(Retry)
+        self.circuit_breaker = pipeline.require(CircuitBreaker)
         # Read certificates now: a bad path is a configuration error, not a failed call.
         credentials = (
             channel_credentials(

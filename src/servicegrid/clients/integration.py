@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import abc
 import enum
-import json
 import random
 import threading
 import uuid
@@ -101,6 +100,7 @@ from servicegrid.resilience import (
 from servicegrid.resilience.events import Hook
 from servicegrid.transports.base import Call, Reply
 from servicegrid.transports.http import PhaseTimeouts, error_for_reply
+from servicegrid.transports.httpx_compat import json_body
 from servicegrid.transports.httpx_transport import HttpxTransport
 from servicegrid.transports.resilient import Check, ResilientTransport
 
@@ -755,9 +755,7 @@ class _IntegrationCore:
         body = None
         if call.body is not None:
             headers["content-type"] = "application/json"
-            body = json.dumps(
-                call.body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-            ).encode("utf-8")
+            body = json_body(call.body)
         return Call(
             call.method, url, tuple(headers.items()), body, self.timeout, name=call.describe()
         )

@@ -172,8 +172,8 @@ class ResilientServiceClient:
             clock=clock,
             hooks=(LoggingHook(self.service_name, _log), *hooks),
         )
-        self.retry: Retry = pipeline.retry  # type: ignore[assignment]
-        self.circuit_breaker: CircuitBreaker = pipeline.breaker  # type: ignore[assignment]
+        self.retry = pipeline.require(Retry)
+        self.circuit_breaker = pipeline.require(CircuitBreaker)
         self.transport = ResilientTransport(
             transport or RequestsTransport(session, service=self.service_name),
             pipeline,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -23,6 +22,7 @@ from servicegrid.errors import FailedPrecondition, RemoteError
 from servicegrid.proto import docling_vlm_service_pb2 as pb
 from servicegrid.transports.base import Call, Transport
 from servicegrid.transports.http import PhaseTimeouts, error_for_reply
+from servicegrid.transports.httpx_compat import json_body
 from servicegrid.transports.httpx_transport import HttpxTransport
 
 __all__ = ["DEFAULT_PROMPT", "VLMEngine"]
@@ -145,7 +145,7 @@ class VLMEngine:
     def _ask(self, image: PageImage) -> str:
         """The model's answer for one page."""
         what = f"POST {self.url} (page {image.number})"
-        body = json.dumps(self._request(image), separators=(",", ":")).encode("utf-8")
+        body = json_body(self._request(image))
         call = Call("POST", self.url, self._headers, body, self.timeout, name=what)
         reply = self._transport.send(call)
         if 400 <= reply.status < 500 and reply.status not in (408, 429):

@@ -44,13 +44,13 @@ class SafeJSONResponse(JSONResponse):
         return text.encode("ascii")
 
 
+_PATH_PART = re.compile(r"[^.\[\]]+")
+
+
 def _loc(field: str) -> list[str | int]:
     """A field path (``steps.0.next``, ``texts[1]``) as FastAPI's ``loc`` in the request body."""
     parts = _PATH_PART.findall(field)
     return ["body", *(int(part) if part.isdigit() else part for part in parts)]
-
-
-_PATH_PART = re.compile(r"[^.\[\]]+")
 
 
 def error_body(exc: ServiceError) -> dict[str, Any]:

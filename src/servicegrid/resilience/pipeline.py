@@ -79,6 +79,13 @@ class Pipeline:
         """The outermost policy of type ``kind``, or None."""
         return next((p for p in self._policies if isinstance(p, kind)), None)
 
+    def require(self, kind: type[T]) -> T:
+        """The outermost policy of type ``kind``; LookupError if the pipeline has none."""
+        found = self.find(kind)
+        if found is None:
+            raise LookupError(f"{self!r} has no {kind.__name__}")
+        return found
+
     @property
     def retry(self) -> Retry | None:
         return self.find(Retry)

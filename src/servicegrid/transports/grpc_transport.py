@@ -55,11 +55,10 @@ def method_codec(method: str) -> Codec:
 class _Channel:
     """A channel and the callables made on it, one per method."""
 
-    __slots__ = ("channel", "methods", "owned")
+    __slots__ = ("channel", "methods")
 
-    def __init__(self, channel: grpc.aio.Channel, *, owned: bool) -> None:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
         self.channel = channel
-        self.owned = owned
         self.methods: dict[str, grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {}
 
     def method(self, name: str) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
@@ -92,14 +91,14 @@ class GrpcTransport:
         self.service = service
         self._credentials = credentials
         self._options = tuple(options)
-        self._given = _Channel(channel, owned=False) if channel is not None else None
+        self._given = _Channel(channel) if channel is not None else None
         self._channels: LoopLocal[_Channel] = LoopLocal(
             self._open, self._close, what=service or target
         )
 
     def _open(self) -> _Channel:
         channel = create_channel(self.target, credentials=self._credentials, options=self._options)
-        return _Channel(channel, owned=True)
+        return _Channel(channel)
 
     @staticmethod
     async def _close(entry: _Channel) -> None:

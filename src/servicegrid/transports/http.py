@@ -64,6 +64,14 @@ class PoolLimits:
         check_count(f"{owner}.max_keepalive_connections", self.max_keepalive_connections, minimum=0)
         check_number(f"{owner}.keepalive_expiry", self.keepalive_expiry)
 
+    def as_httpx(self) -> httpx.Limits:
+        """These limits as httpx's."""
+        return httpx.Limits(
+            max_connections=self.max_connections,
+            max_keepalive_connections=self.max_keepalive_connections,
+            keepalive_expiry=self.keepalive_expiry,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class PhaseTimeouts:

@@ -24,13 +24,20 @@ import httpx
 
 from servicegrid.transports.base import Call, Reply
 
-__all__ = ["LazyResponse", "RequestEncoder", "as_httpx_response"]
+__all__ = ["LazyResponse", "RequestEncoder", "as_httpx_response", "json_body"]
 
 _FAST_ARGS: Final = frozenset({"json", "content", "headers", "timeout", "follow_redirects"})
 _TRANSPORT_SET: Final = frozenset({b"host", b"content-length", b"transfer-encoding"})
 _JSON_TYPE: Final = ("content-type", "application/json")
 _NO_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType({})
 _FOLLOW: Final[Mapping[str, Any]] = MappingProxyType({"follow_redirects": True})
+
+
+def json_body(value: Any) -> bytes:
+    """``value`` as a compact UTF-8 JSON body, as httpx's ``json=`` sends it (no NaN)."""
+    return jsonlib.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
+        "utf-8"
+    )
 
 
 def _seconds(timeout: Any) -> float | None:
@@ -84,9 +91,7 @@ class RequestEncoder:
         headers = self.default_headers
         body: bytes | None = None
         if "json" in kwargs:
-            body = jsonlib.dumps(
-                kwargs["json"], ensure_ascii=False, separators=(",", ":"), allow_nan=False
-            ).encode("utf-8")
+            body = json_body(kwargs["json"])
             headers = self._json_headers
         elif kwargs.get("content") is not None:
             content = kwargs["content"]

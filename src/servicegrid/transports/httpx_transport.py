@@ -57,19 +57,12 @@ class HttpxTransport:
             self._open_async, self._close_async, what=service or "http"
         )
 
-    def _httpx_limits(self) -> httpx.Limits:
-        return httpx.Limits(
-            max_connections=self.limits.max_connections,
-            max_keepalive_connections=self.limits.max_keepalive_connections,
-            keepalive_expiry=self.limits.keepalive_expiry,
-        )
-
     def _timeout(self, cap: float | None) -> httpx.Timeout:
         return self.timeouts.capped(cap).as_httpx()
 
     def _open_async(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
-            limits=self._httpx_limits(),
+            limits=self.limits.as_httpx(),
             timeout=self._timeout(None),
             http2=self.http2,
             transport=self._async_transport,
@@ -89,7 +82,7 @@ class HttpxTransport:
                 raise ClientStateError(f"{self.service or 'http'}: the client is closed")
             if self._client is None:
                 self._client = httpx.Client(
-                    limits=self._httpx_limits(),
+                    limits=self.limits.as_httpx(),
                     timeout=self._timeout(None),
                     http2=self.http2,
                     transport=self._transport,

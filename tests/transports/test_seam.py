@@ -53,6 +53,9 @@ def test_build_pipeline_runs_the_policies_it_was_given() -> None:
     assert built.retry is retry
     assert built.breaker is breaker
     assert built.limiter is limiter
+    assert built.require(Retry) is retry
+    with pytest.raises(LookupError, match="no Retry"):
+        build_pipeline(breaker=breaker).require(Retry)
 
 
 def test_build_pipeline_builds_specs_once_with_the_name_and_clock() -> None:

@@ -142,7 +142,7 @@ async def test_full_queue_is_refused_at_once_and_the_engine_stays_healthy() -> N
         assert await asyncio.gather(*queued) == [1, 1, 1]
         assert not engine.is_overloaded()
         assert await engine.submit("after") == len("after")
-        assert engine.stats().rejected == 3
+        assert engine.stats().rejected == 2  # requests, not items
     assert all("x" not in batch and "e" not in batch for batch in words.preprocessed)
 
 
@@ -406,6 +406,8 @@ async def test_lifecycle_misuse_is_a_clear_error() -> None:
         {"max_batch_size": 0},
         {"max_batch_tokens": 0},
         {"max_queue": 0},
+        {"max_queue_tokens": 0},
+        {"default_deadline": -1.0},
         {"batch_wait": -1.0},
         {"forward_workers": 0},
         {"max_batch_size": 1.5},

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from servicegrid.batching import BatchEngine
+from servicegrid.testing import FakeClock
 
 GATE_TIMEOUT = 30.0  # a forgotten gate must not hang the suite
 
@@ -78,6 +79,20 @@ class Words:
     async def forward_started(self, text: str) -> None:
         """Wait until forward was called with a batch holding ``text``."""
         assert await asyncio.to_thread(self._saw, self.forwarded, text), text
+
+
+class TimedWords(Words):
+    """Words whose forward pass takes ``per_token`` seconds of a fake clock per word."""
+
+    def __init__(self, clock: FakeClock, *, per_token: float) -> None:
+        super().__init__()
+        self.clock = clock
+        self.per_token = per_token
+
+    def forward(self, prepared: list[str]) -> list[int]:
+        result = super().forward(prepared)
+        self.clock.advance(self.per_token * sum(self.cost(text) for text in prepared))
+        return result
 
 
 async def until(predicate: Callable[[], bool]) -> None:

@@ -2,12 +2,12 @@
 
 .. code-block:: text
 
-    submit() ─► WaitQueue ─► scheduler task ─► preprocess thread ─► hand-off ─► forward threads
-     (loop)     (bounded)     (loop: forms a      (adapter.preprocess)          (forward +
-                              batch when fewer                                   postprocess,
-                              than LOOKAHEAD wait                                ``forward_workers``
-                              for a forward thread)                              of them)
-    each caller's future ◄── loop.call_soon_threadsafe ◄───────────────────────────────┘
+    submit() ─► admission ─► JobQueue ─► scheduler task ─► preprocess ─► hand-off ─► forward
+     (loop)     (bounds,     (earliest   (loop: forms a      thread                   threads
+                deadline at  deadline    batch when fewer    (adapter.preprocess)     (forward +
+                measured     first)      than LOOKAHEAD wait                          postprocess)
+                throughput)              for a forward thread)
+    each caller's future ◄── loop.call_soon_threadsafe ◄──────────────────────────────┘
 
 A batch is formed only while fewer than :data:`LOOKAHEAD` formed batches wait
 for a forward thread. With one, batch n+1 is tokenized while batch n runs, so
@@ -28,26 +28,24 @@ region for the slowest core.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import functools
 import logging
 import operator
-import queue
-import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from servicegrid._validate import check_count, check_number
 from servicegrid.batching.adapter import ModelAdapter
-from servicegrid.batching.waiting import Pending, WaitQueue
+from servicegrid.batching.admission import RETRY_AFTER, AdmissionControl
+from servicegrid.batching.stages import FormedBatch, StageEvents, StageThreads
+from servicegrid.batching.stats import EngineStats, RateWindow
+from servicegrid.batching.throughput import ThroughputEstimate
+from servicegrid.batching.waiting import Job, JobQueue, Pending
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import (
     DeadlineExceeded,
-    InternalError,
-    ResourceExhausted,
     ServiceUnavailableError,
 )
 from servicegrid.resilience.deadline import current_deadline, earliest
@@ -63,31 +61,7 @@ LOOKAHEAD = 1
 SMOOTHING = 0.2
 """Weight of the newest duration in the moving averages of preprocess and forward time."""
 
-RETRY_AFTER = 0.1
-"""Seconds: the ``retry_after`` hint on ResourceExhausted when the queue is full."""
-
 _log = logging.getLogger("servicegrid.batching")
-
-
-@dataclass(frozen=True, slots=True)
-class EngineStats:
-    """A snapshot of one engine; counts are items unless they say batches."""
-
-    queued: int
-    """Items waiting for a batch."""
-    in_flight_batches: int
-    """Batches formed and not yet answered."""
-    total_items: int
-    """Items sent on in a formed batch."""
-    total_batches: int
-    average_batch_size: float
-    """``total_items / total_batches`` (0.0 before the first batch)."""
-    rejected: int
-    """Items refused with ResourceExhausted because the queue was full."""
-    expired: int
-    """Items that ended with DeadlineExceeded."""
-    failed_batches: int
-    """Batches failed by an exception in preprocess, forward or postprocess."""
 
 
 class _State(enum.Enum):
@@ -96,42 +70,9 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-@dataclass(eq=False, slots=True)
-class _Batch(Generic[ItemT, ResultT]):
-    """One formed batch on its way through the two threads; entries sorted by cost."""
-
-    entries: list[Pending[ItemT, ResultT]]
-    items: tuple[ItemT, ...]
-    prepared: Any = None
-    preprocess_seconds: float = 0.0
-
-    def expired(self, now: float) -> bool:
-        """True when every item's deadline has passed (deadlines never change: thread-safe)."""
-        return all(e.deadline is not None and e.deadline <= now for e in self.entries)
-
-
-def _as_exception(exc: BaseException) -> Exception:
-    """The error callers get: ``exc`` itself, or InternalError for a bare BaseException.
-
-    A KeyboardInterrupt or SystemExit set on a future would stop the caller's
-    event loop, so those are wrapped (``__cause__`` keeps the original).
-    """
-    if isinstance(exc, Exception):
-        return exc
-    error = InternalError(f"{type(exc).__name__} raised inside the model adapter")
-    error.__cause__ = exc
-    return error
-
-
 def _smoothed(average: float, sample: float) -> float:
     """The moving average after ``sample``; the first sample starts it."""
     return sample if average == 0.0 else average + SMOOTHING * (sample - average)
-
-
-def _post(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
-    """Run ``callback`` on the loop's thread; a closed loop has nobody left to tell."""
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(callback)
 
 
 class BatchEngine(Generic[ItemT, ResultT]):
@@ -139,13 +80,23 @@ class BatchEngine(Generic[ItemT, ResultT]):
 
     A batch holds at most ``max_batch_size`` items whose padded cost
     (``len(batch) * max(cost)``) is at most ``max_batch_tokens``; one item over
-    the budget runs alone. Items are taken oldest first and each batch is
-    sorted by cost. At most ``max_queue`` items wait; more are refused with
-    ResourceExhausted at once. ``batch_wait`` (seconds, default 0: take what is
-    there) is how long to wait for a full batch to gather before closing one.
-    ``forward_workers`` threads run ``forward``/``postprocess`` on different
-    batches at once; the adapter must allow that (torch inference does).
-    ``start()``/``aclose()`` are a pair; ``async with`` does both.
+    the budget runs alone. Requests are served earliest deadline first, then
+    in arrival order, and one request's items fill a batch before the next
+    request's (see :mod:`servicegrid.batching.waiting`); each batch is sorted
+    by cost. ``default_deadline`` (seconds) applies to a request that brings
+    none.
+
+    At most ``max_queue`` items and ``max_queue_tokens`` tokens wait; a request
+    that would pass either bound, or that the engine's measured throughput
+    cannot finish by its deadline (see :mod:`servicegrid.batching.admission`),
+    is refused at once with ResourceExhausted and a ``retry_after``. A request
+    whose deadline passes, or whose caller leaves, takes its waiting items out.
+
+    ``batch_wait`` (seconds, default 0: take what is there) is how long to wait
+    for a full batch to gather before closing one. ``forward_workers`` threads
+    run ``forward``/``postprocess`` on different batches at once; the adapter
+    must allow that (torch inference does). ``start()``/``aclose()`` are a
+    pair; ``async with`` does both.
     """
 
     def __init__(
@@ -155,6 +106,8 @@ class BatchEngine(Generic[ItemT, ResultT]):
         max_batch_size: int = 32,
         max_batch_tokens: int = 16384,
         max_queue: int = 4096,
+        max_queue_tokens: int = 1 << 20,
+        default_deadline: float | None = None,
         batch_wait: float = 0.0,
         forward_workers: int = 1,
         name: str = "",
@@ -162,32 +115,46 @@ class BatchEngine(Generic[ItemT, ResultT]):
     ) -> None:
         self.max_batch_size = check_count("max_batch_size", max_batch_size)
         self.max_batch_tokens = check_count("max_batch_tokens", max_batch_tokens)
-        self.max_queue = check_count("max_queue", max_queue)
+        self.default_deadline = (
+            None if default_deadline is None else check_number("default_deadline", default_deadline)
+        )
         self.batch_wait = check_number("batch_wait", batch_wait)
         self.forward_workers = check_count("forward_workers", forward_workers)
         self.name = name
         self._adapter = adapter
         self._clock = clock
         self._state = _State.UNOPENED
-        self._waiting: WaitQueue[ItemT, ResultT] = WaitQueue(self.max_queue)
-        self._to_preprocess: queue.SimpleQueue[_Batch[ItemT, ResultT] | None] = queue.SimpleQueue()
-        self._handoff: queue.SimpleQueue[_Batch[ItemT, ResultT] | None] = queue.SimpleQueue()
+        self._waiting: JobQueue[ItemT, ResultT] = JobQueue()
+        self._arrivals = 0
+        self._throughput = ThroughputEstimate(
+            forward_workers=self.forward_workers,
+            max_items=self.max_batch_size,
+            max_tokens=self.max_batch_tokens,
+        )
+        self._door = AdmissionControl(
+            self._throughput,
+            max_queue=max_queue,
+            max_queue_tokens=max_queue_tokens,
+            service=name or None,
+        )
+        self.max_queue = self._door.max_queue
+        self.max_queue_tokens = self._door.max_queue_tokens
+        self._stages = StageThreads(adapter, forward_workers=self.forward_workers, clock=clock)
         self._arrived = asyncio.Event()
         self._waiting_for_forward = 0
         self._lookahead_free = asyncio.Event()
-        self._forward_since: dict[_Batch[ItemT, ResultT], float] = {}
+        self._forward_since: dict[FormedBatch[ItemT, ResultT], float] = {}
         self._forward_seconds = 0.0
         self._preprocess_seconds = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
-        self._threads: list[threading.Thread] = []
         self._in_flight = 0
         self._total_items = 0
         self._total_batches = 0
-        self._rejected = 0
         self._expired = 0
         self._failed_batches = 0
+        self._goodput = RateWindow(started=clock.now())
 
     def __repr__(self) -> str:
         return f"BatchEngine(name={self.name!r}, state={self._state.value})"
@@ -202,27 +169,37 @@ class BatchEngine(Generic[ItemT, ResultT]):
         prefix = self.name or "batch"
         self._loop = loop
         self._lookahead_free.set()
-        self._threads = [
-            threading.Thread(
-                target=self._preprocess_worker,
-                args=(loop,),
-                name=f"{prefix}-preprocess",
-                daemon=True,
-            ),
-            *(
-                threading.Thread(
-                    target=self._forward_worker,
-                    args=(loop,),
-                    name=f"{prefix}-forward-{index}",
-                    daemon=True,
-                )
-                for index in range(self.forward_workers)
-            ),
-        ]
-        for thread in self._threads:
-            thread.start()
+        events = StageEvents(
+            left_lookahead=self._left_lookahead,
+            forward_began=self._forward_began,
+            forward_ended=self._forward_ended,
+            delivered=self._deliver,
+            failed=self._fail,
+            skipped=self._skip,
+        )
+        self._stages.start(loop, events, prefix=prefix)
         self._scheduler = loop.create_task(self._schedule(), name=f"{prefix}-scheduler")
         self._state = _State.OPEN
+
+    async def calibrate(self, batches: Iterable[Sequence[ItemT]]) -> None:
+        """Time the model on ``batches`` so that admission has figures from the first request.
+
+        Runs each batch through the adapter's stages on a worker thread, one at
+        a time; call it after :meth:`start` and before serving (the adapter's
+        stages must not run concurrently with themselves). Real batches refine
+        the figures from then on; a calibration batch that is not full only
+        stands in until a full one has run.
+        """
+        self._running_loop()
+        for batch in batches:
+            items = list(batch)
+            if not items:
+                continue
+            costs = [self._cost(item) for item in items]
+            seconds = await asyncio.to_thread(self._stages.time_stages, items)
+            self._throughput.record(
+                widest=max(costs), items=len(costs), tokens=sum(costs), seconds=seconds
+            )
 
     async def aclose(self) -> None:
         """Fail queued items with ServiceUnavailableError, finish formed batches, join the workers.
@@ -259,10 +236,7 @@ class BatchEngine(Generic[ItemT, ResultT]):
         for entry in self._waiting.drain():
             if not entry.future.done():
                 entry.future.set_exception(closed)
-        # the preprocess thread passes the stop on once every formed batch is handed off
-        self._to_preprocess.put(None)
-        for thread in self._threads:
-            await asyncio.to_thread(thread.join)
+        await self._stages.stop()
 
     def _closed_error(self, detail: str) -> ServiceUnavailableError:
         label = f"batch engine {self.name!r}" if self.name else "batch engine"
@@ -275,25 +249,33 @@ class BatchEngine(Generic[ItemT, ResultT]):
 
         ``deadline`` is an absolute ``clock.now()`` time; the current call's
         deadline (``current_deadline()``) applies as well, and the earlier wins.
-        Raises ResourceExhausted when the queue is full, DeadlineExceeded when
-        the deadline passes first, ServiceUnavailableError once closed, and
-        otherwise exactly what the adapter raised for this item's batch.
+        Raises ResourceExhausted when the queue is full or the item cannot be
+        done by its deadline, DeadlineExceeded when the deadline passes first,
+        ServiceUnavailableError once closed, and otherwise exactly what the
+        adapter raised for this item's batch.
         """
-        (result,) = await self._submit([item], deadline)
+        (result,) = await self._submit([item], deadline, self.max_batch_size)
         return result
 
     async def submit_many(
-        self, items: Iterable[ItemT], *, deadline: float | None = None
+        self,
+        items: Iterable[ItemT],
+        *,
+        deadline: float | None = None,
+        per_batch: int | None = None,
     ) -> list[ResultT]:
         """Results for ``items`` in order, or the first error (the rest are dropped).
 
-        Room for all of them is checked at once; see :meth:`submit`.
+        The items are one request: admitted or refused together, served
+        together, at most ``per_batch`` of them in one batch (default
+        ``max_batch_size``); see :meth:`submit`.
         """
         batch = list(items)
         if not batch:
             self._running_loop()
             return []
-        return await self._submit(batch, deadline)
+        limit = self.max_batch_size if per_batch is None else check_count("per_batch", per_batch)
+        return await self._submit(batch, deadline, limit)
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         if self._state is _State.UNOPENED:
@@ -311,37 +293,36 @@ class BatchEngine(Generic[ItemT, ResultT]):
             raise ValueError(f"adapter.cost() must be >= 0, got {cost}")
         return cost
 
-    async def _submit(self, items: list[ItemT], deadline: float | None) -> list[ResultT]:
+    async def _submit(
+        self, items: list[ItemT], deadline: float | None, per_batch: int
+    ) -> list[ResultT]:
         loop = self._running_loop()
+        now = self._clock.now()
         at = earliest(deadline, current_deadline())
-        if at is not None and at <= self._clock.now():
+        if at is None and self.default_deadline is not None:
+            at = now + self.default_deadline
+        if at is not None and at <= now:
             self._expired += len(items)
             raise DeadlineExceeded(
                 "deadline passed before the item was queued", service=self.name or None
             )
-        costs = [self._cost(item) for item in items]
-        if len(items) > self._waiting.room():
-            self._rejected += len(items)
-            raise ResourceExhausted(
-                f"batch queue full: {len(self._waiting)} of {self.max_queue} items waiting,"
-                f" {len(items)} more refused",
-                service=self.name or None,
-                retry_after=RETRY_AFTER,
-            )
-        entries = [
-            Pending(item, cost, at, loop.create_future())
-            for item, cost in zip(items, costs, strict=True)
-        ]
-        self._waiting.push(entries)
+        entries = [Pending(item, self._cost(item), at, loop.create_future()) for item in items]
+        job = Job(entries, at, self._arrivals, per_batch)
+        self._arrivals += 1
+        self._door.check(job, self._waiting, now)
+        self._waiting.push(job)
         self._arrived.set()
         try:
-            return await self._collect(entries, at)
+            results = await self._collect(entries, at)
         finally:
             # a caller that leaves (error, timeout, cancellation) takes its waiting items along
             for entry in entries:
+                entry.left = True
                 if not entry.future.done():
                     entry.future.cancel()
-            self._waiting.discard(entries)
+            self._waiting.discard(job)
+        self._goodput.add(len(results), self._clock.now())
+        return results
 
     async def _collect(
         self, entries: Sequence[Pending[ItemT, ResultT]], at: float | None
@@ -369,8 +350,12 @@ class BatchEngine(Generic[ItemT, ResultT]):
     # -- state -----------------------------------------------------------------------------
 
     def is_overloaded(self) -> bool:
-        """True when the queue is full, so the next submit gets ResourceExhausted."""
-        return self._waiting.room() <= 0
+        """True when the queue is full (items or tokens), so the next submit is refused."""
+        return self._door.is_full(self._waiting)
+
+    def throughput(self, tokens: int) -> float:
+        """Measured tokens per second on texts ``tokens`` long (0.0 before any batch ran)."""
+        return self._throughput.tokens_per_second(tokens)
 
     def stats(self) -> EngineStats:
         """Counters since start; read on the event loop thread."""
@@ -381,9 +366,15 @@ class BatchEngine(Generic[ItemT, ResultT]):
             total_items=self._total_items,
             total_batches=batches,
             average_batch_size=self._total_items / batches if batches else 0.0,
-            rejected=self._rejected,
+            rejected=self._door.rejected,
             expired=self._expired,
             failed_batches=self._failed_batches,
+            queued_tokens=self._waiting.tokens,
+            queued_requests=self._waiting.jobs,
+            refused_late=self._door.refused_late,
+            completed_items=self._goodput.total,
+            goodput=self._goodput.rate(self._clock.now()),
+            backlog_seconds=self._door.queued_seconds(self._waiting),
         )
 
     # -- the scheduler task (event loop thread) --------------------------------------------
@@ -408,7 +399,8 @@ class BatchEngine(Generic[ItemT, ResultT]):
                 self._in_flight += 1
                 self._total_batches += 1
                 self._total_items += len(batch)
-                self._to_preprocess.put(_Batch(batch, tuple(e.item for e in batch)))
+                estimate = self._door.formed(batch)
+                self._stages.put(FormedBatch(batch, tuple(e.item for e in batch), estimate))
 
     async def _gather(self) -> None:
         """Let a fuller batch gather while that costs nothing, until a full one is waiting.
@@ -451,72 +443,39 @@ class BatchEngine(Generic[ItemT, ResultT]):
         self._waiting_for_forward -= 1
         self._lookahead_free.set()
 
-    def _forward_began(self, batch: _Batch[ItemT, ResultT], at: float) -> None:
+    def _forward_began(self, batch: FormedBatch[ItemT, ResultT], at: float) -> None:
         self._left_lookahead()
         self._forward_since[batch] = at
         self._preprocess_seconds = _smoothed(self._preprocess_seconds, batch.preprocess_seconds)
 
-    def _forward_ended(self, batch: _Batch[ItemT, ResultT], seconds: float) -> None:
+    def _forward_ended(self, batch: FormedBatch[ItemT, ResultT], seconds: float) -> None:
         del self._forward_since[batch]
         self._forward_seconds = _smoothed(self._forward_seconds, seconds)
         self._arrived.set()  # a gathering batch is needed now
 
-    def _deliver(self, batch: _Batch[ItemT, ResultT], results: list[ResultT]) -> None:
+    def _answered(self, batch: FormedBatch[ItemT, ResultT]) -> None:
         self._in_flight -= 1
+        self._door.answered(batch.estimate)
+
+    def _deliver(
+        self, batch: FormedBatch[ItemT, ResultT], results: list[ResultT], seconds: float
+    ) -> None:
+        self._answered(batch)
+        costs = [entry.cost for entry in batch.entries]
+        self._throughput.record(
+            widest=max(costs), items=len(costs), tokens=sum(costs), seconds=seconds
+        )
         for entry, result in zip(batch.entries, results, strict=True):
             if not entry.future.done():
                 entry.future.set_result(result)
 
-    def _fail(self, batch: _Batch[ItemT, ResultT], error: Exception) -> None:
-        self._in_flight -= 1
+    def _fail(self, batch: FormedBatch[ItemT, ResultT], error: Exception) -> None:
+        self._answered(batch)
         self._failed_batches += 1
         for entry in batch.entries:
             if not entry.future.done():
                 entry.future.set_exception(error)
 
-    def _skip(self, batch: _Batch[ItemT, ResultT]) -> None:
-        self._in_flight -= 1
+    def _skip(self, batch: FormedBatch[ItemT, ResultT]) -> None:
+        self._answered(batch)
         self._expire(batch.entries, "before the forward pass")
-
-    # -- the two worker threads ------------------------------------------------------------
-
-    def _preprocess_worker(self, loop: asyncio.AbstractEventLoop) -> None:
-        while (batch := self._to_preprocess.get()) is not None:
-            started = self._clock.now()
-            try:
-                batch.prepared = self._adapter.preprocess(batch.items)
-                batch.preprocess_seconds = self._clock.now() - started
-            except BaseException as exc:
-                _post(loop, functools.partial(self._fail, batch, _as_exception(exc)))
-                _post(loop, self._left_lookahead)
-            else:
-                self._handoff.put(batch)
-        for _ in range(self.forward_workers):
-            self._handoff.put(None)
-
-    def _forward_worker(self, loop: asyncio.AbstractEventLoop) -> None:
-        while (batch := self._handoff.get()) is not None:
-            started = self._clock.now()
-            if batch.expired(started):
-                batch.prepared = None
-                _post(loop, self._left_lookahead)
-                _post(loop, functools.partial(self._skip, batch))
-                continue
-            _post(loop, functools.partial(self._forward_began, batch, started))
-            try:
-                raw = self._adapter.forward(batch.prepared)
-                batch.prepared = None  # free the prepared inputs before postprocess
-                results = list(self._adapter.postprocess(raw, batch.items))
-                del raw
-                if len(results) != len(batch.items):
-                    raise RuntimeError(
-                        f"postprocess returned {len(results)} results"
-                        f" for a batch of {len(batch.items)} items"
-                    )
-            except BaseException as exc:
-                batch.prepared = None
-                _post(loop, functools.partial(self._fail, batch, _as_exception(exc)))
-            else:
-                _post(loop, functools.partial(self._deliver, batch, results))
-            ended = functools.partial(self._forward_ended, batch, self._clock.now() - started)
-            _post(loop, ended)

@@ -1,4 +1,10 @@
-"""Items waiting for a batch, and which of them form the next one.
+"""Requests waiting for the model, earliest deadline first, and which items form the next batch.
+
+Each submit is one :class:`Job`. Jobs are served by deadline, then by arrival
+(no deadline sorts last), and a batch is filled from the first job's items
+before the next job's, so one request's items stay together in as few batches
+as the budget allows: under overload a request finishes while others wait,
+instead of every request getting a slice and none finishing in time.
 
 Everything here runs on the event loop thread; nothing blocks or sleeps.
 """
@@ -6,13 +12,16 @@ Everything here runs on the event loop thread; nothing blocks or sleeps.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from itertools import islice
+import bisect
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-__all__ = ["Pending", "WaitQueue", "fit_count", "padded_cost"]
+from servicegrid.batching.throughput import length_class
+
+__all__ = ["Job", "JobQueue", "Pending", "fit_count", "padded_cost"]
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
@@ -26,6 +35,33 @@ class Pending(Generic[ItemT, ResultT]):
     cost: int
     deadline: float | None
     future: asyncio.Future[ResultT]
+    left: bool = False
+    """Set once its caller stopped waiting; worker threads read it to skip dead work."""
+
+
+@dataclass(eq=False, slots=True)
+class Job(Generic[ItemT, ResultT]):
+    """One submit's items in order; ``entries[:taken]`` have left the queue for a batch."""
+
+    entries: list[Pending[ItemT, ResultT]]
+    deadline: float | None
+    arrival: int
+    per_batch: int
+    """At most this many of the job's items go into one batch."""
+    taken: int = 0
+    tokens_by_class: Counter[int] = field(default_factory=Counter)
+    """Tokens of the items still waiting, by :func:`length_class`."""
+
+    def __post_init__(self) -> None:
+        for entry in self.entries:
+            self.tokens_by_class[length_class(entry.cost)] += entry.cost
+
+    @property
+    def key(self) -> tuple[float, int]:
+        return (math.inf if self.deadline is None else self.deadline, self.arrival)
+
+    def waiting(self) -> Sequence[Pending[ItemT, ResultT]]:
+        return self.entries[self.taken :]
 
 
 def padded_cost(costs: Sequence[int]) -> int:
@@ -49,67 +85,114 @@ def fit_count(costs: Iterable[int], *, max_items: int, max_tokens: int) -> int:
     return count
 
 
-class WaitQueue(Generic[ItemT, ResultT]):
-    """A FIFO of :class:`Pending` items, at most ``capacity``, with O(1) removal of any item."""
+class JobQueue(Generic[ItemT, ResultT]):
+    """Waiting jobs in deadline order, with their items and tokens counted."""
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._entries: OrderedDict[Pending[ItemT, ResultT], None] = OrderedDict()
+    def __init__(self) -> None:
+        self._jobs: list[Job[ItemT, ResultT]] = []
+        self._keys: list[tuple[float, int]] = []
+        self.items = 0
+        self.tokens = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        """Items waiting."""
+        return self.items
 
-    def room(self) -> int:
-        """How many more items fit."""
-        return self.capacity - len(self._entries)
+    def __iter__(self) -> Iterator[Job[ItemT, ResultT]]:
+        """The waiting jobs, in the order they are served."""
+        return iter(self._jobs)
 
-    def push(self, entries: Iterable[Pending[ItemT, ResultT]]) -> None:
-        """Append ``entries``; the caller has checked :meth:`room`."""
-        for entry in entries:
-            self._entries[entry] = None
+    @property
+    def jobs(self) -> int:
+        return len(self._jobs)
 
-    def discard(self, entries: Iterable[Pending[ItemT, ResultT]]) -> None:
-        """Remove ``entries`` that are still waiting (a caller left)."""
-        for entry in entries:
-            self._entries.pop(entry, None)
+    def push(self, job: Job[ItemT, ResultT]) -> None:
+        """Queue ``job`` behind every job with an earlier or equal deadline."""
+        at = bisect.bisect_right(self._keys, job.key)
+        self._jobs.insert(at, job)
+        self._keys.insert(at, job.key)
+        self.items += len(job.entries) - job.taken
+        self.tokens += sum(job.tokens_by_class.values())
+
+    def discard(self, job: Job[ItemT, ResultT]) -> None:
+        """Remove ``job`` and whatever of it still waits (its caller left, or it expired)."""
+        at = bisect.bisect_left(self._keys, job.key)
+        if at < len(self._jobs) and self._jobs[at] is job:
+            self._remove(at)
+
+    def _remove(self, at: int) -> None:
+        job = self._jobs.pop(at)
+        del self._keys[at]
+        self.items -= len(job.entries) - job.taken
+        self.tokens -= sum(job.tokens_by_class.values())
+        job.taken = len(job.entries)
+        job.tokens_by_class.clear()
+
+    def _take_one(self, job: Job[ItemT, ResultT]) -> Pending[ItemT, ResultT]:
+        entry = job.entries[job.taken]
+        job.taken += 1
+        job.tokens_by_class[length_class(entry.cost)] -= entry.cost
+        self.items -= 1
+        self.tokens -= entry.cost
+        return entry
 
     def ready(self, *, max_items: int, max_tokens: int) -> bool:
         """True when a full batch is waiting: by count, or because the next item would not fit."""
-        costs = [entry.cost for entry in islice(self._entries, max_items)]
-        count = fit_count(costs, max_items=max_items, max_tokens=max_tokens)
-        return count >= max_items or count < len(costs)
+        count = top = 0
+        for job in self._jobs:
+            for entry in job.waiting()[: job.per_batch]:
+                if count >= max_items:
+                    return True
+                widest = max(top, entry.cost)
+                if count and (count + 1) * widest > max_tokens:
+                    return True
+                count, top = count + 1, widest
+        return count >= max_items
 
     def take(
         self, *, max_items: int, max_tokens: int, now: float
     ) -> tuple[list[Pending[ItemT, ResultT]], list[Pending[ItemT, ResultT]]]:
-        """Remove and return ``(batch, expired)``: the next batch, oldest first, sorted by cost.
+        """Remove and return ``(batch, expired)``: the next batch, sorted by cost.
 
-        Items whose deadline is at or before ``now`` come back in ``expired``
-        instead; items whose future is already done are dropped silently.
+        The batch is filled job by job in deadline order, at most ``per_batch``
+        items from each, and stops at the first item that would not fit. Jobs
+        whose deadline is at or before ``now`` leave whole, their items in
+        ``expired``; items whose future is already done are dropped silently.
         """
-        live: list[Pending[ItemT, ResultT]] = []
-        gone: list[Pending[ItemT, ResultT]] = []
+        batch: list[Pending[ItemT, ResultT]] = []
         expired: list[Pending[ItemT, ResultT]] = []
-        for entry in self._entries:
-            if len(live) >= max_items:
-                break
-            if entry.future.done():
-                gone.append(entry)
-            elif entry.deadline is not None and entry.deadline <= now:
-                expired.append(entry)
+        top = 0
+        at = 0
+        full = False
+        while at < len(self._jobs) and not full:
+            job = self._jobs[at]
+            if job.deadline is not None and job.deadline <= now:
+                expired.extend(e for e in job.waiting() if not e.future.done())
+                self._remove(at)
+                continue
+            took = 0
+            while job.taken < len(job.entries) and took < job.per_batch:
+                entry = job.entries[job.taken]
+                if entry.future.done():
+                    self._take_one(job)
+                    continue
+                widest = max(top, entry.cost)
+                if len(batch) >= max_items or (batch and (len(batch) + 1) * widest > max_tokens):
+                    full = True
+                    break
+                batch.append(self._take_one(job))
+                top, took = widest, took + 1
+            if job.taken == len(job.entries):
+                self._remove(at)
             else:
-                live.append(entry)
-        costs = (entry.cost for entry in live)
-        batch = live[: fit_count(costs, max_items=max_items, max_tokens=max_tokens)]
-        self.discard(gone)
-        self.discard(expired)
-        self.discard(batch)
-        # stable: equal costs keep their arrival order
+                at += 1
+        # stable: equal costs keep their order
         batch.sort(key=lambda entry: entry.cost)
         return batch, expired
 
     def drain(self) -> list[Pending[ItemT, ResultT]]:
-        """Remove and return everything still waiting, oldest first."""
-        entries = list(self._entries)
-        self._entries.clear()
+        """Remove and return every waiting item, in serving order."""
+        entries = [entry for job in self._jobs for entry in job.waiting()]
+        while self._jobs:
+            self._remove(len(self._jobs) - 1)
         return entries

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.descriptor import ServiceDescriptor
 from prometheus_client import CollectorRegistry
@@ -13,9 +13,14 @@ from servicegrid.runtime import RunningServer, ServiceRegistration, create_serve
 from servicegrid.services.validation import Limits
 from servicegrid.settings import Settings
 
-__all__ = ["bind", "forward_workers", "limits_from", "start_engine"]
+__all__ = ["bind", "calibration_texts", "forward_workers", "limits_from", "start_engine"]
 
 _MIB = 1024 * 1024
+_LONG_CALIBRATION_ITEMS = 4
+"""Items in the calibration batch at the model's longest length (kept small: it runs at start)."""
+_SHORT_CALIBRATION_WORDS = 8
+
+ItemT = TypeVar("ItemT")
 
 
 def forward_workers(settings: Settings, device: str) -> int:
@@ -31,23 +36,47 @@ def forward_workers(settings: Settings, device: str) -> int:
     return workers
 
 
+def calibration_texts(count: int, words: int) -> list[str]:
+    """``count`` distinct texts of ``words`` words (distinct: some models embed a text once)."""
+    return [" ".join([f"calibration{index}", *["text"] * (words - 1)]) for index in range(count)]
+
+
 async def start_engine(
-    adapter: ModelAdapter[Any, Any, Any, Any],
+    adapter: ModelAdapter[ItemT, Any, Any, Any],
     settings: Settings,
     *,
     name: str,
     forward_workers: int = 1,
-) -> BatchEngine[Any, Any]:
-    """A started batching engine for ``adapter`` with the configured batch and queue bounds."""
-    engine: BatchEngine[Any, Any] = BatchEngine(
+    item_for: Callable[[str], ItemT] | None = None,
+    max_length: int = 512,
+) -> BatchEngine[ItemT, Any]:
+    """A started batching engine for ``adapter`` with the configured bounds and deadline.
+
+    With ``item_for`` (text -> the adapter's item) and SERVICEGRID_CALIBRATE on,
+    the model is timed on a full batch of short texts and a few texts
+    ``max_length`` tokens long before the engine serves, so admission control
+    has throughput figures from the first request.
+    """
+    engine: BatchEngine[ItemT, Any] = BatchEngine(
         adapter,
         max_batch_size=settings.max_batch_size,
         max_batch_tokens=settings.max_batch_tokens,
         max_queue=settings.max_queue,
+        max_queue_tokens=settings.max_queue_tokens,
+        default_deadline=settings.default_deadline,
         forward_workers=forward_workers,
         name=name,
     )
     await engine.start()
+    if item_for is not None and settings.calibrate:
+        try:
+            size = settings.max_batch_size
+            short = calibration_texts(size, _SHORT_CALIBRATION_WORDS)
+            long = calibration_texts(min(_LONG_CALIBRATION_ITEMS, size), max_length)
+            await engine.calibrate([[item_for(t) for t in short], [item_for(t) for t in long]])
+        except BaseException:
+            await engine.aclose()
+            raise
     return engine
 
 

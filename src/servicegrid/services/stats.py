@@ -78,11 +78,19 @@ class ServiceStats:
             average_batch_size=items / batches if batches else 0.0,
             gpu_memory_used_mb=gpu_memory_used_mb,
             uptime_seconds=self.uptime,
-            rejected_requests=self.rejected + sum(e.rejected for e in engines),
+            # the engines' refusals reach callers as ResourceExhausted: already in self.rejected
+            rejected_requests=self.rejected,
             truncated_texts=self.truncated,
             extra={
                 "model_batches": float(batches),
                 "expired_items": float(sum(e.expired for e in engines)),
                 "failed_batches": float(sum(e.failed_batches for e in engines)),
+                "queued_tokens": float(sum(e.queued_tokens for e in engines)),
+                "queued_requests": float(sum(e.queued_requests for e in engines)),
+                "refused_queue_full": float(sum(e.rejected for e in engines)),
+                "refused_deadline": float(sum(e.refused_late for e in engines)),
+                "completed_items": float(sum(e.completed_items for e in engines)),
+                "goodput_items_per_second": sum(e.goodput for e in engines),
+                "backlog_seconds": max((e.backlog_seconds for e in engines), default=0.0),
             },
         )

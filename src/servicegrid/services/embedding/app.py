@@ -66,7 +66,12 @@ async def build_embedding_service(
                 description=_describe(name, device),
             )
             engine = await start_engine(
-                embedder, settings, forward_workers=workers, name=f"embedding:{name}"
+                embedder,
+                settings,
+                forward_workers=workers,
+                name=f"embedding:{name}",
+                item_for=embedder.item,
+                max_length=embedder.max_length,
             )
             models[name] = EmbeddingModel(embedder, engine)
         servicer = EmbeddingServicer(

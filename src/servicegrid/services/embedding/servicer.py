@@ -210,11 +210,10 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
             items = await measured(
                 [texts[i] for i in missing], lambda text: embedder.item(text, normalize=normalize)
             )
-            computed: list[Embedding] = []
-            # batch_size bounds how many of this request's texts are in the engine at once
-            for start in range(0, len(items), batch_size):
-                chunk = items[start : start + batch_size]
-                computed.extend(await model.engine.submit_many(chunk, deadline=deadline))
+            # one request to the engine: admitted whole, its texts kept together
+            computed = await model.engine.submit_many(
+                items, deadline=deadline, per_batch=batch_size
+            )
             for index, embedding in zip(missing, computed, strict=True):
                 results[index] = embedding
                 self.cache.put(keys[index], embedding)

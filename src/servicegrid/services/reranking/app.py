@@ -11,6 +11,7 @@ loaded as a :class:`~servicegrid.models.CrossEncoderReranker`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,12 @@ async def build_reranking_service(
         for name, location in wanted.items():
             reranker = await _load(name, resolve_model_path(location), device)
             engine = await start_engine(
-                reranker, settings, forward_workers=workers, name=f"reranking:{name}"
+                reranker,
+                settings,
+                forward_workers=workers,
+                name=f"reranking:{name}",
+                item_for=functools.partial(reranker.item, "calibration query"),
+                max_length=reranker.max_length,
             )
             models[name] = RerankingModel(reranker, engine)
         servicer = RerankingServicer(

@@ -221,11 +221,8 @@ class RerankingServicer(reranking_service_pb2_grpc.RerankingServiceServicer):
         engine = checked.model.engine
         reranker, query = checked.model.reranker, request.query
         items = await measured(documents, lambda document: reranker.item(query, document))
-        scores: list[float] = []
-        # batch_size bounds how many of this request's pairs are in the engine at once
-        for start in range(0, len(items), checked.batch_size):
-            chunk = items[start : start + checked.batch_size]
-            scores.extend(await engine.submit_many(chunk, deadline=deadline))
+        # one request to the engine: admitted whole, its pairs kept together
+        scores = await engine.submit_many(items, deadline=deadline, per_batch=checked.batch_size)
         self.stats.total_items += len(scores)
 
         ranked = sorted(range(len(scores)), key=lambda index: (-scores[index], index))

@@ -1,0 +1,183 @@
+"""Admission control: take a request only if it can finish by its deadline.
+
+The queue is served earliest deadline first, so a new request runs after the
+work already formed into batches (the backlog) and after every waiting request
+due no later than it. It is refused when, at the engine's measured throughput,
+
+- it would finish after its own deadline, or
+- its work would push a waiting request that was going to make its deadline
+  past it (a later request must not cost an earlier promise).
+
+Refusing at the door costs the caller a round trip and no model time; taking a
+request that cannot finish costs model time that other requests needed, and
+the caller still fails, only later.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from servicegrid._validate import check_count
+from servicegrid.batching.throughput import ThroughputEstimate, length_class
+from servicegrid.batching.waiting import Job, JobQueue, Pending
+from servicegrid.errors import ResourceExhausted
+
+__all__ = ["RETRY_AFTER", "AdmissionControl", "Planned", "Refusal", "admit"]
+
+RETRY_AFTER = 0.1
+"""Seconds: the least ``retry_after`` hint on ResourceExhausted for a full queue."""
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A waiting request as admission sees it: when it is due and its engine seconds."""
+
+    deadline: float | None
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request was refused, and when trying again could succeed (None: never as it is)."""
+
+    reason: str
+    retry_after: float | None
+
+
+def admit(
+    request: Planned,
+    *,
+    queued: Iterable[Planned],
+    backlog: float,
+    now: float,
+) -> Refusal | None:
+    """None when ``request`` fits; otherwise the refusal.
+
+    ``queued`` is the waiting requests in serving order, ``backlog`` the engine
+    seconds of the batches already formed. A refused request's ``retry_after``
+    is when the same request, with the same timeout, would fit if nothing else
+    arrived: after the work it overshoots by has drained, or after the
+    request it would have made late has finished.
+    """
+    ahead = backlog
+    behind: list[Planned] = []
+    for other in queued:
+        # serving order: every request due by this one's deadline comes first
+        if not behind and _due_by(other.deadline, request.deadline):
+            ahead += other.seconds
+        else:
+            behind.append(other)
+    if request.deadline is not None:
+        left = request.deadline - now
+        if request.seconds > left:
+            return Refusal(
+                f"needs about {request.seconds:.1f} s of model time and its deadline is"
+                f" {max(left, 0.0):.1f} s away: give it a longer deadline or send fewer items",
+                None,
+            )
+        if ahead + request.seconds > left:
+            overshoot = ahead + request.seconds - left
+            return Refusal(
+                f"would finish in about {ahead + request.seconds:.1f} s, {overshoot:.1f} s after"
+                f" its deadline: {ahead:.1f} s of work is queued ahead of it",
+                overshoot,
+            )
+    finish = ahead  # of each request behind, without this one
+    for other in behind:
+        finish += other.seconds
+        if other.deadline is not None and finish <= other.deadline - now < finish + request.seconds:
+            return Refusal(
+                f"would make a request queued earlier miss its deadline:"
+                f" {ahead:.1f} s of work is queued ahead of it",
+                finish,
+            )
+    return None
+
+
+def _due_by(deadline: float | None, limit: float | None) -> bool:
+    """True when a request due at ``deadline`` is served before one due at ``limit``."""
+    if deadline is None:
+        return limit is None
+    return limit is None or deadline <= limit
+
+
+class AdmissionControl:
+    """The door of one engine: the queue's bounds, and deadlines at the measured throughput.
+
+    Also keeps the backlog: the estimated engine seconds of the batches formed
+    and not yet answered. Event-loop confined.
+    """
+
+    def __init__(
+        self,
+        throughput: ThroughputEstimate,
+        *,
+        max_queue: int,
+        max_queue_tokens: int,
+        service: str | None = None,
+    ) -> None:
+        self.throughput = throughput
+        self.max_queue = check_count("max_queue", max_queue)
+        self.max_queue_tokens = check_count("max_queue_tokens", max_queue_tokens)
+        self.service = service
+        self.backlog = 0.0
+        self.rejected = 0
+        """Requests refused because the queue was full."""
+        self.refused_late = 0
+        """Requests refused because they could not finish by their deadline."""
+
+    def check(self, job: Job[Any, Any], waiting: JobQueue[Any, Any], now: float) -> None:
+        """Raise ResourceExhausted unless ``job`` fits the queue and can finish in time."""
+        items, tokens = len(job.entries), sum(job.tokens_by_class.values())
+        over = max(
+            (len(waiting) + items - self.max_queue) / self.max_queue,
+            (waiting.tokens + tokens - self.max_queue_tokens) / self.max_queue_tokens,
+        )
+        if over > 0:
+            self.rejected += 1
+            fits = items <= self.max_queue and tokens <= self.max_queue_tokens
+            raise ResourceExhausted(
+                f"batch queue full: {len(waiting)} items ({waiting.tokens} tokens) waiting"
+                f" of {self.max_queue} ({self.max_queue_tokens}),"
+                f" {items} more ({tokens} tokens) refused",
+                service=self.service,
+                retry_after=max(RETRY_AFTER, over * self.queued_seconds(waiting)) if fits else None,
+            )
+        if not self.throughput:
+            return  # nothing measured yet: no figure to refuse by
+        seconds = self.throughput.seconds
+        refusal = admit(
+            Planned(job.deadline, seconds(job.tokens_by_class)),
+            queued=(Planned(other.deadline, seconds(other.tokens_by_class)) for other in waiting),
+            backlog=self.backlog,
+            now=now,
+        )
+        if refusal is not None:
+            self.refused_late += 1
+            raise ResourceExhausted(
+                f"refused: {refusal.reason}", service=self.service, retry_after=refusal.retry_after
+            )
+
+    def is_full(self, waiting: JobQueue[Any, Any]) -> bool:
+        return len(waiting) >= self.max_queue or waiting.tokens >= self.max_queue_tokens
+
+    def queued_seconds(self, waiting: JobQueue[Any, Any]) -> float:
+        """Estimated engine seconds of everything formed and waiting."""
+        seconds = self.throughput.seconds
+        return self.backlog + sum(seconds(job.tokens_by_class) for job in waiting)
+
+    def formed(self, batch: Iterable[Pending[Any, Any]]) -> float:
+        """Count a formed batch into the backlog; its estimated seconds."""
+        tokens: Counter[int] = Counter()
+        for entry in batch:
+            tokens[length_class(entry.cost)] += entry.cost
+        estimate = self.throughput.seconds(tokens)
+        self.backlog += estimate
+        return estimate
+
+    def answered(self, estimate: float) -> None:
+        """Take a batch that :meth:`formed` counted out of the backlog."""
+        self.backlog = max(0.0, self.backlog - estimate)

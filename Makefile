@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test check lint format typecheck bench bench-embedding bench-documents bench-integration faults clean install protos
+.PHONY: up test check lint format typecheck bench bench-embedding bench-overload bench-documents bench-integration faults clean install protos
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -52,6 +52,10 @@ bench: $(STAMP)
 ## bench-embedding: the embedding service vs in-process encode and vs Infinity (minutes)
 bench-embedding: $(STAMP)
 	$(BIN)/python bench/bench_embedding.py
+
+## bench-overload: goodput, refusal time and memory of the embedding service under overload (minutes)
+bench-overload: $(STAMP)
+	$(BIN)/python bench/bench_overload.py
 
 ## bench-integration: 3-step durable executions per second and per-step overhead (SQLite, PostgreSQL)
 bench-integration: $(STAMP)

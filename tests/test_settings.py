@@ -234,6 +234,9 @@ def test_timeout_error_message_names_the_variable(monkeypatch: pytest.MonkeyPatc
         ("SERVICEGRID_FORWARD_WORKERS", "0"),
         ("SERVICEGRID_NVML", "cuda"),
         ("SERVICEGRID_GPU_LEASE_SECONDS", "0"),
+        ("SERVICEGRID_MAX_QUEUE_TOKENS", "0"),
+        ("SERVICEGRID_DEFAULT_DEADLINE", "-5"),
+        ("SERVICEGRID_CALIBRATE", "sometimes"),
     ],
 )
 def test_invalid_values_name_the_variable(

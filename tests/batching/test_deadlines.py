@@ -195,3 +195,68 @@ async def test_goodput_counts_items_in_successful_answers_over_the_window() -> N
         assert stats.goodput == pytest.approx(4 / 4.0)
         clock.advance(2 * GOODPUT_WINDOW)
         assert engine.stats().goodput == 0.0
+
+
+async def test_a_reservation_holds_a_place_that_later_requests_count() -> None:
+    clock = FakeClock()
+    words = TimedWords(clock, per_token=1.0)
+    async with running(words, clock=clock, max_batch_size=4) as engine:
+        await engine.calibrate([named("calibrate", 4)])
+        words.preprocess_gate.clear()
+        first = asyncio.create_task(engine.submit("first"))  # 1 s, formed
+        await words.preprocess_started("first")
+
+        with engine.reserve([1, 1, 1, 1], deadline=clock.now() + 6) as place:  # 4 s, held
+            with pytest.raises(ResourceExhausted) as refused:
+                # alone behind "first" it would fit (5 s of 7); behind the place it does not
+                await engine.submit_many(named("later", 4), deadline=clock.now() + 7)
+            assert refused.value.retry_after == pytest.approx(2.0)
+            assert engine.stats().backlog_seconds == pytest.approx(5.0)
+
+            held = asyncio.create_task(engine.submit_many(named("held", 4), reservation=place))
+            await until(lambda: engine.stats().queued == 4)
+        # queued in the reserved place: closing the reservation changed nothing
+        assert engine.stats().backlog_seconds == pytest.approx(5.0)
+        words.preprocess_gate.set()
+        assert await asyncio.gather(first, held) == [len("first"), [5] * 4]
+
+
+async def test_a_closed_reservation_gives_its_place_up() -> None:
+    clock = FakeClock()
+    words = TimedWords(clock, per_token=1.0)
+    async with running(words, clock=clock, max_batch_size=4, max_queue=4) as engine:
+        await engine.calibrate([named("calibrate", 4)])
+        place = engine.reserve([1, 1, 1, 1], deadline=clock.now() + 6)
+        assert engine.is_overloaded()  # the place counts against the queue's bound
+        with pytest.raises(ResourceExhausted, match="queue full"):
+            await engine.submit("one more")
+        place.close()
+        place.close()  # twice is harmless
+        assert not engine.is_overloaded()
+        assert await engine.submit_many(named("n", 4), deadline=clock.now() + 6) == [2] * 4
+
+
+async def test_a_reservation_whose_deadline_passed_before_submitting_is_deadline_exceeded() -> None:
+    clock = FakeClock()
+    async with running(Words(), clock=clock) as engine:
+        place = engine.reserve([1], deadline=clock.now() + 5)
+        clock.advance(10)
+        with pytest.raises(DeadlineExceeded):
+            await engine.submit_many(["late"], reservation=place)
+        assert engine.stats().expired == 1
+
+
+async def test_on_idle_is_called_when_the_last_batch_is_answered() -> None:
+    idle: list[bool] = []
+    words = Words()
+    engine_box: list[object] = []
+
+    def went_idle() -> None:
+        idle.append(engine_box[0].is_idle())  # type: ignore[attr-defined]
+
+    async with running(words, on_idle=went_idle, max_batch_size=2) as engine:
+        engine_box.append(engine)
+        assert engine.is_idle()
+        assert await engine.submit_many(named("i", 4)) == [2] * 4
+        await until(lambda: bool(idle))
+    assert idle and all(idle)

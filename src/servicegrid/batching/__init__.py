@@ -9,7 +9,7 @@ Imports no model runtime.
 """
 
 from servicegrid.batching.adapter import ModelAdapter
-from servicegrid.batching.admission import RETRY_AFTER
+from servicegrid.batching.admission import RETRY_AFTER, Reservation
 from servicegrid.batching.engine import LOOKAHEAD, BatchEngine
 from servicegrid.batching.stats import GOODPUT_WINDOW, EngineStats
 from servicegrid.batching.throughput import ThroughputEstimate
@@ -22,6 +22,7 @@ __all__ = [
     "BatchEngine",
     "EngineStats",
     "ModelAdapter",
+    "Reservation",
     "ThroughputEstimate",
     "fit_count",
     "padded_cost",

@@ -15,17 +15,28 @@ the caller still fails, only later.
 
 from __future__ import annotations
 
+import heapq
+import math
+import operator
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from servicegrid._validate import check_count
 from servicegrid.batching.throughput import ThroughputEstimate, length_class
-from servicegrid.batching.waiting import Job, JobQueue, Pending
+from servicegrid.batching.waiting import JobQueue, Pending
 from servicegrid.errors import ResourceExhausted
 
-__all__ = ["RETRY_AFTER", "AdmissionControl", "Planned", "Refusal", "admit"]
+__all__ = [
+    "RETRY_AFTER",
+    "AdmissionControl",
+    "Planned",
+    "Refusal",
+    "Reservation",
+    "admit",
+    "by_class",
+]
 
 RETRY_AFTER = 0.1
 """Seconds: the least ``retry_after`` hint on ResourceExhausted for a full queue."""
@@ -104,11 +115,49 @@ def _due_by(deadline: float | None, limit: float | None) -> bool:
     return limit is None or deadline <= limit
 
 
+def by_class(costs: Iterable[int]) -> Counter[int]:
+    """Tokens by :func:`length_class`."""
+    tokens: Counter[int] = Counter()
+    for cost in costs:
+        tokens[length_class(cost)] += cost
+    return tokens
+
+
+@dataclass(eq=False, slots=True)
+class Reservation:
+    """A request admitted on estimated costs, holding its place while its items are built.
+
+    Hand it to ``BatchEngine.submit_many(..., reservation=...)``, which turns it
+    into the queued request in the same place; closing it (``with`` does)
+    gives the place up if that never happens.
+    """
+
+    deadline: float | None
+    items: int
+    tokens_by_class: Counter[int]
+    arrival: int
+    release: Callable[[Reservation], None]
+
+    @property
+    def key(self) -> tuple[float, int]:
+        return (math.inf if self.deadline is None else self.deadline, self.arrival)
+
+    def close(self) -> None:
+        self.release(self)
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 class AdmissionControl:
     """The door of one engine: the queue's bounds, and deadlines at the measured throughput.
 
-    Also keeps the backlog: the estimated engine seconds of the batches formed
-    and not yet answered. Event-loop confined.
+    Counts the places held by reservations as waiting work, and keeps the
+    backlog: the estimated engine seconds of the batches formed and not yet
+    answered. Event-loop confined.
     """
 
     def __init__(
@@ -128,19 +177,57 @@ class AdmissionControl:
         """Requests refused because the queue was full."""
         self.refused_late = 0
         """Requests refused because they could not finish by their deadline."""
+        self._reserved: dict[Reservation, None] = {}
+        self._reserved_items = 0
+        self._reserved_tokens = 0
 
-    def check(self, job: Job[Any, Any], waiting: JobQueue[Any, Any], now: float) -> None:
-        """Raise ResourceExhausted unless ``job`` fits the queue and can finish in time."""
-        items, tokens = len(job.entries), sum(job.tokens_by_class.values())
+    def reserve(
+        self,
+        items: int,
+        tokens_by_class: Counter[int],
+        deadline: float | None,
+        arrival: int,
+        waiting: JobQueue[Any, Any],
+        now: float,
+    ) -> Reservation:
+        """:meth:`check`, then hold the request's place until it is queued or closed."""
+        self.check(items, tokens_by_class, deadline, waiting, now)
+        held = Reservation(deadline, items, tokens_by_class, arrival, self._release)
+        self._reserved[held] = None
+        self._reserved_items += items
+        self._reserved_tokens += sum(tokens_by_class.values())
+        return held
+
+    def _release(self, held: Reservation) -> None:
+        if held in self._reserved:
+            del self._reserved[held]
+            self._reserved_items -= held.items
+            self._reserved_tokens -= sum(held.tokens_by_class.values())
+
+    def check(
+        self,
+        items: int,
+        tokens_by_class: Mapping[int, int],
+        deadline: float | None,
+        waiting: JobQueue[Any, Any],
+        now: float,
+    ) -> None:
+        """Raise ResourceExhausted unless a request of ``items`` items fits and can finish in time.
+
+        ``tokens_by_class`` is its tokens by :func:`length_class`.
+        """
+        tokens = sum(tokens_by_class.values())
+        queued_items = len(waiting) + self._reserved_items
+        queued_tokens = waiting.tokens + self._reserved_tokens
         over = max(
-            (len(waiting) + items - self.max_queue) / self.max_queue,
-            (waiting.tokens + tokens - self.max_queue_tokens) / self.max_queue_tokens,
+            (queued_items + items - self.max_queue) / self.max_queue,
+            (queued_tokens + tokens - self.max_queue_tokens) / self.max_queue_tokens,
         )
         if over > 0:
             self.rejected += 1
             fits = items <= self.max_queue and tokens <= self.max_queue_tokens
             raise ResourceExhausted(
-                f"batch queue full: {len(waiting)} items ({waiting.tokens} tokens) waiting"
+                f"batch queue full: {queued_items} items ({queued_tokens} tokens) waiting"
                 f" of {self.max_queue} ({self.max_queue_tokens}),"
                 f" {items} more ({tokens} tokens) refused",
                 service=self.service,
@@ -148,10 +235,9 @@ class AdmissionControl:
             )
         if not self.throughput:
             return  # nothing measured yet: no figure to refuse by
-        seconds = self.throughput.seconds
         refusal = admit(
-            Planned(job.deadline, seconds(job.tokens_by_class)),
-            queued=(Planned(other.deadline, seconds(other.tokens_by_class)) for other in waiting),
+            Planned(deadline, self.throughput.seconds(tokens_by_class)),
+            queued=self._planned(waiting),
             backlog=self.backlog,
             now=now,
         )
@@ -161,23 +247,35 @@ class AdmissionControl:
                 f"refused: {refusal.reason}", service=self.service, retry_after=refusal.retry_after
             )
 
+    def _planned(self, waiting: JobQueue[Any, Any]) -> Iterator[Planned]:
+        """Waiting requests and reserved places, in serving order."""
+        seconds = self.throughput.seconds
+        held = sorted(self._reserved, key=lambda r: r.key)
+        for _, deadline, tokens in heapq.merge(
+            ((job.key, job.deadline, job.tokens_by_class) for job in waiting),
+            ((r.key, r.deadline, r.tokens_by_class) for r in held),
+            key=operator.itemgetter(0),
+        ):
+            yield Planned(deadline, seconds(tokens))
+
     def is_full(self, waiting: JobQueue[Any, Any]) -> bool:
-        return len(waiting) >= self.max_queue or waiting.tokens >= self.max_queue_tokens
+        return (
+            len(waiting) + self._reserved_items >= self.max_queue
+            or waiting.tokens + self._reserved_tokens >= self.max_queue_tokens
+        )
 
     def queued_seconds(self, waiting: JobQueue[Any, Any]) -> float:
-        """Estimated engine seconds of everything formed and waiting."""
-        seconds = self.throughput.seconds
-        return self.backlog + sum(seconds(job.tokens_by_class) for job in waiting)
+        """Estimated engine seconds of everything formed, waiting and reserved."""
+        return self.backlog + sum(planned.seconds for planned in self._planned(waiting))
 
     def formed(self, batch: Iterable[Pending[Any, Any]]) -> float:
         """Count a formed batch into the backlog; its estimated seconds."""
-        tokens: Counter[int] = Counter()
-        for entry in batch:
-            tokens[length_class(entry.cost)] += entry.cost
-        estimate = self.throughput.seconds(tokens)
+        estimate = self.throughput.seconds(by_class(entry.cost for entry in batch))
         self.backlog += estimate
         return estimate
 
     def answered(self, estimate: float) -> None:
         """Take a batch that :meth:`formed` counted out of the backlog."""
-        self.backlog = max(0.0, self.backlog - estimate)
+        self.backlog -= estimate
+        if self.backlog < 1e-9:  # rounding must not leave a phantom backlog behind
+            self.backlog = 0.0

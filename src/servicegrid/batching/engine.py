@@ -32,13 +32,13 @@ import enum
 import functools
 import logging
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from servicegrid._validate import check_count, check_number
 from servicegrid.batching.adapter import ModelAdapter
-from servicegrid.batching.admission import RETRY_AFTER, AdmissionControl
+from servicegrid.batching.admission import RETRY_AFTER, AdmissionControl, Reservation, by_class
 from servicegrid.batching.stages import FormedBatch, StageEvents, StageThreads
 from servicegrid.batching.stats import EngineStats, RateWindow
 from servicegrid.batching.throughput import ThroughputEstimate
@@ -96,7 +96,8 @@ class BatchEngine(Generic[ItemT, ResultT]):
     for a full batch to gather before closing one. ``forward_workers`` threads
     run ``forward``/``postprocess`` on different batches at once; the adapter
     must allow that (torch inference does). ``start()``/``aclose()`` are a
-    pair; ``async with`` does both.
+    pair; ``async with`` does both. ``on_idle`` is called on the event loop
+    each time the engine has answered its last batch and nothing waits.
     """
 
     def __init__(
@@ -111,6 +112,7 @@ class BatchEngine(Generic[ItemT, ResultT]):
         batch_wait: float = 0.0,
         forward_workers: int = 1,
         name: str = "",
+        on_idle: Callable[[], object] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.max_batch_size = check_count("max_batch_size", max_batch_size)
@@ -121,13 +123,13 @@ class BatchEngine(Generic[ItemT, ResultT]):
         self.batch_wait = check_number("batch_wait", batch_wait)
         self.forward_workers = check_count("forward_workers", forward_workers)
         self.name = name
+        self._on_idle = on_idle
         self._adapter = adapter
         self._clock = clock
         self._state = _State.UNOPENED
         self._waiting: JobQueue[ItemT, ResultT] = JobQueue()
         self._arrivals = 0
         self._throughput = ThroughputEstimate(
-            forward_workers=self.forward_workers,
             max_items=self.max_batch_size,
             max_tokens=self.max_batch_tokens,
         )
@@ -184,11 +186,10 @@ class BatchEngine(Generic[ItemT, ResultT]):
     async def calibrate(self, batches: Iterable[Sequence[ItemT]]) -> None:
         """Time the model on ``batches`` so that admission has figures from the first request.
 
-        Runs each batch through the adapter's stages on a worker thread, one at
-        a time; call it after :meth:`start` and before serving (the adapter's
-        stages must not run concurrently with themselves). Real batches refine
-        the figures from then on; a calibration batch that is not full only
-        stands in until a full one has run.
+        Each batch is preprocessed once, then run forward once per forward
+        worker, all at once, as under load. Call it after :meth:`start` and
+        before serving. Real batches refine the figures from then on; a
+        calibration batch that is not full only stands in until a full one has run.
         """
         self._running_loop()
         for batch in batches:
@@ -196,10 +197,23 @@ class BatchEngine(Generic[ItemT, ResultT]):
             if not items:
                 continue
             costs = [self._cost(item) for item in items]
-            seconds = await asyncio.to_thread(self._stages.time_stages, items)
-            self._throughput.record(
-                widest=max(costs), items=len(costs), tokens=sum(costs), seconds=seconds
+            side_by_side = self.forward_workers
+            prepared = await asyncio.to_thread(self._stages.prepare, items)
+            timings = await asyncio.gather(
+                *(
+                    asyncio.to_thread(self._stages.time_forward, prepared, items)
+                    for _ in range(side_by_side)
+                )
             )
+            del prepared
+            for seconds in timings:
+                self._throughput.record(
+                    widest=max(costs),
+                    items=len(costs),
+                    tokens=sum(costs),
+                    seconds=seconds,
+                    side_by_side=side_by_side,
+                )
 
     async def aclose(self) -> None:
         """Fail queued items with ServiceUnavailableError, finish formed batches, join the workers.
@@ -254,7 +268,7 @@ class BatchEngine(Generic[ItemT, ResultT]):
         ServiceUnavailableError once closed, and otherwise exactly what the
         adapter raised for this item's batch.
         """
-        (result,) = await self._submit([item], deadline, self.max_batch_size)
+        (result,) = await self._submit([item], deadline, self.max_batch_size, None)
         return result
 
     async def submit_many(
@@ -263,19 +277,24 @@ class BatchEngine(Generic[ItemT, ResultT]):
         *,
         deadline: float | None = None,
         per_batch: int | None = None,
+        reservation: Reservation | None = None,
     ) -> list[ResultT]:
         """Results for ``items`` in order, or the first error (the rest are dropped).
 
         The items are one request: admitted or refused together, served
         together, at most ``per_batch`` of them in one batch (default
-        ``max_batch_size``); see :meth:`submit`.
+        ``max_batch_size``); see :meth:`submit`. With a ``reservation`` from
+        :meth:`reserve` the request was admitted already: it takes the
+        reserved place and deadline.
         """
         batch = list(items)
+        if reservation is not None:
+            reservation.close()
         if not batch:
             self._running_loop()
             return []
         limit = self.max_batch_size if per_batch is None else check_count("per_batch", per_batch)
-        return await self._submit(batch, deadline, limit)
+        return await self._submit(batch, deadline, limit, reservation)
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         if self._state is _State.UNOPENED:
@@ -294,26 +313,36 @@ class BatchEngine(Generic[ItemT, ResultT]):
         return cost
 
     async def _submit(
-        self, items: list[ItemT], deadline: float | None, per_batch: int
+        self,
+        items: list[ItemT],
+        deadline: float | None,
+        per_batch: int,
+        reservation: Reservation | None,
     ) -> list[ResultT]:
         loop = self._running_loop()
         now = self._clock.now()
-        at = earliest(deadline, current_deadline())
-        if at is None and self.default_deadline is not None:
-            at = now + self.default_deadline
-        if at is not None and at <= now:
+        if reservation is None:
+            at, arrival = self._deadline(deadline, now, len(items)), self._arrivals
+            self._arrivals += 1
+        else:
+            at, arrival = reservation.deadline, reservation.arrival
+        entries = [Pending(item, self._cost(item), at, loop.create_future()) for item in items]
+        job = Job(entries, at, arrival, per_batch)
+        if reservation is None:
+            self._door.check(len(entries), job.tokens_by_class, at, self._waiting, now)
+        elif at is not None and at <= now:
             self._expired += len(items)
             raise DeadlineExceeded(
                 "deadline passed before the item was queued", service=self.name or None
             )
-        entries = [Pending(item, self._cost(item), at, loop.create_future()) for item in items]
-        job = Job(entries, at, self._arrivals, per_batch)
-        self._arrivals += 1
-        self._door.check(job, self._waiting, now)
         self._waiting.push(job)
         self._arrived.set()
         try:
             results = await self._collect(entries, at)
+        except DeadlineExceeded:
+            # the request is over: what of it had not run yet expired with it
+            self._expired += sum(not entry.future.done() for entry in entries)
+            raise
         finally:
             # a caller that leaves (error, timeout, cancellation) takes its waiting items along
             for entry in entries:
@@ -323,6 +352,35 @@ class BatchEngine(Generic[ItemT, ResultT]):
             self._waiting.discard(job)
         self._goodput.add(len(results), self._clock.now())
         return results
+
+    def reserve(self, costs: Sequence[int], *, deadline: float | None = None) -> Reservation:
+        """Admit a request by estimated ``costs`` now and hold its place while its items are built.
+
+        For a caller whose items are expensive to build (tokenizing long
+        texts): a request that would be refused costs no more than an estimate
+        of its size, and one that is admitted counts against the requests
+        arriving after it while it is being built. Raises what
+        :meth:`submit_many` would; pass the reservation to it, and close it
+        (``with``) in case that never happens.
+        """
+        self._running_loop()
+        now = self._clock.now()
+        at = self._deadline(deadline, now, len(costs))
+        arrival = self._arrivals
+        self._arrivals += 1
+        return self._door.reserve(len(costs), by_class(costs), at, arrival, self._waiting, now)
+
+    def _deadline(self, deadline: float | None, now: float, items: int) -> float | None:
+        """The request's deadline (the default one when it has none); raise if it has passed."""
+        at = earliest(deadline, current_deadline())
+        if at is None and self.default_deadline is not None:
+            at = now + self.default_deadline
+        if at is not None and at <= now:
+            self._expired += items
+            raise DeadlineExceeded(
+                "deadline passed before the item was queued", service=self.name or None
+            )
+        return at
 
     async def _collect(
         self, entries: Sequence[Pending[ItemT, ResultT]], at: float | None
@@ -335,7 +393,6 @@ class BatchEngine(Generic[ItemT, ResultT]):
         except TimeoutError as exc:
             if not scope.expired():
                 raise
-            self._expired += sum(not future.done() for future in futures)
             raise DeadlineExceeded(
                 "deadline passed while waiting for the model", service=self.name or None
             ) from exc
@@ -352,6 +409,10 @@ class BatchEngine(Generic[ItemT, ResultT]):
     def is_overloaded(self) -> bool:
         """True when the queue is full (items or tokens), so the next submit is refused."""
         return self._door.is_full(self._waiting)
+
+    def is_idle(self) -> bool:
+        """True when nothing waits and no batch is in flight."""
+        return self._in_flight == 0 and not self._waiting
 
     def throughput(self, tokens: int) -> float:
         """Measured tokens per second on texts ``tokens`` long (0.0 before any batch ran)."""
@@ -456,6 +517,8 @@ class BatchEngine(Generic[ItemT, ResultT]):
     def _answered(self, batch: FormedBatch[ItemT, ResultT]) -> None:
         self._in_flight -= 1
         self._door.answered(batch.estimate)
+        if self._on_idle is not None and self.is_idle():
+            self._on_idle()
 
     def _deliver(
         self, batch: FormedBatch[ItemT, ResultT], results: list[ResultT], seconds: float
@@ -463,7 +526,11 @@ class BatchEngine(Generic[ItemT, ResultT]):
         self._answered(batch)
         costs = [entry.cost for entry in batch.entries]
         self._throughput.record(
-            widest=max(costs), items=len(costs), tokens=sum(costs), seconds=seconds
+            widest=max(costs),
+            items=len(costs),
+            tokens=sum(costs),
+            seconds=seconds,
+            side_by_side=len(self._forward_since),  # this pass has not ended here yet
         )
         for entry, result in zip(batch.entries, results, strict=True):
             if not entry.future.done():

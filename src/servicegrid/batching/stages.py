@@ -138,14 +138,17 @@ class StageThreads(Generic[ItemT, ResultT]):
         for thread in self._threads:
             await asyncio.to_thread(thread.join)
 
-    def time_stages(self, items: list[ItemT]) -> float:
-        """Run all three stages on ``items`` here and now; seconds the forward pass took."""
-        prepared = self._adapter.preprocess(items)
+    def prepare(self, items: list[ItemT]) -> Any:
+        """Preprocess ``items`` here and now (never while the preprocess thread runs)."""
+        return self._adapter.preprocess(items)
+
+    def time_forward(self, prepared: Any, items: list[ItemT]) -> float:
+        """Run forward and postprocess here and now; seconds the forward pass took."""
         started = self._clock.now()
         raw = self._adapter.forward(prepared)
-        del prepared
+        seconds = self._clock.now() - started
         self._adapter.postprocess(raw, items)
-        return self._clock.now() - started
+        return seconds
 
     def _preprocess(
         self, loop: asyncio.AbstractEventLoop, events: StageEvents[ItemT, ResultT]

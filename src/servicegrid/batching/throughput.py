@@ -2,10 +2,11 @@
 
 Forward passes are timed per batch and filed by the length of the batch's widest
 item, in powers of two (1, 2-3, 4-7, ... tokens), as wall-clock seconds per
-token of the whole engine (a pass's seconds divided by the forward workers that
-run side by side). Attention grows with the square of the length, so a token of
-a 256-token text costs more than one of a 16-token text, and each length class
-keeps its own figure.
+token of the whole engine: a pass's seconds divided by the passes that ran side
+by side with it, since two workers on two cores (or on two hyperthreads of one)
+each run slower than one alone. Attention grows with the square of the length,
+so a token of a 256-token text costs more than one of a 16-token text, and each
+length class keeps its own figure.
 
 Only full batches are representative of a loaded engine (a GPU runs 32 items
 in about the time it runs one), so a full batch's figure replaces a partial
@@ -39,8 +40,7 @@ class _Figure:
 class ThroughputEstimate:
     """Seconds of engine time per token, by length class; read and written on one thread."""
 
-    def __init__(self, *, forward_workers: int = 1, max_items: int, max_tokens: int) -> None:
-        self.forward_workers = check_count("forward_workers", forward_workers)
+    def __init__(self, *, max_items: int, max_tokens: int) -> None:
         self.max_items = check_count("max_items", max_items)
         self.max_tokens = check_count("max_tokens", max_tokens)
         self._figures: dict[int, _Figure] = {}
@@ -49,11 +49,16 @@ class ThroughputEstimate:
         """True once any batch has been measured."""
         return bool(self._figures)
 
-    def record(self, *, widest: int, items: int, tokens: int, seconds: float) -> None:
-        """File one forward pass: ``items`` items, ``tokens`` in all, the widest ``widest`` long."""
+    def record(
+        self, *, widest: int, items: int, tokens: int, seconds: float, side_by_side: int = 1
+    ) -> None:
+        """File one forward pass: ``items`` items, ``tokens`` in all, the widest ``widest`` long.
+
+        ``side_by_side`` is how many passes ran at once, this one included.
+        """
         if items <= 0 or seconds < 0:
             return
-        per_token = seconds / max(tokens, 1) / self.forward_workers
+        per_token = seconds / max(tokens, 1) / max(side_by_side, 1)
         full = 2 * items >= self.max_items or 2 * items * widest >= self.max_tokens
         key = length_class(widest)
         known = self._figures.get(key)

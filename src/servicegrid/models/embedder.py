@@ -21,6 +21,10 @@ __all__ = ["EmbedItem", "Embedding", "SentenceTransformerEmbedder"]
 # exceed a few dozen; cutting the text beyond this many characters per allowed token
 # never changes what the model sees, and keeps tokenizing a huge text cheap.
 _CHARS_PER_TOKEN_BOUND = 32
+# English word pieces average four to five characters, spaces included; guessing five
+# leans low, so a size estimate made without the tokenizer rarely refuses a request
+# that the measured size would have admitted.
+CHARS_PER_TOKEN_GUESS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +75,28 @@ class SentenceTransformerEmbedder:
 
     def item(self, text: str, *, normalize: bool = False) -> EmbedItem:
         """Measure ``text`` in tokens and cut it to what the model reads."""
-        cut = text[: self.max_length * _CHARS_PER_TOKEN_BOUND]
+        return self.items([text], normalize=normalize)[0]
+
+    def items(self, texts: Sequence[str], *, normalize: bool = False) -> list[EmbedItem]:
+        """:meth:`item` for many texts in one tokenizer call (a batch call runs without the GIL)."""
+        cuts = [text[: self.max_length * _CHARS_PER_TOKEN_BOUND] for text in texts]
         with self._tokenizer_lock:
-            ids = self._tokenizer(
-                cut, add_special_tokens=True, truncation=True, max_length=self.max_length + 1
+            encoded = self._tokenizer(
+                cuts, add_special_tokens=True, truncation=True, max_length=self.max_length + 1
             )["input_ids"]
-        truncated = len(cut) < len(text) or len(ids) > self.max_length
-        return EmbedItem(cut, normalize, min(len(ids), self.max_length), truncated)
+        return [
+            EmbedItem(
+                cut,
+                normalize,
+                min(len(ids), self.max_length),
+                len(cut) < len(text) or len(ids) > self.max_length,
+            )
+            for text, cut, ids in zip(texts, cuts, encoded, strict=True)
+        ]
+
+    def estimate_tokens(self, text: str) -> int:
+        """A guess at ``item(text).tokens`` from the text's length alone, without the tokenizer."""
+        return min(self.max_length, len(text) // CHARS_PER_TOKEN_GUESS + 2)
 
     # ---- the batch-engine stages -------------------------------------------------------
 

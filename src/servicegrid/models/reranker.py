@@ -18,7 +18,11 @@ from typing import Any
 import torch
 from sentence_transformers import CrossEncoder
 
-from servicegrid.models.embedder import EmbedItem, SentenceTransformerEmbedder
+from servicegrid.models.embedder import (
+    CHARS_PER_TOKEN_GUESS,
+    EmbedItem,
+    SentenceTransformerEmbedder,
+)
 
 __all__ = ["BiEncoderReranker", "CrossEncoderReranker", "RerankItem"]
 
@@ -65,11 +69,21 @@ class CrossEncoderReranker:
         self._tokenizer_lock = threading.Lock()
 
     def item(self, query: str, document: str) -> RerankItem:
+        return self.items(query, [document])[0]
+
+    def items(self, query: str, documents: Sequence[str]) -> list[RerankItem]:
+        """:meth:`item` for each document, in one tokenizer call (which runs without the GIL)."""
         limit = self.max_length * _CHARS_PER_TOKEN_BOUND
-        query, document = query[:limit], document[:limit]
+        query, cuts = query[:limit], [document[:limit] for document in documents]
         with self._tokenizer_lock:
-            ids = self._tokenizer(query, document, truncation=True, max_length=self.max_length)
-        return RerankItem(query, document, len(ids["input_ids"]))
+            encoded = self._tokenizer(
+                [query] * len(cuts), cuts, truncation=True, max_length=self.max_length
+            )["input_ids"]
+        return [RerankItem(query, cut, len(ids)) for cut, ids in zip(cuts, encoded, strict=True)]
+
+    def estimate_tokens(self, query: str, document: str) -> int:
+        """A guess at ``item(query, document).tokens`` from the lengths alone."""
+        return min(self.max_length, (len(query) + len(document)) // CHARS_PER_TOKEN_GUESS + 3)
 
     def cost(self, item: RerankItem) -> int:
         return max(item.tokens, 1)
@@ -105,10 +119,20 @@ class BiEncoderReranker:
         self.max_length = embedder.max_length
 
     def item(self, query: str, document: str) -> RerankItem:
-        query_item, document_item = self.embedder.item(query), self.embedder.item(document)
-        return RerankItem(
-            query_item.text, document_item.text, query_item.tokens + document_item.tokens
-        )
+        return self.items(query, [document])[0]
+
+    def items(self, query: str, documents: Sequence[str]) -> list[RerankItem]:
+        """:meth:`item` for each document, the query measured once."""
+        query_item, *measured = self.embedder.items([query, *documents])
+        return [
+            RerankItem(query_item.text, item.text, query_item.tokens + item.tokens)
+            for item in measured
+        ]
+
+    def estimate_tokens(self, query: str, document: str) -> int:
+        """A guess at ``item(query, document).tokens`` from the lengths alone."""
+        estimate = self.embedder.estimate_tokens
+        return estimate(query) + estimate(document)
 
     def cost(self, item: RerankItem) -> int:
         # query and document are embedded separately: the longer one pads the batch

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from servicegrid.batching import BatchEngine, ModelAdapter
 from servicegrid.runtime import RunningServer, ServiceRegistration, create_server
+from servicegrid.runtime.memory import IdleMemoryRelease
 from servicegrid.services.validation import Limits
 from servicegrid.settings import Settings
 
@@ -55,10 +56,14 @@ async def start_engine(
     With ``item_for`` (text -> the adapter's item) and SERVICEGRID_CALIBRATE on,
     the model is timed on a full batch of short texts and a few texts
     ``max_length`` tokens long before the engine serves, so admission control
-    has throughput figures from the first request.
+    has throughput figures from the first request. Once the engine has been
+    idle for a moment, the memory freed by its work is given back to the OS.
     """
+    # free memory goes back to the OS once the engine has been idle a moment
+    went_idle: Callable[[], None] = IdleMemoryRelease().watch(lambda: engine.is_idle())
     engine: BatchEngine[ItemT, Any] = BatchEngine(
         adapter,
+        on_idle=went_idle,
         max_batch_size=settings.max_batch_size,
         max_batch_tokens=settings.max_batch_tokens,
         max_queue=settings.max_queue,

@@ -12,6 +12,7 @@ deadline DEADLINE_EXCEEDED, and a model failure INTERNAL for that batch only
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -206,14 +207,18 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         results: list[Embedding | None] = [self.cache.get(key) for key in keys]
         missing = [index for index, found in enumerate(results) if found is None]
         if missing:
-            embedder = model.embedder
-            items = await measured(
-                [texts[i] for i in missing], lambda text: embedder.item(text, normalize=normalize)
-            )
-            # one request to the engine: admitted whole, its texts kept together
-            computed = await model.engine.submit_many(
-                items, deadline=deadline, per_batch=batch_size
-            )
+            embedder, wanted = model.embedder, [texts[i] for i in missing]
+            # admitted (or refused) on a size estimate before paying for tokenization; the
+            # place holds while the texts are measured, then the whole request is queued
+            with model.engine.reserve(
+                [embedder.estimate_tokens(text) for text in wanted], deadline=deadline
+            ) as place:
+                items = await measured(
+                    wanted, functools.partial(embedder.items, normalize=normalize)
+                )
+                computed = await model.engine.submit_many(
+                    items, per_batch=batch_size, reservation=place
+                )
             for index, embedding in zip(missing, computed, strict=True):
                 results[index] = embedding
                 self.cache.put(keys[index], embedding)

@@ -12,6 +12,7 @@ INTERNAL for that batch only (through the runtime's error mapping).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -220,9 +221,16 @@ class RerankingServicer(reranking_service_pb2_grpc.RerankingServiceServicer):
         documents = list(request.documents)
         engine = checked.model.engine
         reranker, query = checked.model.reranker, request.query
-        items = await measured(documents, lambda document: reranker.item(query, document))
-        # one request to the engine: admitted whole, its pairs kept together
-        scores = await engine.submit_many(items, deadline=deadline, per_batch=checked.batch_size)
+        # admitted (or refused) on a size estimate before paying for tokenization; the
+        # place holds while the pairs are measured, then the whole request is queued
+        with engine.reserve(
+            [reranker.estimate_tokens(query, document) for document in documents],
+            deadline=deadline,
+        ) as place:
+            items = await measured(documents, functools.partial(reranker.items, query))
+            scores = await engine.submit_many(
+                items, per_batch=checked.batch_size, reservation=place
+            )
         self.stats.total_items += len(scores)
 
         ranked = sorted(range(len(scores)), key=lambda index: (-scores[index], index))

@@ -1,4 +1,4 @@
-"""Goodput under overload: the embedding service given far more long texts than it can embed in time.
+"""Goodput under overload: the embedding service given far more long texts than it can embed.
 
 Two loads, each caller with its own client (its own channel and circuit
 breaker, as independent users have) and one attempt, so every refusal is the
@@ -53,13 +53,23 @@ WORDS_PER_TEXT = 200
 LOADS = {"64 x 512, 120 s": (64, 512, 120.0), "32 x 256, 60 s": (32, 256, 60.0)}
 """name: (callers, texts per call, deadline seconds)"""
 CAPACITY_TEXTS = 256
-_VOCABULARY = ["patients", "with", "type", "2", "diabetes", "were", "randomised", "to", "metformin", "or", "placebo", "and", "followed", "for", "cardiovascular", "outcomes", "renal", "function", "glycaemic", "control", "weight", "change", "adverse", "events", "hospital", "admission", "mortality", "the", "trial", "enrolled", "adults", "across", "twelve", "centres", "baseline", "characteristics", "were", "similar", "between", "groups", "primary", "endpoint", "secondary", "analysis", "showed", "reduction", "in", "risk", "confidence", "interval", "hazard", "ratio", "clinical", "guidelines", "recommend", "first", "line", "therapy", "lifestyle", "intervention", "dose", "escalation", "gastrointestinal", "tolerance", "lactic", "acidosis", "rare", "contraindicated", "severe", "kidney", "disease", "monitoring", "every", "year"]
+_PROSE = (
+    "patients with type 2 diabetes were randomised to metformin or placebo and "
+    "followed for cardiovascular outcomes renal function glycaemic control weight "
+    "change adverse events hospital admission mortality the trial enrolled adults "
+    "across twelve centres baseline characteristics were similar between groups "
+    "primary endpoint secondary analysis showed reduction in risk confidence interval "
+    "hazard ratio clinical guidelines recommend first line therapy lifestyle "
+    "intervention dose escalation gastrointestinal tolerance lactic acidosis rare "
+    "contraindicated severe kidney disease monitoring every year"
+)
 
 
 def texts(tag: str, count: int, rng: random.Random) -> list[str]:
     """``count`` unique texts of WORDS_PER_TEXT words (about 260 tokens: MiniLM reads 256)."""
+    vocabulary = _PROSE.split()
     return [
-        f"{tag} {index}: " + " ".join(rng.choices(_VOCABULARY, k=WORDS_PER_TEXT))
+        f"{tag} {index}: " + " ".join(rng.choices(vocabulary, k=WORDS_PER_TEXT))
         for index in range(count)
     ]
 
@@ -111,9 +121,7 @@ class Outcome:
 
 
 def client(port: int, timeout: float) -> EmbeddingClient:
-    config = ServiceClientConfig(
-        service_url=f"127.0.0.1:{port}", timeout=timeout, retry_attempts=1
-    )
+    config = ServiceClientConfig(service_url=f"127.0.0.1:{port}", timeout=timeout, retry_attempts=1)
     return EmbeddingClient(config=config, registry=None)
 
 
@@ -252,7 +260,11 @@ def main(argv: list[str] | None = None) -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "servicegrid.cli", "serve", "embedding", "--port", str(port)],
         cwd=ROOT,
-        env={**os.environ, "SERVICEGRID_DEVICE": "cpu", "SERVICEGRID_LOG_LEVEL": os.environ.get("BENCH_SERVICE_LOG_LEVEL", "ERROR")},
+        env={
+            **os.environ,
+            "SERVICEGRID_DEVICE": "cpu",
+            "SERVICEGRID_LOG_LEVEL": os.environ.get("BENCH_SERVICE_LOG_LEVEL", "ERROR"),
+        },
         stdout=log,
         stderr=log,
     )

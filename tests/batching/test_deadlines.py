@@ -259,4 +259,5 @@ async def test_on_idle_is_called_when_the_last_batch_is_answered() -> None:
         assert engine.is_idle()
         assert await engine.submit_many(named("i", 4)) == [2] * 4
         await until(lambda: bool(idle))
-    assert idle and all(idle)
+    assert idle
+    assert all(idle)

@@ -17,7 +17,7 @@ from servicegrid.settings import Settings
 __all__ = ["bind", "calibration_texts", "forward_workers", "limits_from", "start_engine"]
 
 _MIB = 1024 * 1024
-_LONG_CALIBRATION_ITEMS = 4
+_LONG_CALIBRATION_ITEMS = 2
 """Items in the calibration batch at the model's longest length (kept small: it runs at start)."""
 _SHORT_CALIBRATION_WORDS = 8
 
@@ -76,9 +76,10 @@ async def start_engine(
     if item_for is not None and settings.calibrate:
         try:
             size = settings.max_batch_size
-            short = calibration_texts(size, _SHORT_CALIBRATION_WORDS)
-            long = calibration_texts(min(_LONG_CALIBRATION_ITEMS, size), max_length)
-            await engine.calibrate([[item_for(t) for t in short], [item_for(t) for t in long]])
+            short = [item_for(t) for t in calibration_texts(size, _SHORT_CALIBRATION_WORDS)]
+            long = [item_for(t) for t in calibration_texts(_LONG_CALIBRATION_ITEMS, max_length)]
+            # the first pass pays the model's one-time start-up; a full batch replaces its figure
+            await engine.calibrate([short[:1], short, long[:size]])
         except BaseException:
             await engine.aclose()
             raise

@@ -126,3 +126,39 @@ def test_measuring_while_a_batch_is_tokenized_never_corrupts_the_batch(
         worker.join()
         sys.setswitchinterval(interval)
     assert not failures, failures[:1]
+
+
+def test_measuring_many_texts_at_once_gives_what_one_at_a_time_does(
+    minilm: SentenceTransformerEmbedder,
+) -> None:
+    texts = [*TEXTS, "word " * 10_000, ""]
+    assert minilm.items(texts, normalize=True) == [
+        minilm.item(text, normalize=True) for text in texts
+    ]
+
+
+def near(guess: int, measured: int) -> bool:
+    """A size guess close enough for admission: within a quarter, or three tokens."""
+    return abs(guess - measured) <= max(3, measured // 4)
+
+
+@pytest.mark.parametrize("words", [3, 40, 180, 5_000])
+def test_the_size_guess_from_characters_is_near_the_measured_size_and_within_the_limit(
+    minilm: SentenceTransformerEmbedder, words: int
+) -> None:
+    vocabulary = " ".join(TEXTS).split()
+    text = " ".join(vocabulary[i % len(vocabulary)] for i in range(words))
+    guess, measured = minilm.estimate_tokens(text), minilm.item(text).tokens
+    assert 1 <= guess <= minilm.max_length
+    assert near(guess, measured)
+
+
+def test_rerankers_measure_all_documents_at_once_as_one_by_one(
+    minilm: SentenceTransformerEmbedder, tiny_cross_encoder: Path
+) -> None:
+    cross = CrossEncoderReranker(tiny_cross_encoder, name="tiny")
+    bi = BiEncoderReranker(minilm, name="bi")
+    for reranker in (cross, bi):
+        assert reranker.items("query", TEXTS) == [reranker.item("query", t) for t in TEXTS]
+        for text, item in zip(TEXTS, reranker.items("query", TEXTS), strict=True):
+            assert near(reranker.estimate_tokens("query", text), item.tokens)

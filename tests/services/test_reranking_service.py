@@ -378,6 +378,27 @@ async def test_a_passed_timeout_is_deadline_exceeded(app: RerankingApp) -> None:
     await still_serving(app)
 
 
+async def test_a_request_that_cannot_finish_in_time_is_refused_before_any_work(
+    app: RerankingApp,
+) -> None:
+    engine = app.servicer.models[MINILM_NAME].engine
+    documents = [" ".join(["long"] * 300) + f" {i}" for i in range(MAX_ITEMS)]
+    work = MAX_ITEMS * 256 / engine.throughput(256)  # the engine's own figures
+    batches_before = engine.stats().total_batches
+    request = _pb.RerankBatchRequest(
+        query=QUERY, documents=documents, config=_pb.RerankingConfig(timeout_seconds=work / 4)
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.running.port}") as channel:
+        stub = reranking_service_pb2_grpc.RerankingServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as failure:
+            await stub.RerankBatch(request)
+    assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "longer deadline" in (failure.value.details() or "")
+    assert engine.stats().total_batches == batches_before
+    assert engine.stats().refused_late >= 1
+    await still_serving(app)
+
+
 # ---- health, stats, batching ------------------------------------------------------------
 
 

@@ -9,15 +9,9 @@
                 throughput)              for a forward thread)
     each caller's future ◄── loop.call_soon_threadsafe ◄──────────────────────────────┘
 
-A batch is formed only while fewer than :data:`LOOKAHEAD` formed batches wait
-for a forward thread. With one, batch n+1 is tokenized while batch n runs, so
-the model never waits for preprocessing. While every forward thread is busy the
-next batch is formed just in time: when the first running forward pass is
-expected to end, less the time preprocessing takes (both measured as moving
-averages), or as soon as a full batch is waiting. Items arriving meanwhile
-merge into it, so batches grow with the load instead of being cut early; an
-idle forward thread takes what is there at once. Futures are only ever touched
-on the event loop thread.
+Batches are formed just in time by the scheduler (see
+:mod:`servicegrid.batching.scheduler`); futures are only ever touched on the
+event loop thread.
 
 Several forward threads suit a CPU: each runs its own batch on a share of the
 cores (see :func:`servicegrid.models.threads_per_worker`), which keeps every
@@ -29,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import logging
 import operator
 from collections.abc import Callable, Iterable, Sequence
@@ -39,7 +32,8 @@ from typing import Any, Generic, TypeVar
 from servicegrid._validate import check_count, check_number
 from servicegrid.batching.adapter import ModelAdapter
 from servicegrid.batching.admission import RETRY_AFTER, AdmissionControl, Reservation, by_class
-from servicegrid.batching.stages import FormedBatch, StageEvents, StageThreads
+from servicegrid.batching.scheduler import LOOKAHEAD, Scheduler
+from servicegrid.batching.stages import StageThreads
 from servicegrid.batching.stats import EngineStats, RateWindow
 from servicegrid.batching.throughput import ThroughputEstimate
 from servicegrid.batching.waiting import Job, JobQueue, Pending
@@ -55,12 +49,6 @@ __all__ = ["LOOKAHEAD", "RETRY_AFTER", "BatchEngine", "EngineStats"]
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
-LOOKAHEAD = 1
-"""Formed batches that may wait for the forward thread (in preprocess or prepared)."""
-
-SMOOTHING = 0.2
-"""Weight of the newest duration in the moving averages of preprocess and forward time."""
-
 _log = logging.getLogger("servicegrid.batching")
 
 
@@ -68,11 +56,6 @@ class _State(enum.Enum):
     UNOPENED = "unopened"
     OPEN = "open"
     CLOSED = "closed"
-
-
-def _smoothed(average: float, sample: float) -> float:
-    """The moving average after ``sample``; the first sample starts it."""
-    return sample if average == 0.0 else average + SMOOTHING * (sample - average)
 
 
 class BatchEngine(Generic[ItemT, ResultT]):
@@ -123,7 +106,6 @@ class BatchEngine(Generic[ItemT, ResultT]):
         self.batch_wait = check_number("batch_wait", batch_wait)
         self.forward_workers = check_count("forward_workers", forward_workers)
         self.name = name
-        self._on_idle = on_idle
         self._adapter = adapter
         self._clock = clock
         self._state = _State.UNOPENED
@@ -142,20 +124,21 @@ class BatchEngine(Generic[ItemT, ResultT]):
         self.max_queue = self._door.max_queue
         self.max_queue_tokens = self._door.max_queue_tokens
         self._stages = StageThreads(adapter, forward_workers=self.forward_workers, clock=clock)
-        self._arrived = asyncio.Event()
-        self._waiting_for_forward = 0
-        self._lookahead_free = asyncio.Event()
-        self._forward_since: dict[FormedBatch[ItemT, ResultT], float] = {}
-        self._forward_seconds = 0.0
-        self._preprocess_seconds = 0.0
+        self._batches: Scheduler[ItemT, ResultT] = Scheduler(
+            self._waiting,
+            self._door,
+            self._stages,
+            max_items=self.max_batch_size,
+            max_tokens=self.max_batch_tokens,
+            batch_wait=self.batch_wait,
+            forward_workers=self.forward_workers,
+            service=name or None,
+            on_idle=on_idle,
+            clock=clock,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
-        self._in_flight = 0
-        self._total_items = 0
-        self._total_batches = 0
-        self._expired = 0
-        self._failed_batches = 0
         self._goodput = RateWindow(started=clock.now())
 
     def __repr__(self) -> str:
@@ -170,17 +153,8 @@ class BatchEngine(Generic[ItemT, ResultT]):
         loop = asyncio.get_running_loop()
         prefix = self.name or "batch"
         self._loop = loop
-        self._lookahead_free.set()
-        events = StageEvents(
-            left_lookahead=self._left_lookahead,
-            forward_began=self._forward_began,
-            forward_ended=self._forward_ended,
-            delivered=self._deliver,
-            failed=self._fail,
-            skipped=self._skip,
-        )
-        self._stages.start(loop, events, prefix=prefix)
-        self._scheduler = loop.create_task(self._schedule(), name=f"{prefix}-scheduler")
+        self._stages.start(loop, self._batches.events(), prefix=prefix)
+        self._scheduler = loop.create_task(self._batches.run(), name=f"{prefix}-scheduler")
         self._state = _State.OPEN
 
     async def calibrate(self, batches: Iterable[Sequence[ItemT]]) -> None:
@@ -331,17 +305,17 @@ class BatchEngine(Generic[ItemT, ResultT]):
         if reservation is None:
             self._door.check(len(entries), job.tokens_by_class, at, self._waiting, now)
         elif at is not None and at <= now:
-            self._expired += len(items)
+            self._batches.expired += len(items)
             raise DeadlineExceeded(
                 "deadline passed before the item was queued", service=self.name or None
             )
         self._waiting.push(job)
-        self._arrived.set()
+        self._batches.arrived()
         try:
             results = await self._collect(entries, at)
         except DeadlineExceeded:
             # the request is over: what of it had not run yet expired with it
-            self._expired += sum(not entry.future.done() for entry in entries)
+            self._batches.expired += sum(not entry.future.done() for entry in entries)
             raise
         finally:
             # a caller that leaves (error, timeout, cancellation) takes its waiting items along
@@ -376,7 +350,7 @@ class BatchEngine(Generic[ItemT, ResultT]):
         if at is None and self.default_deadline is not None:
             at = now + self.default_deadline
         if at is not None and at <= now:
-            self._expired += items
+            self._batches.expired += items
             raise DeadlineExceeded(
                 "deadline passed before the item was queued", service=self.name or None
             )
@@ -412,7 +386,7 @@ class BatchEngine(Generic[ItemT, ResultT]):
 
     def is_idle(self) -> bool:
         """True when nothing waits and no batch is in flight."""
-        return self._in_flight == 0 and not self._waiting
+        return self._batches.is_idle()
 
     def throughput(self, tokens: int) -> float:
         """Measured tokens per second on texts ``tokens`` long (0.0 before any batch ran)."""
@@ -420,16 +394,17 @@ class BatchEngine(Generic[ItemT, ResultT]):
 
     def stats(self) -> EngineStats:
         """Counters since start; read on the event loop thread."""
-        batches = self._total_batches
+        work = self._batches
+        batches = work.total_batches
         return EngineStats(
             queued=len(self._waiting),
-            in_flight_batches=self._in_flight,
-            total_items=self._total_items,
+            in_flight_batches=work.in_flight,
+            total_items=work.total_items,
             total_batches=batches,
-            average_batch_size=self._total_items / batches if batches else 0.0,
+            average_batch_size=work.total_items / batches if batches else 0.0,
             rejected=self._door.rejected,
-            expired=self._expired,
-            failed_batches=self._failed_batches,
+            expired=work.expired,
+            failed_batches=work.failed_batches,
             queued_tokens=self._waiting.tokens,
             queued_requests=self._waiting.jobs,
             refused_late=self._door.refused_late,
@@ -437,112 +412,3 @@ class BatchEngine(Generic[ItemT, ResultT]):
             goodput=self._goodput.rate(self._clock.now()),
             backlog_seconds=self._door.queued_seconds(self._waiting),
         )
-
-    # -- the scheduler task (event loop thread) --------------------------------------------
-
-    async def _schedule(self) -> None:
-        while True:
-            await self._lookahead_free.wait()
-            while not self._waiting:
-                self._arrived.clear()
-                await self._arrived.wait()
-            await self._gather()
-            batch, expired = self._waiting.take(
-                max_items=self.max_batch_size,
-                max_tokens=self.max_batch_tokens,
-                now=self._clock.now(),
-            )
-            self._expire(expired, "before the item reached the model")
-            if batch:
-                self._waiting_for_forward += 1
-                if self._waiting_for_forward >= LOOKAHEAD:
-                    self._lookahead_free.clear()
-                self._in_flight += 1
-                self._total_batches += 1
-                self._total_items += len(batch)
-                estimate = self._door.formed(batch)
-                self._stages.put(FormedBatch(batch, tuple(e.item for e in batch), estimate))
-
-    async def _gather(self) -> None:
-        """Let a fuller batch gather while that costs nothing, until a full one is waiting.
-
-        That is ``batch_wait`` seconds, and while the model is busy, until its
-        forward pass is expected to end less the time preprocessing takes.
-        Arrivals and the end of a forward pass wake this to look again.
-        """
-        linger_until = self._clock.now() + self.batch_wait
-        ready = functools.partial(
-            self._waiting.ready, max_items=self.max_batch_size, max_tokens=self.max_batch_tokens
-        )
-        while self._waiting and not ready():
-            until = linger_until
-            if len(self._forward_since) >= self.forward_workers:
-                first_end = min(self._forward_since.values()) + self._forward_seconds
-                until = max(until, first_end - self._preprocess_seconds)
-            left = until - self._clock.now()
-            if left <= 0:
-                return
-            self._arrived.clear()
-            try:
-                async with asyncio.timeout(left):
-                    await self._arrived.wait()
-            except TimeoutError:
-                return
-
-    def _expire(self, entries: Iterable[Pending[ItemT, ResultT]], when: str) -> None:
-        for entry in entries:
-            if not entry.future.done():
-                self._expired += 1
-                entry.future.set_exception(
-                    DeadlineExceeded(f"deadline passed {when}", service=self.name or None)
-                )
-
-    # -- results (event loop thread, posted by the workers) --------------------------------
-
-    def _left_lookahead(self) -> None:
-        """A formed batch reached the forward thread, or failed before it: room for another."""
-        self._waiting_for_forward -= 1
-        self._lookahead_free.set()
-
-    def _forward_began(self, batch: FormedBatch[ItemT, ResultT], at: float) -> None:
-        self._left_lookahead()
-        self._forward_since[batch] = at
-        self._preprocess_seconds = _smoothed(self._preprocess_seconds, batch.preprocess_seconds)
-
-    def _forward_ended(self, batch: FormedBatch[ItemT, ResultT], seconds: float) -> None:
-        del self._forward_since[batch]
-        self._forward_seconds = _smoothed(self._forward_seconds, seconds)
-        self._arrived.set()  # a gathering batch is needed now
-
-    def _answered(self, batch: FormedBatch[ItemT, ResultT]) -> None:
-        self._in_flight -= 1
-        self._door.answered(batch.estimate)
-        if self._on_idle is not None and self.is_idle():
-            self._on_idle()
-
-    def _deliver(
-        self, batch: FormedBatch[ItemT, ResultT], results: list[ResultT], seconds: float
-    ) -> None:
-        self._answered(batch)
-        costs = [entry.cost for entry in batch.entries]
-        self._throughput.record(
-            widest=max(costs),
-            items=len(costs),
-            tokens=sum(costs),
-            seconds=seconds,
-            side_by_side=len(self._forward_since),  # this pass has not ended here yet
-        )
-        for entry, result in zip(batch.entries, results, strict=True):
-            if not entry.future.done():
-                entry.future.set_result(result)
-
-    def _fail(self, batch: FormedBatch[ItemT, ResultT], error: Exception) -> None:
-        self._answered(batch)
-        self._failed_batches += 1
-        for entry in batch.entries:
-            if not entry.future.done():
-                entry.future.set_exception(error)
-
-    def _skip(self, batch: FormedBatch[ItemT, ResultT]) -> None:
-        self._answered(batch)
-        self._expire(batch.entries, "before the forward pass")

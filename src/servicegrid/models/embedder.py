@@ -21,9 +21,9 @@ __all__ = ["EmbedItem", "Embedding", "SentenceTransformerEmbedder"]
 # exceed a few dozen; cutting the text beyond this many characters per allowed token
 # never changes what the model sees, and keeps tokenizing a huge text cheap.
 _CHARS_PER_TOKEN_BOUND = 32
-# English word pieces average four to five characters, spaces included; guessing five
-# leans low, so a size estimate made without the tokenizer rarely refuses a request
-# that the measured size would have admitted.
+# English word pieces average four to five characters, spaces included: a size guessed
+# from the characters without the tokenizer lands within a few tokens of the measured
+# one, close enough to refuse a request that cannot fit before paying to tokenize it.
 CHARS_PER_TOKEN_GUESS = 5
 
 

@@ -1,18 +1,19 @@
 """Goodput under overload: the embedding service given far more long texts than it can embed.
 
 Two loads, each caller with its own client (its own channel and circuit
-breaker, as independent users have) and one attempt, so every refusal is the
-server's own answer:
+breaker, as independent users have). A refused caller waits as the refusal's
+retry-after says and tries again with what is left of its deadline, as our
+clients do; every refused attempt is timed:
 
 - 64 callers x 512 texts of about 200 words, each with a 120 s deadline;
 - 32 callers x 256 such texts, each with a 60 s deadline.
 
 Before them, the service's capacity on the same kind of texts is measured
 (4 callers x 32 texts until 256 are done, no deadline pressure). Goodput is
-the texts in successful answers per second of the load's wall time, as a
-ratio of that capacity. The service runs as its own process
-(``servicegrid serve embedding``) on the same cores; its resident memory is
-sampled from ``/proc`` throughout.
+the texts in successful answers per second of the load's wall time (until
+the last caller is answered or gives up), as a ratio of that capacity. The
+service runs as its own process (``servicegrid serve embedding``) on the same
+cores; its resident memory is sampled from ``/proc`` throughout.
 
     .venv/bin/python bench/bench_overload.py [--quick]
 
@@ -48,6 +49,7 @@ from tests.support.faulty_server import free_port  # noqa: E402
 from _common import table  # noqa: E402
 from servicegrid.clients import EmbeddingClient, ServiceClientConfig  # noqa: E402
 from servicegrid.errors import DeadlineExceeded, ResourceExhausted  # noqa: E402
+from servicegrid.proto import embedding_service_pb2  # noqa: E402
 
 WORDS_PER_TEXT = 200
 LOADS = {"64 x 512, 120 s": (64, 512, 120.0), "32 x 256, 60 s": (32, 256, 60.0)}
@@ -109,12 +111,14 @@ class Memory:
 
 @dataclass
 class Outcome:
-    served: list[float] = field(default_factory=list)
-    """Seconds to each successful answer."""
-    refused: list[float] = field(default_factory=list)
-    """Seconds to each refusal (RESOURCE_EXHAUSTED)."""
-    late: list[float] = field(default_factory=list)
-    """Seconds to each DEADLINE_EXCEEDED."""
+    served: int = 0
+    """Callers answered (on their first attempt or after waiting as told)."""
+    refused: int = 0
+    """Callers whose last attempt was refused: no retry-after, or one past their deadline."""
+    late: int = 0
+    """Callers whose last attempt ended DEADLINE_EXCEEDED."""
+    refusals: list[float] = field(default_factory=list)
+    """Seconds each refused attempt took to be refused."""
     other: list[str] = field(default_factory=list)
     texts_served: int = 0
     wall: float = 0.0
@@ -151,18 +155,32 @@ async def overload(
         await opened.channel.channel_ready()
 
     async def call(embedder: EmbeddingClient, batch: list[str]) -> None:
-        started = time.perf_counter()
-        try:
-            await embedder.generate_embeddings(texts=batch)
-        except ResourceExhausted:
-            outcome.refused.append(time.perf_counter() - started)
-        except DeadlineExceeded:
-            outcome.late.append(time.perf_counter() - started)
-        except Exception as error:
-            outcome.other.append(f"{type(error).__name__}: {error}")
-        else:
-            outcome.served.append(time.perf_counter() - started)
-            outcome.texts_served += len(batch)
+        """One caller: waits as a refusal's retry-after says, tries again within its deadline."""
+        end = time.perf_counter() + deadline
+        while True:
+            started = time.perf_counter()
+            left = end - started
+            try:
+                await embedder.generate_embeddings(
+                    texts=batch, config=embedding_service_pb2.EmbeddingConfig(timeout_seconds=left)
+                )
+            except ResourceExhausted as refused:
+                outcome.refusals.append(time.perf_counter() - started)
+                wait = refused.retry_after
+                if wait is None or time.perf_counter() + wait >= end:
+                    outcome.refused += 1
+                    return
+                await asyncio.sleep(wait)
+            except DeadlineExceeded:
+                outcome.late += 1
+                return
+            except Exception as error:
+                outcome.other.append(f"{type(error).__name__}: {error}")
+                return
+            else:
+                outcome.served += 1
+                outcome.texts_served += len(batch)
+                return
 
     started = time.perf_counter()
     await asyncio.gather(*(call(c, b) for c, b in zip(clients, batches, strict=True)))
@@ -206,13 +224,14 @@ async def measure(port: int, memory: Memory, loads: dict[str, tuple[int, int, fl
         peak = memory.peak
         after = await settle(port, memory)
         goodput = outcome.texts_served / outcome.wall
-        refusals = outcome.refused or [0.0]
+        refusals = outcome.refusals or [0.0]
         rows.append(
             [
                 name,
-                len(outcome.served),
-                len(outcome.refused),
-                len(outcome.late) + len(outcome.other),
+                outcome.served,
+                outcome.refused,
+                outcome.late + len(outcome.other),
+                len(outcome.refusals),
                 f"{goodput:.1f}",
                 f"{goodput / base:.2f}",
                 f"{1000 * statistics.median(refusals):.0f}",
@@ -232,6 +251,7 @@ async def measure(port: int, memory: Memory, loads: dict[str, tuple[int, int, fl
         "answered",
         "refused",
         "late/failed",
+        "refusals",
         "goodput texts/s",
         "vs capacity",
         "refusal p50 ms",

@@ -27,12 +27,22 @@ def test_nothing_is_known_before_the_first_batch() -> None:
     assert figures.tokens_per_second(10) == 0.0
 
 
-def test_a_full_batch_gives_seconds_per_token_shared_by_the_passes_beside_it() -> None:
-    figures = estimate()
+def test_a_full_batch_gives_seconds_per_token_of_the_whole_engine() -> None:
+    figures = estimate(forward_workers=2)
     figures.record(widest=10, items=8, tokens=80, seconds=4.0, side_by_side=2)
     assert figures.seconds_per_token(10) == pytest.approx(4.0 / 80 / 2)
     assert figures.tokens_per_second(10) == pytest.approx(40.0)
     assert figures.seconds({length_class(10): 40}) == pytest.approx(1.0)
+
+
+def test_a_pass_that_ran_alone_stands_in_only_until_one_beside_the_others() -> None:
+    figures = estimate(forward_workers=2)
+    figures.record(widest=10, items=8, tokens=80, seconds=2.0, side_by_side=1)  # alone: faster
+    assert figures.seconds_per_token(10) == pytest.approx(2.0 / 80 / 2)
+    figures.record(widest=10, items=8, tokens=80, seconds=4.0, side_by_side=2)  # under load
+    assert figures.seconds_per_token(10) == pytest.approx(4.0 / 80 / 2)
+    figures.record(widest=10, items=8, tokens=80, seconds=1.0, side_by_side=1)  # ignored now
+    assert figures.seconds_per_token(10) == pytest.approx(4.0 / 80 / 2)
 
 
 def test_a_full_batch_replaces_a_partial_one_and_partial_batches_never_blur_it() -> None:

@@ -112,6 +112,7 @@ class BatchEngine(Generic[ItemT, ResultT]):
         self._waiting: JobQueue[ItemT, ResultT] = JobQueue()
         self._arrivals = 0
         self._throughput = ThroughputEstimate(
+            forward_workers=self.forward_workers,
             max_items=self.max_batch_size,
             max_tokens=self.max_batch_tokens,
         )

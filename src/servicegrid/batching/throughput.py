@@ -2,15 +2,17 @@
 
 Forward passes are timed per batch and filed by the length of the batch's widest
 item, in powers of two (1, 2-3, 4-7, ... tokens), as wall-clock seconds per
-token of the whole engine: a pass's seconds divided by the passes that ran side
-by side with it, since two workers on two cores (or on two hyperthreads of one)
-each run slower than one alone. Attention grows with the square of the length,
-so a token of a 256-token text costs more than one of a 16-token text, and each
-length class keeps its own figure.
+token of the whole engine: a pass's seconds divided by the forward workers.
+Attention grows with the square of the length, so a token of a 256-token text
+costs more than one of a 16-token text, and each length class keeps its own
+figure.
 
-Only full batches are representative of a loaded engine (a GPU runs 32 items
-in about the time it runs one), so a full batch's figure replaces a partial
-one's, and partial batches only ever stand in until a full one has been seen.
+Admission needs the engine's speed under load, so a figure is representative
+only when it comes from a full batch (a GPU runs 32 items in about the time it
+runs one) that ran while every forward worker was busy (two workers on two
+cores, or on two hyperthreads of one, each run slower than one alone). Such a
+figure replaces any other, and the others only ever stand in until one has
+been seen.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class _Figure:
 class ThroughputEstimate:
     """Seconds of engine time per token, by length class; read and written on one thread."""
 
-    def __init__(self, *, max_items: int, max_tokens: int) -> None:
+    def __init__(self, *, forward_workers: int = 1, max_items: int, max_tokens: int) -> None:
+        self.forward_workers = check_count("forward_workers", forward_workers)
         self.max_items = check_count("max_items", max_items)
         self.max_tokens = check_count("max_tokens", max_tokens)
         self._figures: dict[int, _Figure] = {}
@@ -54,12 +57,13 @@ class ThroughputEstimate:
     ) -> None:
         """File one forward pass: ``items`` items, ``tokens`` in all, the widest ``widest`` long.
 
-        ``side_by_side`` is how many passes ran at once, this one included.
+        ``side_by_side`` is how many passes were running as it ended, this one included.
         """
         if items <= 0 or seconds < 0:
             return
-        per_token = seconds / max(tokens, 1) / max(side_by_side, 1)
-        full = 2 * items >= self.max_items or 2 * items * widest >= self.max_tokens
+        per_token = seconds / max(tokens, 1) / self.forward_workers
+        full_batch = 2 * items >= self.max_items or 2 * items * widest >= self.max_tokens
+        full = full_batch and side_by_side >= self.forward_workers
         key = length_class(widest)
         known = self._figures.get(key)
         if known is None or (full and not known.full):

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from servicegrid.errors import (
+    GpuUnavailable,
+    ResourceExhausted,
     ServiceUnavailable,
     ServiceUnavailableError,
     ValidationError,
@@ -704,6 +706,25 @@ def test_non_retryable_service_errors_do_not_count(clock: FakeClock) -> None:
     with pytest.raises(ValidationError):
         breaker.call_sync(invalid)
     assert breaker.state is CLOSED
+
+
+def test_a_service_shedding_load_does_not_trip_the_breaker(clock: FakeClock) -> None:
+    breaker = make(clock, failure_threshold=1)
+
+    def shed() -> str:
+        raise ResourceExhausted("busy: come back later", retry_after=2.0)
+
+    for _ in range(3):
+        with pytest.raises(ResourceExhausted):
+            breaker.call_sync(shed)
+    assert breaker.state is CLOSED
+
+    def out_of_gpus() -> str:
+        raise GpuUnavailable("no free GPU")  # 503: the service cannot serve at all
+
+    with pytest.raises(GpuUnavailable):
+        breaker.call_sync(out_of_gpus)
+    assert breaker.state is OPEN
 
 
 def test_counts_as_failure_replaces_the_rule(clock: FakeClock) -> None:

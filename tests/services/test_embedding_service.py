@@ -289,7 +289,6 @@ async def test_a_full_queue_answers_resource_exhausted() -> None:
                 not isinstance(o, BaseException) or isinstance(o, ResourceExhausted)
                 for o in outcomes
             )
-        # shedding is retryable, so it counts against this client's breaker (now open);
         # a fresh client finds the service answering again once the pressure is gone
         async with EmbeddingClient(config=config, registry=None) as fresh:
             assert len((await fresh.generate_embeddings(texts=["after"])).embeddings) == 1

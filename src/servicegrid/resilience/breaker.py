@@ -27,7 +27,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from servicegrid._validate import check_count, check_number
 from servicegrid.clock import SYSTEM_CLOCK, Clock, iso_utc
-from servicegrid.errors import ServiceUnavailable
+from servicegrid.errors import ServiceError, ServiceUnavailable
 from servicegrid.resilience.events import BreakerTransitioned, CallRejected, Event, Hook, emit
 from servicegrid.resilience.window import CountWindow, OutcomeWindow, TimeWindow
 
@@ -123,8 +123,10 @@ class CircuitBreaker:
     ``CircuitBreaker(failure_threshold=5, recovery_timeout=60.0,
     expected_exception=grpc.RpcError)`` works as in seed 000: only instances of
     ``expected_exception`` count as failures, and among servicegrid errors only
-    those the error table marks retryable (a 4xx says nothing about the
-    service's health). ``counts_as_failure`` replaces that rule entirely.
+    those the error table marks retryable and not 4xx: a 4xx says nothing about
+    the service's health, and a 429 (RESOURCE_EXHAUSTED, a service shedding
+    load and saying when to come back) is the service working as meant.
+    ``counts_as_failure`` replaces that rule entirely.
     """
 
     def __init__(
@@ -396,6 +398,8 @@ class CircuitBreaker:
             self.release(permit)
 
     def _default_counts_as_failure(self, error: BaseException) -> bool:
+        if isinstance(error, ServiceError) and 400 <= error.http_status < 500:
+            return False  # a refusal of this call (even 429, "come back later"), not ill health
         return isinstance(error, self.expected_exception) and bool(
             getattr(error, "retryable", True)
         )

@@ -15,7 +15,6 @@ import grpc
 import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
-from prometheus_client import CollectorRegistry
 
 from servicegrid.clients import DoclingVLMClient, ServiceClientConfig
 from servicegrid.errors import DeadlineExceeded, FailedPrecondition, ServiceError, ValidationError
@@ -24,6 +23,7 @@ from servicegrid.proto import docling_vlm_service_pb2_grpc
 from servicegrid.services.documents.app import DocumentsApp, build_documents_service
 from servicegrid.settings import load_settings
 from tests.documents.hostile import hostile_inputs
+from tests.support.served import served
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 SERVICE = "servicegrid.v1.DoclingVLMService"
@@ -32,14 +32,8 @@ SERVICE = "servicegrid.v1.DoclingVLMService"
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def app() -> AsyncIterator[DocumentsApp]:
     settings = load_settings(documents_workers=2, documents_max_pages=50, documents_timeout=20.0)
-    built = await build_documents_service(
-        settings, address="127.0.0.1:0", registry=CollectorRegistry()
-    )
-    await built.running.server.start()
-    await built.running.health.set_all(True)
-    yield built
-    await built.running.server.stop(1.0)
-    await built.aclose()
+    async with served(build_documents_service, settings) as built:
+        yield built
 
 
 def client_for(app: DocumentsApp, **config: Any) -> DoclingVLMClient:

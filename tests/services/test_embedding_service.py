@@ -19,7 +19,6 @@ import grpc
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from prometheus_client import CollectorRegistry
 
 from servicegrid.clients import EmbeddingClient, ServiceClientConfig
 from servicegrid.errors import (
@@ -34,6 +33,7 @@ from servicegrid.models import MINILM_NAME
 from servicegrid.proto import embedding_service_pb2
 from servicegrid.services.embedding.app import EmbeddingApp, build_embedding_service
 from servicegrid.settings import load_settings
+from tests.support.served import served
 
 TEXTS = [
     "This is a test document",
@@ -45,14 +45,8 @@ TEXTS = [
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def app() -> AsyncIterator[EmbeddingApp]:
     settings = load_settings(device="cpu", max_items_per_request=1000, max_text_chars=50_000)
-    built = await build_embedding_service(
-        settings, address="127.0.0.1:0", registry=CollectorRegistry()
-    )
-    await built.running.server.start()
-    await built.running.health.set_all(True)
-    yield built
-    await built.running.server.stop(1.0)
-    await built.aclose()
+    async with served(build_embedding_service, settings) as built:
+        yield built
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -268,12 +262,7 @@ async def test_a_passed_timeout_is_deadline_exceeded(app: EmbeddingApp) -> None:
 
 async def test_a_full_queue_answers_resource_exhausted() -> None:
     settings = load_settings(device="cpu", max_queue=4, max_batch_size=4)
-    small = await build_embedding_service(
-        settings, address="127.0.0.1:0", registry=CollectorRegistry()
-    )
-    await small.running.server.start()
-    await small.running.health.set_all(True)
-    try:
+    async with served(build_embedding_service, settings) as small:
         config = ServiceClientConfig(
             service_url=f"127.0.0.1:{small.running.port}", retry_attempts=1
         )
@@ -282,9 +271,9 @@ async def test_a_full_queue_answers_resource_exhausted() -> None:
             calls = [client.generate_embeddings(texts=[t]) for t in texts * 4]
             outcomes = await asyncio.gather(*calls, return_exceptions=True)
             refused = [o for o in outcomes if isinstance(o, ResourceExhausted)]
-            served = [o for o in outcomes if not isinstance(o, BaseException)]
+            answered = [o for o in outcomes if not isinstance(o, BaseException)]
             assert refused, "some callers must be shed while four items already wait"
-            assert served, "the others are answered"
+            assert answered, "the others are answered"
             assert all(
                 not isinstance(o, BaseException) or isinstance(o, ResourceExhausted)
                 for o in outcomes
@@ -294,6 +283,3 @@ async def test_a_full_queue_answers_resource_exhausted() -> None:
             assert len((await fresh.generate_embeddings(texts=["after"])).embeddings) == 1
             stats = await fresh.get_stats()
         assert int(stats["rejected_requests"]) >= len(refused)
-    finally:
-        await small.running.server.stop(1.0)
-        await small.aclose()

@@ -18,7 +18,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest_asyncio
-from prometheus_client import CollectorRegistry
 
 from servicegrid.clients import EmbeddingClient, ServiceClientConfig
 from servicegrid.errors import DeadlineExceeded, ResourceExhausted
@@ -26,6 +25,7 @@ from servicegrid.proto import embedding_service_pb2
 from servicegrid.services.embedding.app import EmbeddingApp, build_embedding_service
 from servicegrid.settings import load_settings
 from tests.batching.words import until
+from tests.support.served import served
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -39,14 +39,8 @@ def texts(tag: str, count: int, words: int = LONG) -> list[str]:
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def app() -> AsyncIterator[EmbeddingApp]:
     settings = load_settings(device="cpu", embedding_cache_size=0)
-    built = await build_embedding_service(
-        settings, address="127.0.0.1:0", registry=CollectorRegistry()
-    )
-    await built.running.server.start()
-    await built.running.health.set_all(True)
-    yield built
-    await built.running.server.stop(1.0)
-    await built.aclose()
+    async with served(build_embedding_service, settings) as built:
+        yield built
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -20,7 +20,6 @@ import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest_asyncio  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]  # noqa: E402
-from prometheus_client import CollectorRegistry  # noqa: E402
 from sentence_transformers import CrossEncoder  # noqa: E402
 
 from servicegrid.clients import RerankingClient  # noqa: E402
@@ -33,6 +32,7 @@ from servicegrid.proto import (  # noqa: E402
 )
 from servicegrid.services.reranking.app import RerankingApp, build_reranking_service  # noqa: E402
 from servicegrid.settings import load_settings  # noqa: E402
+from tests.support.served import served  # noqa: E402
 from tests.support.tiny_models import build_tiny_cross_encoder  # noqa: E402
 
 _pb = reranking_service_pb2
@@ -73,14 +73,8 @@ async def app(tiny_cross_encoder: Path) -> AsyncIterator[RerankingApp]:
         max_items_per_request=MAX_ITEMS,
         max_text_chars=50_000,
     )
-    built = await build_reranking_service(
-        settings, address="127.0.0.1:0", registry=CollectorRegistry()
-    )
-    await built.running.server.start()
-    await built.running.health.set_all(True)
-    yield built
-    await built.running.server.stop(1.0)
-    await built.aclose()
+    async with served(build_reranking_service, settings) as built:
+        yield built
 
 
 @pytest_asyncio.fixture(loop_scope="module")

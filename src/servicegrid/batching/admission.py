@@ -16,7 +16,6 @@ the caller still fails, only later.
 from __future__ import annotations
 
 import heapq
-import math
 import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -24,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from servicegrid._validate import check_count
-from servicegrid.batching.throughput import ThroughputEstimate, length_class
-from servicegrid.batching.waiting import JobQueue, Pending
+from servicegrid.batching.throughput import ThroughputEstimate, by_class
+from servicegrid.batching.waiting import JobQueue, Pending, serving_key
 from servicegrid.errors import ResourceExhausted
 
 __all__ = [
@@ -35,7 +34,6 @@ __all__ = [
     "Refusal",
     "Reservation",
     "admit",
-    "by_class",
 ]
 
 RETRY_AFTER = 0.1
@@ -115,14 +113,6 @@ def _due_by(deadline: float | None, limit: float | None) -> bool:
     return limit is None or deadline <= limit
 
 
-def by_class(costs: Iterable[int]) -> Counter[int]:
-    """Tokens by :func:`length_class`."""
-    tokens: Counter[int] = Counter()
-    for cost in costs:
-        tokens[length_class(cost)] += cost
-    return tokens
-
-
 @dataclass(eq=False, slots=True)
 class Reservation:
     """A request admitted on estimated costs, holding its place while its items are built.
@@ -140,7 +130,7 @@ class Reservation:
 
     @property
     def key(self) -> tuple[float, int]:
-        return (math.inf if self.deadline is None else self.deadline, self.arrival)
+        return serving_key(self.deadline, self.arrival)
 
     def close(self) -> None:
         self.release(self)

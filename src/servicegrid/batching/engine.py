@@ -31,11 +31,11 @@ from typing import Any, Generic, TypeVar
 
 from servicegrid._validate import check_count, check_number
 from servicegrid.batching.adapter import ModelAdapter
-from servicegrid.batching.admission import RETRY_AFTER, AdmissionControl, Reservation, by_class
+from servicegrid.batching.admission import RETRY_AFTER, AdmissionControl, Reservation
 from servicegrid.batching.scheduler import LOOKAHEAD, Scheduler
 from servicegrid.batching.stages import StageThreads
 from servicegrid.batching.stats import EngineStats, RateWindow
-from servicegrid.batching.throughput import ThroughputEstimate
+from servicegrid.batching.throughput import ThroughputEstimate, by_class
 from servicegrid.batching.waiting import Job, JobQueue, Pending
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import (
@@ -305,11 +305,8 @@ class BatchEngine(Generic[ItemT, ResultT]):
         job = Job(entries, at, arrival, per_batch)
         if reservation is None:
             self._door.check(len(entries), job.tokens_by_class, at, self._waiting, now)
-        elif at is not None and at <= now:
-            self._batches.expired += len(items)
-            raise DeadlineExceeded(
-                "deadline passed before the item was queued", service=self.name or None
-            )
+        else:
+            self._refuse_if_passed(at, now, len(items))
         self._waiting.push(job)
         self._batches.arrived()
         try:
@@ -350,12 +347,15 @@ class BatchEngine(Generic[ItemT, ResultT]):
         at = earliest(deadline, current_deadline())
         if at is None and self.default_deadline is not None:
             at = now + self.default_deadline
+        self._refuse_if_passed(at, now, items)
+        return at
+
+    def _refuse_if_passed(self, at: float | None, now: float, items: int) -> None:
         if at is not None and at <= now:
             self._batches.expired += items
             raise DeadlineExceeded(
                 "deadline passed before the item was queued", service=self.name or None
             )
-        return at
 
     async def _collect(
         self, entries: Sequence[Pending[ItemT, ResultT]], at: float | None

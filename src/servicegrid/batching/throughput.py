@@ -17,12 +17,13 @@ been seen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from servicegrid._validate import check_count
 
-__all__ = ["SMOOTHING", "ThroughputEstimate", "length_class"]
+__all__ = ["SMOOTHING", "ThroughputEstimate", "by_class", "length_class"]
 
 SMOOTHING = 0.2
 """Weight of the newest batch in each length class's moving average."""
@@ -31,6 +32,14 @@ SMOOTHING = 0.2
 def length_class(tokens: int) -> int:
     """The power-of-two class of a text ``tokens`` long: 1 -> 1, 2-3 -> 2, 4-7 -> 3, ..."""
     return max(tokens, 1).bit_length()
+
+
+def by_class(costs: Iterable[int]) -> Counter[int]:
+    """Tokens by :func:`length_class`."""
+    tokens: Counter[int] = Counter()
+    for cost in costs:
+        tokens[length_class(cost)] += cost
+    return tokens
 
 
 @dataclass(slots=True)

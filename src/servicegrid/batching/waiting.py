@@ -19,9 +19,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from servicegrid.batching.throughput import length_class
+from servicegrid.batching.throughput import by_class, length_class
 
-__all__ = ["Job", "JobQueue", "Pending", "fit_count", "padded_cost"]
+__all__ = ["Job", "JobQueue", "Pending", "fit_count", "padded_cost", "serving_key"]
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
@@ -53,15 +53,19 @@ class Job(Generic[ItemT, ResultT]):
     """Tokens of the items still waiting, by :func:`length_class`."""
 
     def __post_init__(self) -> None:
-        for entry in self.entries:
-            self.tokens_by_class[length_class(entry.cost)] += entry.cost
+        self.tokens_by_class = by_class(entry.cost for entry in self.entries)
 
     @property
     def key(self) -> tuple[float, int]:
-        return (math.inf if self.deadline is None else self.deadline, self.arrival)
+        return serving_key(self.deadline, self.arrival)
 
     def waiting(self) -> Sequence[Pending[ItemT, ResultT]]:
         return self.entries[self.taken :]
+
+
+def serving_key(deadline: float | None, arrival: int) -> tuple[float, int]:
+    """Where a request stands in the queue: by deadline (none is last), then by arrival."""
+    return (math.inf if deadline is None else deadline, arrival)
 
 
 def padded_cost(costs: Sequence[int]) -> int:

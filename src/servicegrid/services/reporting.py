@@ -13,7 +13,6 @@ from servicegrid.runtime import gpu_memory_used_mb
 
 __all__ = ["MEASURE_INLINE_CHARS", "health_response", "measured", "processing_metadata"]
 
-T = TypeVar("T")
 Item = TypeVar("Item")
 
 MEASURE_INLINE_CHARS = 4096

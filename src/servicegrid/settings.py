@@ -29,12 +29,21 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
@@ -69,6 +78,7 @@ _CATALOGUE_HTTP_VARS: Final[dict[str, str]] = {
     if not spec.is_grpc and spec.name != "integration"
 }
 _HTTP_VAR = re.compile(r"^(?P<name>[A-Z0-9][A-Z0-9_]*?)_(?P<suffix>SERVER|SERVICE)_URL$")
+_GRPC_TARGET_SUFFIX: Final = "_GRPC_TARGET"
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _LOG_LEVELS: Final = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
@@ -115,6 +125,10 @@ def _grpc_target(value: str) -> str:
             if not slash:
                 raise ValueError("expected dns:///host:port")
         _check_host_port(rest, port_required=False)
+    elif sep and scheme == "discovery":
+        # discovery:///embedding-service: found through discovery, balanced over its instances
+        if not rest.startswith("///") or not _HOST_LABEL.match(rest[3:].rstrip("/")):
+            raise ValueError("expected discovery:///<service name>")
     elif sep and scheme in ("unix", "unix-abstract"):
         if not rest.strip("/"):
             raise ValueError(f"{scheme}: target needs a path")
@@ -150,7 +164,39 @@ def _log_level(value: str) -> str:
     return level
 
 
+_BACKENDS: Final = ("consul", "etcd", "dns", "env")
+
+
+def _host_name(value: str) -> str:
+    value = value.strip()
+    _check_host(value if ":" not in value or value.startswith("[") else f"[{value}]")
+    return value
+
+
+def _host_port(value: str) -> str:
+    value = value.strip()
+    _check_host_port(value)
+    return value
+
+
+def _discovery_order(value: object) -> tuple[str, ...]:
+    """``consul,etcd,dns,env`` (or a JSON list): known backends, each once, at least one."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError("expected a comma-separated list such as consul,etcd,dns,env")
+    order = tuple(str(item).strip().lower() for item in items if str(item).strip())
+    unknown = [name for name in order if name not in _BACKENDS]
+    if unknown:
+        raise ValueError(f"unknown backend {unknown[0]!r}; choose from {', '.join(_BACKENDS)}")
+    if not order or len(set(order)) != len(order):
+        raise ValueError("name at least one backend, each once")
+    return order
+
+
 GrpcTarget = Annotated[str, AfterValidator(_grpc_target)]
+HostName = Annotated[str, AfterValidator(_host_name)]
+HostPort = Annotated[str, AfterValidator(_host_port)]
+DiscoveryOrder = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_discovery_order)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Count = Annotated[int, Field(ge=1)]
@@ -221,14 +267,22 @@ class HttpServicesSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         found: dict[str, str] = {}
+        targets: dict[str, str] = {}
         for raw_name, value in sorted(self._env_vars.items()):
             env_var = raw_name.upper()
+            if value is not None and env_var.endswith(_GRPC_TARGET_SUFFIX):
+                targets[env_var.removesuffix(_GRPC_TARGET_SUFFIX)] = value
             if value is None or http_service_name(env_var) is None:
                 continue
             if env_var.endswith("_SERVICE_URL") and not _is_http_value(value):
                 continue
             found[env_var] = value
-        return {"http_services": found} if found else {}
+        collected: dict[str, Any] = {}
+        if found:
+            collected["http_services"] = found
+        if targets:
+            collected["grpc_targets"] = targets
+        return collected
 
 
 # -- the settings ------------------------------------------------------------
@@ -266,12 +320,40 @@ class Settings(BaseSettings):
     retry_base_delay: Annotated[float, Field(ge=0)] = 1.0
     retry_max_delay: Annotated[float, Field(ge=0)] = 60.0
 
-    # discovery and stores (seed 002)
-    consul_host: str = "localhost"
+    # discovery (seed 002): each backend is asked only when configured; env always
+    consul_host: HostName | None = None
     consul_port: Port = 8500
-    use_istio_dns: bool = False
-    etcd_host: str = "localhost"
+    consul_token: str | None = Field(None, validation_alias="CONSUL_HTTP_TOKEN")
+    etcd_host: HostName | None = None
     etcd_port: Port = 2379
+    etcd_prefix: str = Field(
+        "/servicegrid/services/", pattern=r"^/.*/$", validation_alias="SERVICEGRID_ETCD_PREFIX"
+    )
+    use_istio_dns: bool = False
+    k8s_namespace: str = Field(
+        "default",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        validation_alias="SERVICEGRID_K8S_NAMESPACE",
+    )
+    dns_server: HostPort | None = Field(None, validation_alias="SERVICEGRID_DNS_SERVER")
+    discovery_order: DiscoveryOrder = Field(
+        ("consul", "etcd", "dns", "env"), validation_alias="SERVICEGRID_DISCOVERY_ORDER"
+    )
+    discovery_ttl: Seconds = Field(30.0, validation_alias="SERVICEGRID_DISCOVERY_TTL")
+    discovery_max_stale: Annotated[float, Field(ge=0)] = Field(
+        300.0, validation_alias="SERVICEGRID_DISCOVERY_MAX_STALE"
+    )
+    discovery_timeout: Seconds = Field(2.0, validation_alias="SERVICEGRID_DISCOVERY_TIMEOUT")
+    discovery_names: dict[str, str] = Field(
+        default_factory=dict, validation_alias="SERVICEGRID_DISCOVERY_NAMES"
+    )
+    advertise_address: HostName | None = Field(
+        None, validation_alias="SERVICEGRID_ADVERTISE_ADDRESS"
+    )
+    # seed 002's <NAME>_GRPC_TARGET variables, keyed by their prefix (USER_SERVICE)
+    grpc_targets: dict[str, GrpcTarget] = Field(default_factory=dict)
+
+    # stores (seed 002)
     qdrant_url: HttpUrl = "http://localhost:6333"
     elasticsearch_url: HttpUrl | None = None
 
@@ -418,12 +500,14 @@ def _env_var_for(loc: tuple[int | str, ...]) -> str:
     if head == "http_services" and len(loc) > 1:
         key = str(loc[1])
         return key.upper() if http_service_name(key) else f"http_services[{key}]"
+    if head == "grpc_targets" and len(loc) > 1:
+        return f"{str(loc[1]).upper()}{_GRPC_TARGET_SUFFIX}"
     return head.upper()
 
 
 def _inner_path(loc: tuple[int | str, ...]) -> str:
     """Where inside a JSON value the problem is: ``[0].memory_mb``, ``[acme]``."""
-    if not loc or str(loc[0]) == "http_services":
+    if not loc or str(loc[0]) in ("http_services", "grpc_targets"):
         return ""
     return "".join(
         f".{part}" if isinstance(part, str) and i else f"[{part}]" for i, part in enumerate(loc[1:])

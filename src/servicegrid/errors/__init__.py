@@ -8,7 +8,9 @@ are translated at the transport boundary and re-raised ``from`` the original.
 
     ServiceError                        root: retryable, grpc_code, http_status, category, severity
     ├── ServiceUnavailableError         the service cannot serve now (UNAVAILABLE / 503)
-    │   └── ServiceUnavailable          circuit open: rejected locally, without a call
+    │   ├── ServiceUnavailable          circuit open: rejected locally, without a call
+    │   └── DiscoveryError              discovery could not say where the service is
+    │       └── UnknownServiceError     no backend knows the service
     ├── TransportError                  no answer came back
     │   ├── ConnectError                could not connect (refused, DNS, TLS)
     │   └── ConnectionLost              connection closed before the answer
@@ -72,6 +74,7 @@ from servicegrid.errors._tree import (
     DataLoss,
     DeadlineExceeded,
     DeviceUnavailableError,
+    DiscoveryError,
     FailedPrecondition,
     GpuUnavailable,
     InjectedFault,
@@ -94,6 +97,7 @@ from servicegrid.errors._tree import (
     ServiceUnavailableError,
     TransportError,
     Unimplemented,
+    UnknownServiceError,
     ValidationError,
     field_error,
 )
@@ -112,6 +116,7 @@ __all__ = [
     "DataLoss",
     "DeadlineExceeded",
     "DeviceUnavailableError",
+    "DiscoveryError",
     "ErrorCategory",
     "ErrorSeverity",
     "ErrorSpec",
@@ -138,6 +143,7 @@ __all__ = [
     "ServiceUnavailableError",
     "TransportError",
     "Unimplemented",
+    "UnknownServiceError",
     "ValidationError",
     "error_for_grpc_code",
     "error_for_http_status",

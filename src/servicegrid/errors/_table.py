@@ -19,6 +19,7 @@ from servicegrid.errors._tree import (
     DataLoss,
     DeadlineExceeded,
     DeviceUnavailableError,
+    DiscoveryError,
     FailedPrecondition,
     GpuUnavailable,
     InjectedFault,
@@ -40,6 +41,7 @@ from servicegrid.errors._tree import (
     ServiceUnavailableError,
     TransportError,
     Unimplemented,
+    UnknownServiceError,
     ValidationError,
 )
 
@@ -51,6 +53,8 @@ ERROR_TABLE: Final[dict[type[ServiceError], ErrorSpec]] = {
     ServiceError: ErrorSpec("UNKNOWN", 500, _C.INTERNAL, _S.MEDIUM, _R.EXPONENTIAL),
     ServiceUnavailableError: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.HIGH, _R.EXPONENTIAL),
     ServiceUnavailable: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.HIGH, _R.NONE),
+    DiscoveryError: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.HIGH, _R.EXPONENTIAL),
+    UnknownServiceError: ErrorSpec("UNAVAILABLE", 503, _C.UNAVAILABLE, _S.MEDIUM, _R.NONE),
     TransportError: ErrorSpec("UNAVAILABLE", 503, _C.NETWORK, _S.HIGH, _R.EXPONENTIAL),
     ConnectError: ErrorSpec("UNAVAILABLE", 503, _C.NETWORK, _S.HIGH, _R.EXPONENTIAL),
     ConnectionLost: ErrorSpec("UNAVAILABLE", 502, _C.NETWORK, _S.HIGH, _R.EXPONENTIAL),

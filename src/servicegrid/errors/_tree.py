@@ -110,6 +110,18 @@ class ServiceUnavailable(ServiceUnavailableError, PolicyError):
     default_message = "circuit breaker is open"
 
 
+class DiscoveryError(ServiceUnavailableError):
+    """Discovery could not say where the service is: every backend failed or timed out."""
+
+    default_message = "service discovery failed"
+
+
+class UnknownServiceError(DiscoveryError):
+    """No discovery backend knows the service: a misspelt name, or one never registered."""
+
+    default_message = "no instance of the service is known"
+
+
 class ClientStateError(PolicyError, RuntimeError):
     """The client cannot make calls in its state: it was closed, or is used where it cannot be."""
 

@@ -81,6 +81,16 @@ def _clean_registry() -> Iterator[None]:
         DEFAULT_REGISTRY.unregister(key)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_default_discovery() -> Iterator[None]:
+    """Each test's default discovery is made from the environment it sets."""
+    from servicegrid.discovery import set_default_discovery
+
+    set_default_discovery(None)
+    yield
+    set_default_discovery(None)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL server for the session; skips when no binaries are installed."""

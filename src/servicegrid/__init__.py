@@ -57,6 +57,14 @@ if TYPE_CHECKING:
     from servicegrid.clients.health import HealthChecker, HealthStatus
     from servicegrid.clients.reranking import RerankingClient
     from servicegrid.clients.resilient import ResilientServiceClient
+    from servicegrid.discovery import (
+        Discovery,
+        discover_all,
+        discover_all_async,
+        discover_service,
+        discover_service_async,
+    )
+    from servicegrid.llm import DistributedLLMClient, LLMHost, LoadBalancingStrategy
 
 __version__ = "0.1.0"
 
@@ -67,6 +75,8 @@ __all__ = [
     "CircuitBreakerConfig",
     "CircuitState",
     "ConnectionPoolConfig",
+    "Discovery",
+    "DistributedLLMClient",
     "EmbeddingClient",
     "EnhancedHTTPClient",
     "ErrorCategory",
@@ -76,6 +86,8 @@ __all__ = [
     "HealthMonitor",
     "HealthState",
     "HealthStatus",
+    "LLMHost",
+    "LoadBalancingStrategy",
     "MaxRetriesExceededError",
     "Pipeline",
     "RateLimitConfig",
@@ -100,6 +112,10 @@ __all__ = [
     "ValidationError",
     "__version__",
     "build_pipeline",
+    "discover_all",
+    "discover_all_async",
+    "discover_service",
+    "discover_service_async",
     "is_retryable",
 ]
 
@@ -117,6 +133,14 @@ _CLIENTS = {
     "ResilientServiceClient": "servicegrid.clients.resilient",
     "ServiceClientConfig": "servicegrid.clients.grpc_config",
     "ServiceClientFactory": "servicegrid.clients.factory",
+    "Discovery": "servicegrid.discovery",
+    "discover_all": "servicegrid.discovery",
+    "discover_all_async": "servicegrid.discovery",
+    "discover_service": "servicegrid.discovery",
+    "discover_service_async": "servicegrid.discovery",
+    "DistributedLLMClient": "servicegrid.llm",
+    "LLMHost": "servicegrid.llm",
+    "LoadBalancingStrategy": "servicegrid.llm",
 }
 
 

@@ -42,6 +42,8 @@ from servicegrid._validate import check_count, check_number
 from servicegrid.clients.resilient import validate_base_url
 from servicegrid.clients.state import ClientState
 from servicegrid.clock import SYSTEM_CLOCK, Clock
+from servicegrid.discovery.balancer import BalancedTransport, is_discovery_url, parse_discovery_url
+from servicegrid.discovery.resolver import Discovery
 from servicegrid.errors import ClientStateError, ServiceError
 from servicegrid.resilience import (
     CircuitBreakerConfig,
@@ -165,6 +167,8 @@ class EnhancedHTTPClient:
     tests) or an ``httpx.AsyncBaseTransport``. ``http2=True`` sends through
     httpx with HTTP/2 (needs the ``h2`` package). ``extra_policies`` run
     innermost, around each attempt (fault injection for reliability tests, a bulkhead, ...).
+    A ``base_url`` of ``discovery:///<service>`` spreads calls over the instances that
+    ``discovery`` (default: the process's) finds, a circuit breaker each.
     """
 
     def __init__(
@@ -182,6 +186,7 @@ class EnhancedHTTPClient:
         headers: dict[str, str] | None = None,
         transport: AsyncTransport | httpx.AsyncBaseTransport | None = None,
         http2: bool = False,
+        discovery: Discovery | None = None,
         clock: Clock = SYSTEM_CLOCK,
         hooks: Sequence[Hook] = (),
         extra_policies: Sequence[Policy] = (),
@@ -211,6 +216,16 @@ class EnhancedHTTPClient:
         self.rate_limiter: TokenBucket | SlidingWindow | None = pipeline.limiter
         self._encoder = RequestEncoder(self.base_url, self.headers)
         self.http: AsyncTransport = self._network(transport, http2)
+        if is_discovery_url(self.base_url):
+            self.http = BalancedTransport(
+                parse_discovery_url(self.base_url)[0],
+                protocol="http",
+                discovery=discovery,
+                inner=self.http,
+                check=StatusCheck(client_errors=True, service=service_name),
+                clock=clock,
+                hooks=self.hooks,
+            )
         self.transport = ResilientTransport(
             self.http,
             pipeline,

@@ -43,6 +43,9 @@ from servicegrid.clients.grpc_checks import invalid_argument, require_message, r
 from servicegrid.clients.grpc_config import ServiceClientConfig
 from servicegrid.clients.state import ClientState
 from servicegrid.clock import SYSTEM_CLOCK, Clock
+from servicegrid.discovery.balancer import BalancedTransport, is_discovery_url, parse_discovery_url
+from servicegrid.discovery.base import Instance
+from servicegrid.discovery.resolver import Discovery
 from servicegrid.errors import ClientStateError, ResourceNotFoundError, ServiceError
 from servicegrid.hooks.logging import LoggingHook
 from servicegrid.proto import common_pb2
@@ -103,7 +106,10 @@ class GrpcServiceClient(BaseServiceClient):
     never closed here); ``channel_options`` override the transport defaults.
     ``backoff`` and ``rng`` replace the retry waits built from the config,
     ``total_timeout`` (seconds) bounds a whole call, sleeps included.
-    ``extra_policies`` run innermost, around each attempt. ``transport`` replaces
+    ``extra_policies`` run innermost, around each attempt. A ``service_url`` of
+    ``discovery:///embedding-service`` finds the instances through ``discovery``
+    (default: the process's) and balances over them, a breaker each
+    (:class:`~servicegrid.discovery.BalancedTransport`). ``transport`` replaces
     the network (a :class:`~servicegrid.transports.MockTransport` answering with
     response messages, in tests). The client registers in ``registry`` under its
     ``service_name`` (None: not at all).
@@ -134,6 +140,7 @@ class GrpcServiceClient(BaseServiceClient):
         hooks: Sequence[Hook] = (),
         extra_policies: Sequence[Policy] = (),
         transport: AsyncTransport | None = None,
+        discovery: Discovery | None = None,
         registry: StatusRegistry | None = DEFAULT_REGISTRY,
     ) -> None:
         if config is None:
@@ -176,18 +183,51 @@ class GrpcServiceClient(BaseServiceClient):
             if config.use_tls
             else None
         )
-        self.grpc: AsyncTransport = transport or GrpcTransport(
-            config.service_url,
-            credentials=credentials,
-            options=channel_options,
-            channel=channel,
-            service=self.service_name,
+        self.grpc: AsyncTransport = transport or self._network(
+            credentials, channel_options, channel, discovery, hooks
         )
         self.transport = ResilientTransport(
             self.grpc, pipeline, name=self.service_name, clock=clock
         )
         if registry is not None:
             registry.register(self.service_name, self._status_reporter())
+
+    def _network(
+        self,
+        credentials: grpc.ChannelCredentials | None,
+        options: Sequence[ChannelOption],
+        channel: grpc.aio.Channel | None,
+        discovery: Discovery | None,
+        hooks: Sequence[Hook],
+    ) -> AsyncTransport:
+        """One channel to the target, or, for ``discovery:///name``, one to each instance."""
+        url = self.config.service_url
+        if not is_discovery_url(url):
+            return GrpcTransport(
+                url,
+                credentials=credentials,
+                options=options,
+                channel=channel,
+                service=self.service_name,
+            )
+        name, _ = parse_discovery_url(url)
+
+        def connect(instance: Instance) -> AsyncTransport:
+            return GrpcTransport(
+                instance.address,
+                credentials=credentials,
+                options=options,
+                service=self.service_name,
+            )
+
+        return BalancedTransport(
+            name,
+            protocol="grpc",
+            discovery=discovery,
+            connect=connect,
+            clock=self._clock,
+            hooks=hooks,
+        )
 
     def _status_reporter(self) -> Any:
         """What the status registry asks for this client's breaker status: the client itself.

@@ -70,7 +70,11 @@ class ServiceClientConfig:
                 f"ServiceClientConfig.service_url must be a gRPC target such as "
                 f"'localhost:50052', got {self.service_url!r}"
             )
-        if url.lower().startswith(("http://", "https://")):
+        if url.lower().startswith("discovery:"):
+            from servicegrid.discovery.balancer import parse_discovery_url
+
+            parse_discovery_url(url)  # raises for discovery:// without a service name
+        elif url.lower().startswith(("http://", "https://")):
             raise ValueError(
                 f"ServiceClientConfig.service_url must be a gRPC target (host:port), "
                 f"not an HTTP URL: {url!r}"

@@ -32,6 +32,8 @@ import requests
 from servicegrid._validate import check_count, check_number
 from servicegrid.clients._requests_compat import as_requests_error
 from servicegrid.clock import SYSTEM_CLOCK, Clock
+from servicegrid.discovery.balancer import BalancedTransport, is_discovery_url, parse_discovery_url
+from servicegrid.discovery.resolver import Discovery
 from servicegrid.errors import ServiceError
 from servicegrid.hooks.logging import LoggingHook
 from servicegrid.resilience import (
@@ -65,9 +67,16 @@ PRESETS: dict[str, dict[str, float]] = {
 
 
 def validate_base_url(base_url: object) -> str:
-    """Return ``base_url`` without a trailing slash, or raise ValueError saying what is wrong."""
+    """Return ``base_url`` without a trailing slash, or raise ValueError saying what is wrong.
+
+    ``discovery:///<service>[/base/path]`` names a discovered service, balanced over its
+    instances.
+    """
     if not isinstance(base_url, str) or not base_url.strip():
         raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+    if is_discovery_url(base_url):
+        parse_discovery_url(base_url)  # a service name is required
+        return base_url.strip().rstrip("/")
     parts = urlsplit(base_url.strip())
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
@@ -127,6 +136,8 @@ class ResilientServiceClient:
     threads, and patchable as seed 001's tests do. ``transport`` replaces the
     network entirely (a :class:`~servicegrid.transports.MockTransport` in tests);
     its replies' ``raw`` is returned when it is a ``requests.Response``.
+    A ``base_url`` of ``discovery:///<service>`` spreads calls over the instances
+    that ``discovery`` (default: the process's) finds, a circuit breaker each.
     """
 
     PRESETS: ClassVar[dict[str, dict[str, float]]] = PRESETS
@@ -144,6 +155,7 @@ class ResilientServiceClient:
         backoff: Backoff | None = None,
         headers: dict[str, str] | None = None,
         transport: Transport | None = None,
+        discovery: Discovery | None = None,
         clock: Clock = SYSTEM_CLOCK,
         hooks: Sequence[Hook] = (),
         extra_policies: Sequence[Policy] = (),
@@ -174,8 +186,19 @@ class ResilientServiceClient:
         )
         self.retry = pipeline.require(Retry)
         self.circuit_breaker = pipeline.require(CircuitBreaker)
+        network: Transport = transport or RequestsTransport(session, service=self.service_name)
+        if is_discovery_url(self.base_url):
+            network = BalancedTransport(
+                parse_discovery_url(self.base_url)[0],
+                protocol="http",
+                discovery=discovery,
+                inner=network,
+                check=StatusCheck(client_errors=False, service=self.service_name),
+                clock=clock,
+                hooks=hooks,
+            )
         self.transport = ResilientTransport(
-            transport or RequestsTransport(session, service=self.service_name),
+            network,
             pipeline,
             check=StatusCheck(client_errors=False, service=self.service_name),
             name=self.service_name,
@@ -265,7 +288,7 @@ class ResilientServiceClient:
         return remember
 
     def _url(self, path: str) -> str:
-        if path.startswith(("http://", "https://")):
+        if path.startswith(("http://", "https://", "discovery:")):
             raise ValueError(f"pass a path relative to {self.base_url}, not a full URL: {path!r}")
         return f"{self.base_url}/{path.lstrip('/')}" if path else self.base_url
 

@@ -101,8 +101,10 @@ class ServiceName:
         """The name its ``protocol`` face is registered under in Consul, etcd and DNS."""
         if protocol == "grpc" and self.has_both_protocols:
             return self.discovery_name + _GRPC_SUFFIX
-        if protocol == "grpc" and self.spec is None and not self.discovery_name.endswith(
-            _GRPC_SUFFIX
+        if (
+            protocol == "grpc"
+            and self.spec is None
+            and not self.discovery_name.endswith(_GRPC_SUFFIX)
         ):
             # an unknown service: its gRPC face is "<name>-grpc", as for the catalogue's own
             return self.discovery_name + _GRPC_SUFFIX
@@ -125,7 +127,9 @@ class Instance:
     scheme: str = "http"
     path: str = ""
     id: str = ""
-    metadata: Mapping[str, str] = field(default=_NO_METADATA, compare=False, hash=False)
+    metadata: Mapping[str, str] = field(
+        default_factory=lambda: _NO_METADATA, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         if not self.host or any(c in self.host for c in " /\\?#@"):
@@ -217,7 +221,9 @@ class Registration:
     id: str
     path: str = ""
     tags: tuple[str, ...] = ()
-    metadata: Mapping[str, str] = field(default=_NO_METADATA, compare=False, hash=False)
+    metadata: Mapping[str, str] = field(
+        default_factory=lambda: _NO_METADATA, compare=False, hash=False
+    )
     ttl: float = 10.0
     health_path: str = "/health"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from servicegrid.discovery.registration import announced
 from servicegrid.integration.app import create_app
 from servicegrid.integration.db import async_database_url
 from servicegrid.integration.native import NativeStepRunner
@@ -47,6 +48,7 @@ async def run_integration_service(settings: Settings, *, host: str, port: int) -
     server = uvicorn.Server(config)
     shown = make_url(database_url).render_as_string(hide_password=True)
     _log.info("integration service on http://%s:%d/api (database %s)", host, port, shown)
-    await server.serve()
+    async with announced(settings, "integration", port=port):
+        await server.serve()
     if not server.started:
         raise RuntimeError(f"could not serve on {host}:{port}")

@@ -335,6 +335,10 @@ class CircuitBreaker:
             message, service=self.name or None, retry_after=self._retry_after()
         )
 
+    def retry_after(self) -> float | None:
+        """Seconds until an open breaker lets a trial call through; None when not open."""
+        return self._retry_after()
+
     def _retry_after(self) -> float | None:
         if self._state is not CircuitState.OPEN:
             return None

@@ -7,15 +7,20 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from servicegrid.runtime.server import RunningServer
 
-__all__ = ["DEFAULT_GRACE", "Ready", "serve"]
+__all__ = ["DEFAULT_GRACE", "Announce", "Ready", "serve"]
 
 DEFAULT_GRACE = 10.0
 
 Ready = Callable[[RunningServer], Awaitable[None]]
 """Called once the server has started; it marks services SERVING when they can answer."""
+
+Announce = Callable[[RunningServer], AbstractAsyncContextManager[Any]]
+"""Registers the serving server in discovery for as long as its context lasts."""
 
 _log = logging.getLogger(__name__)
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -31,11 +36,13 @@ async def serve(
     grace: float = DEFAULT_GRACE,
     stop: asyncio.Event | None = None,
     ready: Ready | None = None,
+    announce: Announce | None = None,
 ) -> None:
     """Start ``running``, serve until ``stop`` is set or SIGTERM/SIGINT arrives, then stop.
 
     After start, ``ready(running)`` runs; without one every service is marked
-    SERVING at once. Shutdown sets every health status NOT_SERVING first, then
+    SERVING at once; then ``announce(running)`` registers it in discovery until
+    the stop. Shutdown deregisters, sets every health status NOT_SERVING, then
     ``server.stop(grace)`` refuses new calls and gives in-flight ones ``grace``
     seconds to finish before cancelling them. Returns normally, so the process
     can exit 0. Signal handlers are installed only where the loop allows it
@@ -54,7 +61,8 @@ async def serve(
         await running.server.start()
         _log.info("serving %s on port %d", ", ".join(running.services), running.port)
         await (ready or _mark_all_serving)(running)
-        await stop.wait()
+        async with announce(running) if announce else contextlib.nullcontext():
+            await stop.wait()
         _log.info("stopping: NOT_SERVING, then up to %.1f s for calls in flight", grace)
     finally:
         try:

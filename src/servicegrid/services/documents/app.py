@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
+from servicegrid.discovery.registration import announcer
 from servicegrid.documents import TextLayerEngine
 from servicegrid.documents.isolation import EngineFactory, IsolatedEngine
 from servicegrid.proto import docling_vlm_service_pb2, docling_vlm_service_pb2_grpc
@@ -134,6 +135,10 @@ async def run_documents_service(settings: Settings, *, address: str) -> None:
     """Serve until SIGTERM/SIGINT, then drain in-flight calls and stop the workers."""
     app = await build_documents_service(settings, address=address)
     try:
-        await serve(app.running, grace=settings.shutdown_grace)
+        await serve(
+            app.running,
+            grace=settings.shutdown_grace,
+            announce=announcer(settings, "documents"),
+        )
     finally:
         await app.aclose()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
+from servicegrid.discovery.registration import announcer
 from servicegrid.models import SentenceTransformerEmbedder
 from servicegrid.models.packaged import MINILM_NAME, resolve_model_path
 from servicegrid.proto import embedding_service_pb2, embedding_service_pb2_grpc
@@ -105,6 +106,10 @@ async def run_embedding_service(settings: Settings, *, address: str) -> None:
     """Serve until SIGTERM/SIGINT, then drain in-flight calls and stop the engines."""
     app = await build_embedding_service(settings, address=address)
     try:
-        await serve(app.running, grace=settings.shutdown_grace)
+        await serve(
+            app.running,
+            grace=settings.shutdown_grace,
+            announce=announcer(settings, "embedding"),
+        )
     finally:
         await app.aclose()

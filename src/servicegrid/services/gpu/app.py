@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from servicegrid.clock import SYSTEM_CLOCK, Clock
+from servicegrid.discovery.registration import announcer
 from servicegrid.gpu import LeaseStore, Nvml, NvmlLibrary, NvmlStandIn, TenantPolicy
 from servicegrid.gpu.nvml import load_library
 from servicegrid.gpu.nvml_standin import DEFAULT_STANDIN_DEVICES, StandInDevice
@@ -131,6 +132,10 @@ async def run_gpu_service(settings: Settings, *, address: str) -> None:
     app = await build_gpu_service(settings, address=address)
     app.start_sweeper()
     try:
-        await serve(app.running, grace=settings.shutdown_grace)
+        await serve(
+            app.running,
+            grace=settings.shutdown_grace,
+            announce=announcer(settings, "gpu"),
+        )
     finally:
         await app.aclose()

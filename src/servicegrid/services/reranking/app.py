@@ -18,6 +18,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from servicegrid.discovery.registration import announcer
 from servicegrid.models import (
     BiEncoderReranker,
     CrossEncoderReranker,
@@ -144,6 +145,10 @@ async def run_reranking_service(settings: Settings, *, address: str) -> None:
     """Serve until SIGTERM/SIGINT, then drain in-flight calls and stop the engines."""
     app = await build_reranking_service(settings, address=address)
     try:
-        await serve(app.running, grace=settings.shutdown_grace)
+        await serve(
+            app.running,
+            grace=settings.shutdown_grace,
+            announce=announcer(settings, "reranking"),
+        )
     finally:
         await app.aclose()

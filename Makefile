@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test check lint format typecheck bench bench-embedding bench-overload bench-documents bench-integration faults clean install protos
+.PHONY: up test check lint format typecheck bench bench-embedding bench-overload bench-documents bench-integration bench-discovery bench-llm faults clean install protos
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -28,6 +28,7 @@ up: $(STAMP)
 ## test: set up and run the whole test suite
 test: $(STAMP)
 	bash tools/ensure_postgres.sh
+	bash tools/ensure_etcd.sh
 	$(BIN)/python -m pytest
 
 ## check: lint, format check, strict type check
@@ -71,6 +72,15 @@ faults: $(STAMP)
 ## bench-documents: the document service vs its engine in-process and vs pdfplumber
 bench-documents: $(STAMP)
 	$(BIN)/python bench/bench_documents.py
+
+## bench-discovery: discovery lookups (cached, each backend afresh) and balancing overhead
+bench-discovery: $(STAMP)
+	bash tools/ensure_etcd.sh
+	$(BIN)/python bench/bench_discovery.py
+
+## bench-llm: the distributed LLM client's overhead vs a direct httpx call, and its balancing
+bench-llm: $(STAMP)
+	$(BIN)/python bench/bench_llm_client.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -43,8 +43,11 @@ def test_defaults_match_the_seeds() -> None:
     assert list(s.grpc_services) == ["gpu", "embedding", "reranking", "documents"]
     assert (s.circuit_breaker_threshold, s.circuit_breaker_timeout) == (5, 60.0)
     assert (s.max_retry_attempts, s.retry_base_delay, s.retry_max_delay) == (3, 1.0, 60.0)
-    assert (s.consul_host, s.consul_port, s.use_istio_dns) == ("localhost", 8500, False)
-    assert (s.etcd_host, s.etcd_port) == ("localhost", 2379)
+    assert (s.consul_host, s.consul_port, s.use_istio_dns) == (None, 8500, False)
+    assert (s.etcd_host, s.etcd_port) == (None, 2379)
+    assert s.discovery_order == ("consul", "etcd", "dns", "env")
+    assert (s.discovery_ttl, s.discovery_max_stale, s.discovery_timeout) == (30.0, 300.0, 2.0)
+    assert s.grpc_targets == {}
     assert s.qdrant_url == "http://localhost:6333"
     assert s.elasticsearch_url is None
     assert s.http_services == {}

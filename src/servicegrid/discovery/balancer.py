@@ -305,14 +305,11 @@ class BalancedTransport:
         """Send ``call`` from this thread to one instance, as :meth:`asend` does."""
         if self._closed:
             raise ClientStateError(f"{self.service}: the transport is closed")
-        from servicegrid.discovery.functions import discover_all
+        from servicegrid.discovery.functions import run_blocking
 
         answer = self.discovery.cached(self.service, self.protocol)
         if answer is None:
-            discover_all(self.service, self.protocol, discovery=self.discovery)
-            answer = self.discovery.cached(self.service, self.protocol)
-        if answer is None:  # served stale, or expired at once: ask again, blocking
-            raise ServiceUnavailable(f"{self.service}: no fresh instance set", service=self.service)
+            answer = run_blocking(self.discovery.resolve(self.service, self.protocol))
         self._adopt(answer)
         last: ServiceError | None = None
         for member in self._candidates():

@@ -35,6 +35,7 @@ __all__ = [
     "discover_service",
     "discover_service_async",
     "discovery_metadata_async",
+    "run_blocking",
     "set_default_discovery",
 ]
 
@@ -103,8 +104,9 @@ async def discovery_metadata_async(
     return {"urls": answer.locators, **found.metadata(answer)}
 
 
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` to completion from synchronous code, inside a running loop or not."""
+def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to completion from synchronous code, inside a running loop or not:
+    in a thread of its own there, so the loop's thread is never reused."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -122,7 +124,7 @@ def discover_service(
     answer = found.cached(name, protocol)
     if answer is not None:
         return _pick(answer)
-    return _run(discover_service_async(name, protocol, discovery=found))
+    return run_blocking(discover_service_async(name, protocol, discovery=found))
 
 
 def discover_all(
@@ -133,4 +135,4 @@ def discover_all(
     answer = found.cached(name, protocol)
     if answer is not None:
         return answer.locators
-    return _run(discover_all_async(name, protocol, discovery=found))
+    return run_blocking(discover_all_async(name, protocol, discovery=found))

@@ -47,6 +47,7 @@ _Key = tuple[str, WireProtocol]
 DEFAULT_TTL: Final = 30.0
 DEFAULT_MAX_STALE: Final = 300.0
 DEFAULT_TIMEOUT: Final = 2.0
+_MAX_NAMES: Final = 1024
 
 
 def backends_from_settings(settings: Settings) -> list[Backend]:
@@ -119,7 +120,8 @@ class Discovery:
         self._clock = clock
         self._lock = threading.Lock()
         self._cache: dict[_Key, Answer] = {}
-        self._inflight: dict[tuple[_Key, asyncio.AbstractEventLoop], asyncio.Future[Answer]] = {}
+        self._names: dict[str, ServiceName] = {}
+        self._inflight: dict[tuple[_Key, asyncio.AbstractEventLoop], asyncio.Task[Answer]] = {}
         self._watched: set[tuple[_Key, str, asyncio.AbstractEventLoop]] = set()
         self.lookups = 0
         self.cache_hits = 0
@@ -143,7 +145,12 @@ class Discovery:
         """``service`` as a :class:`ServiceName`; ValidationError for one that cannot be a name."""
         if isinstance(service, ServiceName):
             return service
-        return ServiceName.parse(service, self.overrides)
+        name = self._names.get(service)
+        if name is None:
+            name = ServiceName.parse(service, self.overrides)
+            if len(self._names) < _MAX_NAMES:  # bounded: names may come from callers
+                self._names[service] = name
+        return name
 
     @staticmethod
     def protocol_of(service: ServiceName, protocol: WireProtocol | None) -> WireProtocol:
@@ -182,23 +189,21 @@ class Discovery:
             return answer
         loop = asyncio.get_running_loop()
         flight_key = (key, loop)
-        pending = self._inflight.get(flight_key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Answer] = loop.create_future()
-        self._inflight[flight_key] = future
-        try:
-            answer = await self._ask_backends(name, wire, key)
-        except BaseException as error:
-            if not future.done():
-                future.set_exception(error)
-                future.exception()  # consumed: nobody else may be waiting
-            raise
-        else:
-            future.set_result(answer)
-            return answer
-        finally:
-            self._inflight.pop(flight_key, None)
+        flight = self._inflight.get(flight_key)
+        if flight is None:
+            # one round of questions per name and loop, in a task of its own: a caller that
+            # is cancelled leaves it running for the others
+            flight = loop.create_task(self._ask_backends(name, wire, key))
+            self._inflight[flight_key] = flight
+            flight.add_done_callback(lambda done: self._landed(flight_key, done))
+        return await asyncio.shield(flight)
+
+    def _landed(
+        self, flight_key: tuple[_Key, asyncio.AbstractEventLoop], flight: asyncio.Task[Answer]
+    ) -> None:
+        self._inflight.pop(flight_key, None)
+        if not flight.cancelled():
+            flight.exception()  # retrieved here, so one whose callers all left is not logged
 
     async def _ask_backends(self, name: ServiceName, wire: WireProtocol, key: _Key) -> Answer:
         said: list[str] = []

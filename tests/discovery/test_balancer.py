@@ -141,7 +141,12 @@ async def test_grpc_clients_balance_over_discovered_targets() -> None:
         await served.running.server.start()
     try:
         backend = StaticBackend(
-            {"embedding-service": [f"127.0.0.1:{one.running.port}", f"127.0.0.1:{two.running.port}"]}
+            {
+                "embedding-service": [
+                    f"127.0.0.1:{one.running.port}",
+                    f"127.0.0.1:{two.running.port}",
+                ]
+            }
         )
         config = ServiceClientConfig("discovery:///embedding-service", timeout=5.0)
         async with EmbeddingClient(

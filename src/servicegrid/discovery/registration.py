@@ -16,6 +16,7 @@ cannot be reached is logged and does not stop the service from serving.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -32,6 +33,9 @@ __all__ = ["DEFAULT_TTL", "advertise_host", "announced", "announcer", "registrar
 
 DEFAULT_TTL: Final = 10.0
 """Seconds an entry lives without renewal: a killed process is gone from the registry after it."""
+
+RETRY_FIRST: Final = 1.0
+RETRY_MAX: Final = 30.0
 
 _log = logging.getLogger("servicegrid.discovery")
 _UNSAFE_ID: Final = re.compile(r"[^A-Za-z0-9_.-]")
@@ -106,6 +110,36 @@ def _registrations(
     return registrations
 
 
+async def _register(registrar: Registrar, registration: Registration) -> bool:
+    try:
+        await registrar.register(registration)
+    except Exception as error:
+        _log.error("could not register %s in %s: %s", registration.id, registrar.name, error)
+        return False
+    _log.info(
+        "registered %s at %s:%d in %s",
+        registration.name,
+        registration.host,
+        registration.port,
+        registrar.name,
+    )
+    return True
+
+
+async def _keep_trying(
+    pending: list[tuple[Registrar, Registration]], done: list[tuple[Registrar, Registration]]
+) -> None:
+    """Register what failed at start, with a capped backoff, until every one has succeeded."""
+    delay = RETRY_FIRST
+    while pending:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX)
+        for entry in list(pending):
+            if await _register(*entry):
+                pending.remove(entry)
+                done.append(entry)
+
+
 @contextlib.asynccontextmanager
 async def announced(
     settings: Settings,
@@ -116,33 +150,29 @@ async def announced(
     registrars: list[Registrar] | None = None,
 ) -> AsyncIterator[list[Registration]]:
     """Register ``service`` (a catalogue or discovery name) listening on ``port`` (and a
-    gRPC ``grpc_port``) for the duration of the block; see the module docstring."""
+    gRPC ``grpc_port``) for the duration of the block; see the module docstring.
+
+    A registry that cannot be reached at start is tried again in the background
+    (after 1 s, then up to every 30 s) while the block lasts.
+    """
     registrars = registrars_from_settings(settings) if registrars is None else registrars
     if not registrars:
         yield []
         return
     registrations = _registrations(settings, service, advertise_host(settings), port, grpc_port)
     done: list[tuple[Registrar, Registration]] = []
+    pending: list[tuple[Registrar, Registration]] = []
     for registrar in registrars:
         for registration in registrations:
-            try:
-                await registrar.register(registration)
-            except Exception as error:
-                _log.error(
-                    "could not register %s in %s: %s", registration.id, registrar.name, error
-                )
-                continue
-            _log.info(
-                "registered %s at %s:%d in %s",
-                registration.name,
-                registration.host,
-                registration.port,
-                registrar.name,
-            )
-            done.append((registrar, registration))
+            entry = (registrar, registration)
+            (done if await _register(*entry) else pending).append(entry)
+    retrying = asyncio.create_task(_keep_trying(pending, done)) if pending else None
     try:
         yield registrations
     finally:
+        if retrying is not None:
+            retrying.cancel()
+            await asyncio.gather(retrying, return_exceptions=True)
         for registrar, registration in done:
             try:
                 await registrar.deregister(registration)

@@ -11,7 +11,7 @@ from servicegrid.clients.enhanced import EnhancedHTTPClient, RetryConfig
 from servicegrid.clients.resilient import ResilientServiceClient
 from servicegrid.discovery import Discovery, StaticBackend
 from servicegrid.discovery.balancer import BalancedTransport, parse_discovery_url
-from servicegrid.errors import ServiceUnavailable
+from servicegrid.errors import ConnectError, ServiceUnavailable
 from servicegrid.resilience import CircuitBreakerConfig
 from servicegrid.transports.base import Call
 from servicegrid.transports.http1 import Http1Transport
@@ -63,7 +63,8 @@ async def test_a_dead_instance_is_failed_over_then_ejected(first_alive: FaultySe
         assert isinstance(balancer, BalancedTransport)
         by_address = {entry["address"]: entry for entry in balancer.instances()}
     dead_entry = by_address[dead.removeprefix("http://")]
-    assert dead_entry["ejected"] and dead_entry["state"] == "open"
+    assert dead_entry["ejected"]
+    assert dead_entry["state"] == "open"
     assert dead_entry["calls"] == 3  # three refusals opened its breaker; no traffic after
     assert first_alive.behaviour.total_hits == 30
 
@@ -116,11 +117,12 @@ async def test_every_instance_ejected_fails_fast_with_when_to_come_back() -> Non
         breaker=CircuitBreakerConfig(failure_threshold=1, recovery_timeout=30.0),
     )
     call = Call("GET", "discovery:///user-service/ping", timeout=2.0)
-    with pytest.raises(Exception):  # noqa: B017 - the refusals themselves
+    with pytest.raises(ConnectError):  # the refusals themselves
         await balancer.asend(call)
     with pytest.raises(ServiceUnavailable, match="every instance") as caught:
         await balancer.asend(call)
-    assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 30.0
+    assert caught.value.retry_after is not None
+    assert 0 < caught.value.retry_after <= 30.0
     await balancer.aclose()
 
 
@@ -176,7 +178,7 @@ def test_discovery_urls_parse(url: str, parsed: tuple[str, str]) -> None:
 
 @pytest.mark.parametrize("bad", ["discovery:///", "discovery://", "http://x"])
 def test_bad_discovery_urls_are_refused(bad: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"discovery:///<service>|gRPC target"):
         parse_discovery_url(bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"discovery:///<service>|gRPC target"):
         ServiceClientConfig(bad)

@@ -144,7 +144,8 @@ async def test_a_killed_instance_is_ejected_and_calls_move_to_the_survivor(
     assert dead_entry["calls"] == calls_at_open
     assert survivor["state"] == "closed"
     after = [o for s, o in outcomes if s > opened_at]
-    assert after and all(o == "ok" for o in after), sorted(set(after))
+    assert after
+    assert all(o == "ok" for o in after), sorted(set(after))
     errors = {o for s, o in outcomes if s >= killed_at and o != "ok"}
     assert errors <= {"ServiceUnavailableError", "ConnectionLost", "DeadlineExceeded"}, errors
 

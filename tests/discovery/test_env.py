@@ -90,7 +90,7 @@ def test_locators_become_instances() -> None:
     assert instance_from_locator("https://a", "http").port == 443
     assert instance_from_locator("[::1]:50052", "grpc").address == "[::1]:50052"
     for bad in ("unix:/tmp/s", "a", "http://a:1"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="not a host:port gRPC target"):
             instance_from_locator(bad, "grpc")
 
 

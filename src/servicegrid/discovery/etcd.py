@@ -121,14 +121,24 @@ def _not_found(exc: BaseException) -> bool:
     return isinstance(cause, grpc.aio.AioRpcError) and cause.code() == grpc.StatusCode.NOT_FOUND
 
 
+_STOP_TRIES = 20
+_STOP_WAIT = 0.25  # seconds
+
+
 async def _stop(task: asyncio.Task[None] | None) -> None:
     """Cancel ``task`` on its own loop; wait for it only when that is the running one."""
     if task is None or task.done():
         return
     loop = task.get_loop()
     if loop is asyncio.get_running_loop():
-        task.cancel()
-        await asyncio.wait([task])  # unlike `await task`, never swallows our own cancellation
+        # aetcd's watcher swallows a CancelledError now and then (it cancels and awaits its own
+        # stream handler): cancel again until the task ends, each wait bounded
+        for _ in range(_STOP_TRIES):
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=_STOP_WAIT)
+            if done:
+                return
+        _log.warning("an etcd task (%s) would not stop", task.get_name())
     elif not loop.is_closed():
         with contextlib.suppress(RuntimeError):  # it closed meanwhile, ending the task
             loop.call_soon_threadsafe(task.cancel)
@@ -322,7 +332,7 @@ class EtcdBackend:
     async def _follow(self, name: str, watched: _Watched) -> None:
         service_prefix = self._service_prefix(name)
         failures = 0
-        while True:
+        while not self._closed:
             try:
                 stream = await self._call(
                     f"watch {service_prefix}",

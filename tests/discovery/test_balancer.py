@@ -182,3 +182,19 @@ def test_bad_discovery_urls_are_refused(bad: str) -> None:
         parse_discovery_url(bad)
     with pytest.raises(ValueError, match=r"discovery:///<service>|gRPC target"):
         ServiceClientConfig(bad)
+
+
+async def test_the_integration_client_balances_too(
+    two_servers: tuple[FaultyServer, FaultyServer],
+) -> None:
+    from servicegrid.clients.integration import ServiceIntegrationClient
+
+    first, second = two_servers
+    discovery, _ = static(f"{first.url}/api", f"{second.url}/api", name="integration-service")
+    async with ServiceIntegrationClient(
+        "discovery:///integration-service", discovery=discovery
+    ) as client:
+        for _ in range(4):
+            health = await client.get_integration_health()
+            assert health["path"] == "/api/health"
+    assert first.behaviour.total_hits == second.behaviour.total_hits == 2

@@ -81,6 +81,8 @@ from servicegrid._validate import check_count, check_number
 from servicegrid.clients.resilient import validate_base_url
 from servicegrid.clients.state import ClientState
 from servicegrid.clock import SYSTEM_CLOCK, Clock
+from servicegrid.discovery.balancer import BalancedTransport, is_discovery_url, parse_discovery_url
+from servicegrid.discovery.resolver import Discovery
 from servicegrid.errors import (
     ClientStateError,
     ErrorCategory,
@@ -99,7 +101,7 @@ from servicegrid.resilience import (
 )
 from servicegrid.resilience.events import Hook
 from servicegrid.transports.base import Call, Reply
-from servicegrid.transports.http import PhaseTimeouts, error_for_reply
+from servicegrid.transports.http import PhaseTimeouts, StatusCheck, error_for_reply
 from servicegrid.transports.httpx_compat import json_body
 from servicegrid.transports.httpx_transport import HttpxTransport
 from servicegrid.transports.resilient import Check, ResilientTransport
@@ -698,6 +700,7 @@ class _IntegrationCore:
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         hooks: Sequence[Hook] = (),
+        discovery: Discovery | None = None,
     ) -> None:
         self.base_url = validate_base_url(base_url)
         self.timeout = check_number("timeout", timeout, inclusive=False)
@@ -714,12 +717,22 @@ class _IntegrationCore:
             hooks=hooks,
         )
         every_phase = PhaseTimeouts(self.timeout, self.timeout, self.timeout, self.timeout)
-        self.http = HttpxTransport(
+        self.http: HttpxTransport | BalancedTransport = HttpxTransport(
             timeouts=every_phase,
             transport=transport,
             async_transport=async_transport,
             service=service_name,
         )
+        if is_discovery_url(self.base_url):  # discovery:///integration-service: balanced
+            self.http = BalancedTransport(
+                parse_discovery_url(self.base_url)[0],
+                protocol="http",
+                discovery=discovery,
+                inner=self.http,
+                check=StatusCheck(client_errors=False, service=service_name),
+                clock=clock,
+                hooks=hooks,
+            )
         rng = rng or random.Random()
         self._transports = {
             op: ResilientTransport(
@@ -1017,6 +1030,7 @@ class ServiceIntegrationClient(
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         hooks: Sequence[Hook] = (),
+        discovery: Discovery | None = None,
     ) -> None:
         super().__init__(
             base_url,
@@ -1030,6 +1044,7 @@ class ServiceIntegrationClient(
             clock=clock,
             rng=rng,
             hooks=hooks,
+            discovery=discovery,
         )
 
     # ---- lifecycle -----------------------------------------------------------------

@@ -22,34 +22,44 @@ message names each bad environment variable on its own line.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
-from collections.abc import Mapping
-from typing import Annotated, Any, Final, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
 )
 from pydantic import ValidationError as PydanticValidationError
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
 )
 
 from servicegrid import catalogue
+from servicegrid._settings_sources import (
+    GRPC_SERVICE_ENV,
+    GRPC_TARGET_SUFFIX,
+    HttpServicesSource,
+    http_service_name,
+)
+from servicegrid._settings_values import (
+    Count,
+    Device,
+    DiscoveryOrder,
+    GrpcTarget,
+    HostName,
+    HostPort,
+    HttpUrl,
+    Port,
+    Seconds,
+    log_level,
+)
 
 __all__ = [
     "GRPC_SERVICE_ENV",
@@ -65,144 +75,7 @@ class ConfigurationError(ValueError):
     """The configuration is invalid; the message has one ``VARIABLE: reason`` line per problem."""
 
 
-# Service name -> (URL variable, timeout variable), in the order they are reported.
-GRPC_SERVICE_ENV: Final[dict[str, tuple[str, str]]] = {
-    spec.name: (spec.url_var, spec.timeout_var) for spec in catalogue.grpc_services()
-}
-
-_GRPC_URL_VARS: Final = frozenset(url for url, _ in GRPC_SERVICE_ENV.values())
-# The catalogue's HTTP services other than the integration service (a setting of its own).
-_CATALOGUE_HTTP_VARS: Final[dict[str, str]] = {
-    spec.url_var: spec.name
-    for spec in catalogue.CATALOGUE
-    if not spec.is_grpc and spec.name != "integration"
-}
-_HTTP_VAR = re.compile(r"^(?P<name>[A-Z0-9][A-Z0-9_]*?)_(?P<suffix>SERVER|SERVICE)_URL$")
-_GRPC_TARGET_SUFFIX: Final = "_GRPC_TARGET"
-_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
-_LOG_LEVELS: Final = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
-
-
-# -- value checks ------------------------------------------------------------
-
-
-def _check_port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise ValueError(f"port must be a number in 1..65535, not {text!r}")
-    return int(text)
-
-
-def _check_host(host: str) -> None:
-    if host.startswith("[") and host.endswith("]"):
-        ipaddress.IPv6Address(host[1:-1])  # raises ValueError with a clear message
-        return
-    if not host or not all(_HOST_LABEL.match(label) for label in host.split(".")):
-        raise ValueError(f"{host!r} is not a valid host name")
-
-
-def _check_host_port(value: str, *, port_required: bool = True) -> None:
-    host, sep, port = value.rpartition(":")
-    if not sep or host.endswith(":"):  # no port, or a bare IPv6 address
-        if port_required:
-            raise ValueError("expected host:port")
-        _check_host(value)
-        return
-    _check_host(host)
-    _check_port(port)
-
-
-def _grpc_target(value: str) -> str:
-    """Accept ``host:port``, ``grpc://host:port`` (normalised to ``host:port``) or a gRPC URI."""
-    value = value.strip()
-    if value.lower().startswith("grpc://"):
-        value = value[len("grpc://") :].rstrip("/")
-    scheme, sep, rest = value.partition(":")
-    scheme = scheme.lower()
-    if sep and scheme == "dns":
-        # dns:[//authority/]host[:port]
-        if rest.startswith("//"):
-            _, slash, rest = rest[2:].partition("/")
-            if not slash:
-                raise ValueError("expected dns:///host:port")
-        _check_host_port(rest, port_required=False)
-    elif sep and scheme == "discovery":
-        # discovery:///embedding-service: found through discovery, balanced over its instances
-        if not rest.startswith("///") or not _HOST_LABEL.match(rest[3:].rstrip("/")):
-            raise ValueError("expected discovery:///<service name>")
-    elif sep and scheme in ("unix", "unix-abstract"):
-        if not rest.strip("/"):
-            raise ValueError(f"{scheme}: target needs a path")
-    elif sep and scheme in ("ipv4", "ipv6"):
-        for address in rest.split(","):
-            _check_host_port(address, port_required=False)
-    elif sep and scheme in ("http", "https"):
-        raise ValueError("expected a gRPC target (host:port), not an http(s) URL")
-    else:
-        _check_host_port(value)
-    return value
-
-
-def _http_url(value: str) -> str:
-    """Accept an absolute http(s) URL with a host; a trailing ``/`` is dropped."""
-    value = value.strip()
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError(f"URL scheme must be http or https, not {parts.scheme or 'missing'!r}")
-    if not parts.hostname:
-        raise ValueError("URL has no host")
-    try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
-    except ValueError as exc:
-        raise ValueError(f"URL has an invalid port: {exc}") from None
-    return value.rstrip("/")
-
-
-def _log_level(value: str) -> str:
-    level = value.strip().upper()
-    if level not in _LOG_LEVELS:
-        raise ValueError(f"log level must be one of {', '.join(_LOG_LEVELS)}")
-    return level
-
-
-_BACKENDS: Final = ("consul", "etcd", "dns", "env")
-
-
-def _host_name(value: str) -> str:
-    value = value.strip()
-    _check_host(value if ":" not in value or value.startswith("[") else f"[{value}]")
-    return value
-
-
-def _host_port(value: str) -> str:
-    value = value.strip()
-    _check_host_port(value)
-    return value
-
-
-def _discovery_order(value: object) -> tuple[str, ...]:
-    """``consul,etcd,dns,env`` (or a JSON list): known backends, each once, at least one."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple):
-        raise ValueError("expected a comma-separated list such as consul,etcd,dns,env")
-    order = tuple(str(item).strip().lower() for item in items if str(item).strip())
-    unknown = [name for name in order if name not in _BACKENDS]
-    if unknown:
-        raise ValueError(f"unknown backend {unknown[0]!r}; choose from {', '.join(_BACKENDS)}")
-    if not order or len(set(order)) != len(order):
-        raise ValueError("name at least one backend, each once")
-    return order
-
-
-GrpcTarget = Annotated[str, AfterValidator(_grpc_target)]
-HostName = Annotated[str, AfterValidator(_host_name)]
-HostPort = Annotated[str, AfterValidator(_host_port)]
-DiscoveryOrder = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_discovery_order)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-Port = Annotated[int, Field(ge=1, le=65535)]
-Count = Annotated[int, Field(ge=1)]
-Device = Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")]
 _MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-Seconds = Annotated[float, Field(gt=0)]
 
 
 class StandInDeviceSpec(BaseModel):
@@ -213,76 +86,6 @@ class StandInDeviceSpec(BaseModel):
     name: str = Field(min_length=1)
     memory_mb: Count
     compute_capability: str = Field("8.9", pattern=r"^[0-9]+\.[0-9]+$")
-
-
-# -- HTTP service discovery --------------------------------------------------
-
-
-_OWN_URL_VARS = frozenset({catalogue.lookup("integration").url_var})
-
-
-def http_service_name(env_var: str) -> str | None:
-    """The service name for an HTTP service variable, or ``None`` if it is not one.
-
-    A catalogue service is called by its catalogue name (``USER_SERVICE_URL`` ->
-    ``users``, ``API_GATEWAY_URL`` -> ``api-gateway``); any other service by the
-    variable's prefix in kebab case (``CHROMA_SERVER_URL`` -> ``chroma``,
-    ``BILLING_SERVICE_URL`` -> ``billing-service``). The gRPC ``*_SERVICE_URL``
-    and ``INTEGRATION_SERVICE_URL`` (a setting of its own) give ``None``.
-    """
-    env_var = env_var.upper()
-    if env_var in _CATALOGUE_HTTP_VARS:
-        return _CATALOGUE_HTTP_VARS[env_var]
-    match = _HTTP_VAR.match(env_var)
-    if match is None or env_var in _GRPC_URL_VARS or env_var in _OWN_URL_VARS:
-        return None
-    name = match["name"].lower().replace("_", "-")
-    return f"{name}-service" if match["suffix"] == "SERVICE" else name
-
-
-def _is_http_value(value: str) -> bool:
-    return urlsplit(value.strip()).scheme.lower() in ("http", "https")
-
-
-class HttpServicesSource(PydanticBaseSettingsSource):
-    """Collects the HTTP service variables into ``http_services``, keyed by variable name.
-
-    It reads the variables that ``env_source`` (pydantic-settings' own
-    environment source) loaded, so nothing else touches ``os.environ``.
-    ``Settings`` renames the keys once their URLs have validated, so an error
-    names the variable. ``<NAME>_SERVICE_URL`` values that are not http(s) are
-    left alone: that suffix also names gRPC targets elsewhere.
-    """
-
-    def __init__(self, settings_cls: type[BaseSettings], env_source: PydanticBaseSettingsSource):
-        super().__init__(settings_cls)
-        env_vars: Mapping[str, str | None] = (
-            env_source.env_vars if isinstance(env_source, EnvSettingsSource) else {}
-        )
-        self._env_vars = env_vars
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        # Unused: __call__ builds the whole value at once.
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        found: dict[str, str] = {}
-        targets: dict[str, str] = {}
-        for raw_name, value in sorted(self._env_vars.items()):
-            env_var = raw_name.upper()
-            if value is not None and env_var.endswith(_GRPC_TARGET_SUFFIX):
-                targets[env_var.removesuffix(_GRPC_TARGET_SUFFIX)] = value
-            if value is None or http_service_name(env_var) is None:
-                continue
-            if env_var.endswith("_SERVICE_URL") and not _is_http_value(value):
-                continue
-            found[env_var] = value
-        collected: dict[str, Any] = {}
-        if found:
-            collected["http_services"] = found
-        if targets:
-            collected["grpc_targets"] = targets
-        return collected
 
 
 # -- the settings ------------------------------------------------------------
@@ -443,7 +246,7 @@ class Settings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _known_log_level(cls, value: str) -> str:
-        return _log_level(value)
+        return log_level(value)
 
     @field_validator("http_services")
     @classmethod
@@ -501,7 +304,7 @@ def _env_var_for(loc: tuple[int | str, ...]) -> str:
         key = str(loc[1])
         return key.upper() if http_service_name(key) else f"http_services[{key}]"
     if head == "grpc_targets" and len(loc) > 1:
-        return f"{str(loc[1]).upper()}{_GRPC_TARGET_SUFFIX}"
+        return f"{str(loc[1]).upper()}{GRPC_TARGET_SUFFIX}"
     return head.upper()
 
 

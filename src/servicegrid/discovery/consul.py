@@ -2,7 +2,7 @@
 
 .. code-block:: python
 
-    consul = ConsulBackend("127.0.0.1", token=os.environ.get("CONSUL_HTTP_TOKEN"))
+    consul = ConsulBackend(settings.consul_host, token=settings.consul_token)
     await consul.lookup(ServiceName.parse("users"), "grpc")   # user-service-grpc, passing only
     await consul.register(Registration("user-service", "10.0.0.5", 8001, "http", "users-1"))
 

@@ -261,6 +261,8 @@ class Discovery:
         marker = (key, backend.name, loop)
         if marker in self._watched:
             return
+        # loops that ended (one per blocking lookup from synchronous code) watch nothing now
+        self._watched = {m for m in self._watched if not m[2].is_closed()}
         self._watched.add(marker)
         try:
             watch(name, wire, lambda: self.invalidate(key))

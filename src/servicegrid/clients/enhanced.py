@@ -42,7 +42,7 @@ from servicegrid._validate import check_count, check_number
 from servicegrid.clients.resilient import validate_base_url
 from servicegrid.clients.state import ClientState
 from servicegrid.clock import SYSTEM_CLOCK, Clock
-from servicegrid.discovery.balancer import BalancedTransport, is_discovery_url, parse_discovery_url
+from servicegrid.discovery.balancer import balanced_http
 from servicegrid.discovery.resolver import Discovery
 from servicegrid.errors import ClientStateError, ServiceError
 from servicegrid.resilience import (
@@ -215,17 +215,14 @@ class EnhancedHTTPClient:
         self.circuit_breaker = pipeline.require(CircuitBreaker)
         self.rate_limiter: TokenBucket | SlidingWindow | None = pipeline.limiter
         self._encoder = RequestEncoder(self.base_url, self.headers)
-        self.http: AsyncTransport = self._network(transport, http2)
-        if is_discovery_url(self.base_url):
-            self.http = BalancedTransport(
-                parse_discovery_url(self.base_url)[0],
-                protocol="http",
-                discovery=discovery,
-                inner=self.http,
-                check=StatusCheck(client_errors=True, service=service_name),
-                clock=clock,
-                hooks=self.hooks,
-            )
+        self.http: AsyncTransport = balanced_http(
+            self.base_url,
+            self._network(transport, http2),
+            service=service_name,
+            discovery=discovery,
+            clock=clock,
+            hooks=self.hooks,
+        )
         self.transport = ResilientTransport(
             self.http,
             pipeline,

@@ -81,7 +81,7 @@ from servicegrid._validate import check_count, check_number
 from servicegrid.clients.resilient import validate_base_url
 from servicegrid.clients.state import ClientState
 from servicegrid.clock import SYSTEM_CLOCK, Clock
-from servicegrid.discovery.balancer import BalancedTransport, is_discovery_url, parse_discovery_url
+from servicegrid.discovery.balancer import BalancedTransport, balanced_http
 from servicegrid.discovery.resolver import Discovery
 from servicegrid.errors import (
     ClientStateError,
@@ -101,7 +101,7 @@ from servicegrid.resilience import (
 )
 from servicegrid.resilience.events import Hook
 from servicegrid.transports.base import Call, Reply
-from servicegrid.transports.http import PhaseTimeouts, StatusCheck, error_for_reply
+from servicegrid.transports.http import PhaseTimeouts, error_for_reply
 from servicegrid.transports.httpx_compat import json_body
 from servicegrid.transports.httpx_transport import HttpxTransport
 from servicegrid.transports.resilient import Check, ResilientTransport
@@ -723,16 +723,14 @@ class _IntegrationCore:
             async_transport=async_transport,
             service=service_name,
         )
-        if is_discovery_url(self.base_url):  # discovery:///integration-service: balanced
-            self.http = BalancedTransport(
-                parse_discovery_url(self.base_url)[0],
-                protocol="http",
-                discovery=discovery,
-                inner=self.http,
-                check=StatusCheck(client_errors=False, service=service_name),
-                clock=clock,
-                hooks=hooks,
-            )
+        self.http = balanced_http(
+            self.base_url,
+            self.http,
+            service=service_name,
+            discovery=discovery,
+            clock=clock,
+            hooks=hooks,
+        )
         rng = rng or random.Random()
         self._transports = {
             op: ResilientTransport(

@@ -32,7 +32,7 @@ import requests
 from servicegrid._validate import check_count, check_number
 from servicegrid.clients._requests_compat import as_requests_error
 from servicegrid.clock import SYSTEM_CLOCK, Clock
-from servicegrid.discovery.balancer import BalancedTransport, is_discovery_url, parse_discovery_url
+from servicegrid.discovery.balancer import balanced_http, is_discovery_url, parse_discovery_url
 from servicegrid.discovery.resolver import Discovery
 from servicegrid.errors import ServiceError
 from servicegrid.hooks.logging import LoggingHook
@@ -187,16 +187,14 @@ class ResilientServiceClient:
         self.retry = pipeline.require(Retry)
         self.circuit_breaker = pipeline.require(CircuitBreaker)
         network: Transport = transport or RequestsTransport(session, service=self.service_name)
-        if is_discovery_url(self.base_url):
-            network = BalancedTransport(
-                parse_discovery_url(self.base_url)[0],
-                protocol="http",
-                discovery=discovery,
-                inner=network,
-                check=StatusCheck(client_errors=False, service=self.service_name),
-                clock=clock,
-                hooks=hooks,
-            )
+        network = balanced_http(
+            self.base_url,
+            network,
+            service=self.service_name,
+            discovery=discovery,
+            clock=clock,
+            hooks=hooks,
+        )
         self.transport = ResilientTransport(
             network,
             pipeline,

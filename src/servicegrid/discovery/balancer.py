@@ -33,7 +33,7 @@ import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.discovery.base import Answer, Instance, WireProtocol
@@ -47,11 +47,13 @@ from servicegrid.errors import (
 from servicegrid.resilience.breaker import CircuitBreaker, CircuitBreakerConfig, CircuitState
 from servicegrid.resilience.events import Hook
 from servicegrid.transports.base import AsyncTransport, Call, Reply, Transport
+from servicegrid.transports.http import StatusCheck
 
 __all__ = [
     "DISCOVERY_SCHEME",
     "INSTANCE_BREAKER",
     "BalancedTransport",
+    "balanced_http",
     "is_discovery_url",
     "parse_discovery_url",
 ]
@@ -362,3 +364,30 @@ class BalancedTransport:
 
     def __repr__(self) -> str:
         return f"BalancedTransport({self.service!r}, {self.protocol}, instances={len(self._order)})"
+
+
+T = TypeVar("T")
+
+
+def balanced_http(
+    base_url: str,
+    inner: T,
+    *,
+    service: str,
+    discovery: Discovery | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    hooks: Sequence[Hook] = (),
+) -> T | BalancedTransport:
+    """``inner`` as it is for a plain URL; for ``discovery:///<name>``, a
+    :class:`BalancedTransport` over it whose instances' breakers count 5xx answers."""
+    if not is_discovery_url(base_url):
+        return inner
+    return BalancedTransport(
+        parse_discovery_url(base_url)[0],
+        protocol="http",
+        discovery=discovery,
+        inner=inner,  # type: ignore[arg-type]
+        check=StatusCheck(client_errors=False, service=service),
+        clock=clock,
+        hooks=hooks,
+    )

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from servicegrid import catalogue
 from servicegrid.discovery.base import Registrar, Registration, ServiceName
+from servicegrid.discovery.resolver import configured_backend
 from servicegrid.settings import Settings
 
 __all__ = ["DEFAULT_TTL", "advertise_host", "announced", "announcer", "registrars_from_settings"]
@@ -44,28 +45,10 @@ _UNSAFE_ID: Final = re.compile(r"[^A-Za-z0-9_.-]")
 def registrars_from_settings(settings: Settings) -> list[Registrar]:
     """A registrar for each registry that ``settings`` configure (Consul, etcd)."""
     registrars: list[Registrar] = []
-    if settings.consul_host:
-        from servicegrid.discovery.consul import ConsulBackend
-
-        registrars.append(
-            ConsulBackend(
-                settings.consul_host,
-                settings.consul_port,
-                token=settings.consul_token,
-                timeout=settings.discovery_timeout,
-            )
-        )
-    if settings.etcd_host:
-        from servicegrid.discovery.etcd import EtcdBackend
-
-        registrars.append(
-            EtcdBackend(
-                settings.etcd_host,
-                settings.etcd_port,
-                prefix=settings.etcd_prefix,
-                timeout=settings.discovery_timeout,
-            )
-        )
+    for kind in ("consul", "etcd"):
+        backend: object = configured_backend(settings, kind)
+        if isinstance(backend, Registrar):
+            registrars.append(backend)
     return registrars
 
 

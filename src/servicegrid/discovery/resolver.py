@@ -38,7 +38,7 @@ from servicegrid.discovery.base import Answer, Backend, ServiceName, WireProtoco
 from servicegrid.errors import DiscoveryError, UnknownServiceError
 from servicegrid.settings import Settings
 
-__all__ = ["Discovery", "backends_from_settings"]
+__all__ = ["Discovery", "backends_from_settings", "configured_backend"]
 
 _log = logging.getLogger("servicegrid.discovery")
 
@@ -50,47 +50,42 @@ DEFAULT_TIMEOUT: Final = 2.0
 _MAX_NAMES: Final = 1024
 
 
-def backends_from_settings(settings: Settings) -> list[Backend]:
-    """The configured backends in ``SERVICEGRID_DISCOVERY_ORDER``: Consul when ``CONSUL_HOST``
-    is set, etcd when ``ETCD_HOST`` is, DNS when ``USE_ISTIO_DNS`` is true, env always."""
-    backends: list[Backend] = []
+def configured_backend(settings: Settings, kind: str) -> Backend | None:
+    """The backend ``kind`` (``consul``, ``etcd``, ``dns``, ``env``) as ``settings`` configure
+    it, or None when they do not: Consul needs ``CONSUL_HOST``, etcd ``ETCD_HOST``, DNS
+    ``USE_ISTIO_DNS=true``; the environment is always there."""
     timeout = settings.discovery_timeout
-    for kind in settings.discovery_order:
-        if kind == "consul" and settings.consul_host:
-            from servicegrid.discovery.consul import ConsulBackend
+    if kind == "consul" and settings.consul_host:
+        from servicegrid.discovery.consul import ConsulBackend
 
-            backends.append(
-                ConsulBackend(
-                    settings.consul_host,
-                    settings.consul_port,
-                    token=settings.consul_token,
-                    timeout=timeout,
-                )
-            )
-        elif kind == "etcd" and settings.etcd_host:
-            from servicegrid.discovery.etcd import EtcdBackend
+        return ConsulBackend(
+            settings.consul_host, settings.consul_port, token=settings.consul_token, timeout=timeout
+        )
+    if kind == "etcd" and settings.etcd_host:
+        from servicegrid.discovery.etcd import EtcdBackend
 
-            backends.append(
-                EtcdBackend(
-                    settings.etcd_host,
-                    settings.etcd_port,
-                    prefix=settings.etcd_prefix,
-                    timeout=timeout,
-                )
-            )
-        elif kind == "dns" and settings.use_istio_dns:
-            from servicegrid.discovery.dns import DnsBackend
+        return EtcdBackend(
+            settings.etcd_host, settings.etcd_port, prefix=settings.etcd_prefix, timeout=timeout
+        )
+    if kind == "dns" and settings.use_istio_dns:
+        from servicegrid.discovery.dns import DnsBackend
 
-            server = None
-            if settings.dns_server:
-                host, _, port = settings.dns_server.rpartition(":")
-                server = (host.strip("[]"), int(port))
-            backends.append(DnsBackend(settings.k8s_namespace, server=server, timeout=timeout))
-        elif kind == "env":
-            from servicegrid.discovery.env import EnvBackend
+        server = None
+        if settings.dns_server:
+            host, _, port = settings.dns_server.rpartition(":")
+            server = (host.strip("[]"), int(port))
+        return DnsBackend(settings.k8s_namespace, server=server, timeout=timeout)
+    if kind == "env":
+        from servicegrid.discovery.env import EnvBackend
 
-            backends.append(EnvBackend(settings))
-    return backends
+        return EnvBackend(settings)
+    return None
+
+
+def backends_from_settings(settings: Settings) -> list[Backend]:
+    """The configured backends, in ``SERVICEGRID_DISCOVERY_ORDER``."""
+    found = (configured_backend(settings, kind) for kind in settings.discovery_order)
+    return [backend for backend in found if backend is not None]
 
 
 class Discovery:

@@ -1,15 +1,8 @@
-"""The lifecycle every client shares (httpx's ``ClientState``): misuse becomes a clear error."""
+"""The lifecycle every client shares; it lives in :mod:`servicegrid.client_state`, a leaf
+module that clients outside this package (the LLM client) import without loading these."""
 
 from __future__ import annotations
 
-import enum
+from servicegrid.client_state import ClientState
 
 __all__ = ["ClientState"]
-
-
-class ClientState(enum.Enum):
-    """Lifecycle of a client: requests are refused once it is CLOSED."""
-
-    UNOPENED = "unopened"
-    OPENED = "opened"
-    CLOSED = "closed"

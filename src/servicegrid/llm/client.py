@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import random
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import Any, Final, Self, TypeVar
@@ -28,6 +27,7 @@ from typing import Any, Final, Self, TypeVar
 import httpx
 
 from servicegrid._validate import check_count, check_number
+from servicegrid.client_state import ClientState
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.discovery import Discovery
 from servicegrid.errors import ClientStateError, ServiceError
@@ -69,12 +69,6 @@ __all__ = ["DistributedLLMClient"]
 T = TypeVar("T")
 
 _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class _Lifecycle(enum.Enum):
-    UNOPENED = "unopened"
-    OPENED = "opened"
-    CLOSED = "closed"
 
 
 class DistributedLLMClient:
@@ -160,7 +154,7 @@ class DistributedLLMClient:
         self._stats = RouteStats()
         self._requests = 0
         self._failed = 0
-        self._state = _Lifecycle.UNOPENED
+        self._state = ClientState.UNOPENED
         self._refresher = (
             None
             if discover is None
@@ -197,19 +191,19 @@ class DistributedLLMClient:
     async def start(self) -> None:
         """Ask discovery for the hosts (DiscoveryError if it fails) and keep asking in the
         background; with ``hosts=``, only marks the client open. Idempotent."""
-        if self._state is _Lifecycle.CLOSED:
+        if self._state is ClientState.CLOSED:
             raise ClientStateError("the LLM client is stopped; make a new one")
-        if self._state is _Lifecycle.OPENED:
+        if self._state is ClientState.OPENED:
             return
         if self._refresher is not None:
             await self._refresher.start()
-        self._state = _Lifecycle.OPENED
+        self._state = ClientState.OPENED
 
     async def stop(self) -> None:
         """Stop refreshing and close every connection; later calls raise ClientStateError."""
-        if self._state is _Lifecycle.CLOSED:
+        if self._state is ClientState.CLOSED:
             return
-        self._state = _Lifecycle.CLOSED
+        self._state = ClientState.CLOSED
         if self._refresher is not None:
             await self._refresher.stop()
         if self._owns_transport:
@@ -229,9 +223,9 @@ class DistributedLLMClient:
             await self._refresher.refresh()
 
     def _check_usable(self, path: str) -> None:
-        if self._state is _Lifecycle.CLOSED:
+        if self._state is ClientState.CLOSED:
             raise ClientStateError("the LLM client is stopped")
-        if self._state is _Lifecycle.UNOPENED and self._refresher is not None:
+        if self._state is ClientState.UNOPENED and self._refresher is not None:
             raise ClientStateError("call start() first: the hosts come from discovery")
         if path.startswith(("http://", "https://")):
             raise ValueError(f"give a path on the hosts (/v1/...), not a URL: {path!r}")

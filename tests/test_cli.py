@@ -335,3 +335,20 @@ def test_probe_without_breaker(grpc_health_server: HealthServer) -> None:
     result = asyncio.run(probe(target, None, time_limit=5.0))
     assert isinstance(result, ProbeResult)
     assert (result.healthy, result.health, result.error) == (True, "healthy", None)
+
+
+def test_status_finds_a_discovered_service_through_discovery(
+    monkeypatch: pytest.MonkeyPatch,
+    nothing_listening: list[int],
+    grpc_health_server: HealthServer,
+) -> None:
+    from tests.support.consul_standin import ConsulStandIn
+
+    with ConsulStandIn() as consul:
+        consul.add_entry("embedding-service", port=grpc_health_server.port)
+        monkeypatch.setenv("CONSUL_HOST", "127.0.0.1")
+        monkeypatch.setenv("CONSUL_PORT", str(consul.port))
+        monkeypatch.setenv("EMBEDDING_SERVICE_URL", "discovery:///embedding-service")
+        embedding = _status_json()["embedding"]
+    assert embedding["url"] == "discovery:///embedding-service"
+    assert embedding["health"] == "healthy"

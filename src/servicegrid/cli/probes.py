@@ -17,6 +17,8 @@ from typing import Literal
 from servicegrid import errors
 from servicegrid.catalogue import WireProtocol
 from servicegrid.clock import SYSTEM_CLOCK, Clock
+from servicegrid.discovery import discover_service_async
+from servicegrid.discovery.balancer import is_discovery_url, parse_discovery_url
 from servicegrid.resilience import CircuitBreaker
 from servicegrid.settings import Settings
 from servicegrid.transports.base import AsyncTransport
@@ -79,9 +81,18 @@ def configured_targets(settings: Settings) -> list[ServiceTarget]:
 async def check(
     target: ServiceTarget, time_limit: float, *, http: AsyncTransport | None = None
 ) -> None:
-    """Probe ``target`` once within ``time_limit`` seconds; raise unless it is healthy."""
+    """Probe ``target`` once within ``time_limit`` seconds; raise unless it is healthy.
+
+    A ``discovery:///<name>`` target is first found through discovery, and one of
+    its instances is probed.
+    """
     transport = http if target.kind == "http" else None
-    health = await probe_health(target.url, timeout=time_limit, transport=transport)
+    url = target.url
+    if is_discovery_url(url):
+        name, path = parse_discovery_url(url)
+        url = await discover_service_async(name, "grpc" if target.kind == "grpc" else "http")
+        url += path
+    health = await probe_health(url, timeout=time_limit, transport=transport)
     if health.serving:
         return
     if health.code >= 400:

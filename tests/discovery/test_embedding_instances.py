@@ -125,9 +125,7 @@ async def test_a_killed_instance_is_ejected_and_calls_move_to_the_survivor(
             calls_at_open = instance(balancer, dead)["calls"]
             opened_at = time.monotonic()
             # well inside the dead instance's 10 s ejection and its 10 s lease in etcd
-            await wait_for(
-                lambda: sum(1 for s, o in outcomes if s > opened_at and o == "ok") >= 30
-            )
+            await wait_for(lambda: sum(1 for s, o in outcomes if s > opened_at and o == "ok") >= 30)
             dead_entry = instance(balancer, dead)
             survivor = instance(balancer, f"127.0.0.1:{ports[1]}")
             stop.set()

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_settings import NoDecode
 
 __all__ = [
+    "CommaList",
     "Count",
     "Device",
     "DiscoveryOrder",
@@ -150,3 +151,14 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Count = Annotated[int, Field(ge=1)]
 Device = Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")]
 Seconds = Annotated[float, Field(gt=0)]
+
+
+def _comma_list(value: object) -> tuple[str, ...]:
+    """``a,b,c`` (or a JSON list): the non-empty items, stripped, in order."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError("expected a comma-separated list")
+    return tuple(text for item in items if (text := str(item).strip()))
+
+
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]

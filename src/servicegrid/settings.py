@@ -49,6 +49,7 @@ from servicegrid._settings_sources import (
     http_service_name,
 )
 from servicegrid._settings_values import (
+    CommaList,
     Count,
     Device,
     DiscoveryOrder,
@@ -234,6 +235,18 @@ class Settings(BaseSettings):
     integration_executor_id: str | None = Field(
         None, validation_alias="SERVICEGRID_INTEGRATION_EXECUTOR_ID"
     )
+
+    # the gateway (:8000): keys, limits, and the LLM hosts its chat endpoint fronts
+    api_keys: CommaList = Field((), validation_alias="SERVICEGRID_API_KEYS")
+    rate_limit_rps: Annotated[float, Field(gt=0)] | None = Field(
+        None, validation_alias="SERVICEGRID_RATE_LIMIT_RPS"
+    )
+    rate_limit_burst: Count | None = Field(None, validation_alias="SERVICEGRID_RATE_LIMIT_BURST")
+    gateway_max_body_mb: Count = Field(16, validation_alias="SERVICEGRID_GATEWAY_MAX_BODY_MB")
+    llm_urls: CommaList = Field((), validation_alias="SERVICEGRID_LLM_URLS")
+    llm_model: str | None = Field(None, validation_alias="SERVICEGRID_LLM_MODEL")
+    openai_api_key: str | None = Field(None, validation_alias="OPENAI_API_KEY")
+    document_job_ttl: Seconds = Field(3600.0, validation_alias="SERVICEGRID_DOCUMENT_JOB_TTL")
 
     @field_validator("retry_max_delay")
     @classmethod

@@ -283,3 +283,18 @@ async def test_a_full_queue_answers_resource_exhausted() -> None:
             assert len((await fresh.generate_embeddings(texts=["after"])).embeddings) == 1
             stats = await fresh.get_stats()
         assert int(stats["rejected_requests"]) >= len(refused)
+
+
+async def test_each_result_says_how_many_tokens_the_model_read(
+    app: EmbeddingApp, client: EmbeddingClient
+) -> None:
+    texts = ["hello", "Metformin is commonly used to treat type 2 diabetes", "word " * 1000]
+    response = await client.generate_embeddings(texts=texts)
+    tokenizer = app.servicer.models[MINILM_NAME].embedder.model.tokenizer
+    expected = [len(tokenizer(text)["input_ids"]) for text in texts[:2]]
+    counts = [e.token_count for e in response.embeddings]
+    assert counts[:2] == expected
+    assert counts[2] == app.servicer.models[MINILM_NAME].embedder.max_length  # cut, truncated
+    assert response.embeddings[2].truncated
+    cached = await client.generate_embeddings(texts=texts[:1])  # answered from the cache
+    assert cached.embeddings[0].token_count == expected[0]

@@ -39,11 +39,13 @@ class EmbedItem:
 
 @dataclass(frozen=True, slots=True)
 class Embedding:
-    """One embedding: float32 values, their L2 norm, whether the input was truncated."""
+    """One embedding: float32 values, their L2 norm, whether the input was truncated, and how
+    many tokens of it the model read (special tokens included)."""
 
     values: npt.NDArray[np.float32]
     norm: float
     truncated: bool
+    tokens: int = 0
 
 
 class SentenceTransformerEmbedder:
@@ -127,6 +129,7 @@ class SentenceTransformerEmbedder:
                     values.astype(np.float32, copy=False),
                     1.0 if item.normalize and norm > 0 else norm,
                     item.truncated,
+                    item.tokens,
                 )
             )
         return results

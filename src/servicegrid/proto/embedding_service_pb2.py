@@ -26,7 +26,7 @@ from servicegrid.proto import common_pb2 as servicegrid_dot_proto_dot_common__pb
 
 from servicegrid.proto.common_pb2 import *
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)servicegrid/proto/embedding_service.proto\x12\x0eservicegrid.v1\x1a\x1eservicegrid/proto/common.proto\"o\n\x19GenerateEmbeddingsRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12/\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1f.servicegrid.v1.EmbeddingConfig\"\x87\x01\n\x1aGenerateEmbeddingsResponse\x12\x33\n\nembeddings\x18\x01 \x03(\x0b\x32\x1f.servicegrid.v1.EmbeddingResult\x12\x34\n\x08metadata\x18\x02 \x01(\x0b\x32\".servicegrid.v1.ProcessingMetadata\"U\n\x0f\x45mbeddingResult\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\x0c\n\x04norm\x18\x03 \x01(\x02\x12\x11\n\ttruncated\x18\x04 \x01(\x08\"~\n\x0f\x45mbeddingConfig\x12\x11\n\tnormalize\x18\x01 \x01(\x08\x12\x17\n\nbatch_size\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0ftimeout_seconds\x18\x03 \x01(\x02H\x01\x88\x01\x01\x42\r\n\x0b_batch_sizeB\x12\n\x10_timeout_seconds\"]\n\x1eGenerateEmbeddingsBatchRequest\x12;\n\x08requests\x18\x01 \x03(\x0b\x32).servicegrid.v1.GenerateEmbeddingsRequest\"\x96\x01\n\x1fGenerateEmbeddingsBatchResponse\x12=\n\tresponses\x18\x01 \x03(\x0b\x32*.servicegrid.v1.GenerateEmbeddingsResponse\x12\x34\n\x08metadata\x18\x02 \x01(\x0b\x32\".servicegrid.v1.ProcessingMetadata\"H\n\x12ListModelsResponse\x12\x32\n\x06models\x18\x01 \x03(\x0b\x32\".servicegrid.v1.EmbeddingModelInfo\"z\n\x12\x45mbeddingModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x11\n\tavailable\x18\x04 \x01(\x08\x12\x1b\n\x13max_sequence_length\x18\x05 \x01(\x05\x32\xe5\x03\n\x10\x45mbeddingService\x12k\n\x12GenerateEmbeddings\x12).servicegrid.v1.GenerateEmbeddingsRequest\x1a*.servicegrid.v1.GenerateEmbeddingsResponse\x12z\n\x17GenerateEmbeddingsBatch\x12..servicegrid.v1.GenerateEmbeddingsBatchRequest\x1a/.servicegrid.v1.GenerateEmbeddingsBatchResponse\x12S\n\nListModels\x12!.servicegrid.v1.ListModelsRequest\x1a\".servicegrid.v1.ListModelsResponse\x12J\n\tGetHealth\x12\x1d.servicegrid.v1.HealthRequest\x1a\x1e.servicegrid.v1.HealthResponse\x12G\n\x08GetStats\x12\x1c.servicegrid.v1.StatsRequest\x1a\x1d.servicegrid.v1.StatsResponseP\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)servicegrid/proto/embedding_service.proto\x12\x0eservicegrid.v1\x1a\x1eservicegrid/proto/common.proto\"o\n\x19GenerateEmbeddingsRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12/\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1f.servicegrid.v1.EmbeddingConfig\"\x87\x01\n\x1aGenerateEmbeddingsResponse\x12\x33\n\nembeddings\x18\x01 \x03(\x0b\x32\x1f.servicegrid.v1.EmbeddingResult\x12\x34\n\x08metadata\x18\x02 \x01(\x0b\x32\".servicegrid.v1.ProcessingMetadata\"j\n\x0f\x45mbeddingResult\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\x0c\n\x04norm\x18\x03 \x01(\x02\x12\x11\n\ttruncated\x18\x04 \x01(\x08\x12\x13\n\x0btoken_count\x18\x05 \x01(\x05\"~\n\x0f\x45mbeddingConfig\x12\x11\n\tnormalize\x18\x01 \x01(\x08\x12\x17\n\nbatch_size\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0ftimeout_seconds\x18\x03 \x01(\x02H\x01\x88\x01\x01\x42\r\n\x0b_batch_sizeB\x12\n\x10_timeout_seconds\"]\n\x1eGenerateEmbeddingsBatchRequest\x12;\n\x08requests\x18\x01 \x03(\x0b\x32).servicegrid.v1.GenerateEmbeddingsRequest\"\x96\x01\n\x1fGenerateEmbeddingsBatchResponse\x12=\n\tresponses\x18\x01 \x03(\x0b\x32*.servicegrid.v1.GenerateEmbeddingsResponse\x12\x34\n\x08metadata\x18\x02 \x01(\x0b\x32\".servicegrid.v1.ProcessingMetadata\"H\n\x12ListModelsResponse\x12\x32\n\x06models\x18\x01 \x03(\x0b\x32\".servicegrid.v1.EmbeddingModelInfo\"z\n\x12\x45mbeddingModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x11\n\tavailable\x18\x04 \x01(\x08\x12\x1b\n\x13max_sequence_length\x18\x05 \x01(\x05\x32\xe5\x03\n\x10\x45mbeddingService\x12k\n\x12GenerateEmbeddings\x12).servicegrid.v1.GenerateEmbeddingsRequest\x1a*.servicegrid.v1.GenerateEmbeddingsResponse\x12z\n\x17GenerateEmbeddingsBatch\x12..servicegrid.v1.GenerateEmbeddingsBatchRequest\x1a/.servicegrid.v1.GenerateEmbeddingsBatchResponse\x12S\n\nListModels\x12!.servicegrid.v1.ListModelsRequest\x1a\".servicegrid.v1.ListModelsResponse\x12J\n\tGetHealth\x12\x1d.servicegrid.v1.HealthRequest\x1a\x1e.servicegrid.v1.HealthResponse\x12G\n\x08GetStats\x12\x1c.servicegrid.v1.StatsRequest\x1a\x1d.servicegrid.v1.StatsResponseP\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,17 +38,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATEEMBEDDINGSRESPONSE']._serialized_start=207
   _globals['_GENERATEEMBEDDINGSRESPONSE']._serialized_end=342
   _globals['_EMBEDDINGRESULT']._serialized_start=344
-  _globals['_EMBEDDINGRESULT']._serialized_end=429
-  _globals['_EMBEDDINGCONFIG']._serialized_start=431
-  _globals['_EMBEDDINGCONFIG']._serialized_end=557
-  _globals['_GENERATEEMBEDDINGSBATCHREQUEST']._serialized_start=559
-  _globals['_GENERATEEMBEDDINGSBATCHREQUEST']._serialized_end=652
-  _globals['_GENERATEEMBEDDINGSBATCHRESPONSE']._serialized_start=655
-  _globals['_GENERATEEMBEDDINGSBATCHRESPONSE']._serialized_end=805
-  _globals['_LISTMODELSRESPONSE']._serialized_start=807
-  _globals['_LISTMODELSRESPONSE']._serialized_end=879
-  _globals['_EMBEDDINGMODELINFO']._serialized_start=881
-  _globals['_EMBEDDINGMODELINFO']._serialized_end=1003
-  _globals['_EMBEDDINGSERVICE']._serialized_start=1006
-  _globals['_EMBEDDINGSERVICE']._serialized_end=1491
+  _globals['_EMBEDDINGRESULT']._serialized_end=450
+  _globals['_EMBEDDINGCONFIG']._serialized_start=452
+  _globals['_EMBEDDINGCONFIG']._serialized_end=578
+  _globals['_GENERATEEMBEDDINGSBATCHREQUEST']._serialized_start=580
+  _globals['_GENERATEEMBEDDINGSBATCHREQUEST']._serialized_end=673
+  _globals['_GENERATEEMBEDDINGSBATCHRESPONSE']._serialized_start=676
+  _globals['_GENERATEEMBEDDINGSBATCHRESPONSE']._serialized_end=826
+  _globals['_LISTMODELSRESPONSE']._serialized_start=828
+  _globals['_LISTMODELSRESPONSE']._serialized_end=900
+  _globals['_EMBEDDINGMODELINFO']._serialized_start=902
+  _globals['_EMBEDDINGMODELINFO']._serialized_end=1024
+  _globals['_EMBEDDINGSERVICE']._serialized_start=1027
+  _globals['_EMBEDDINGSERVICE']._serialized_end=1512
 # @@protoc_insertion_point(module_scope)

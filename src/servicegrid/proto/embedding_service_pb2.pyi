@@ -85,10 +85,13 @@ class EmbeddingResult(_message.Message):
     DIMENSION_FIELD_NUMBER: _builtins.int
     NORM_FIELD_NUMBER: _builtins.int
     TRUNCATED_FIELD_NUMBER: _builtins.int
+    TOKEN_COUNT_FIELD_NUMBER: _builtins.int
     dimension: _builtins.int
     norm: _builtins.float
     truncated: _builtins.bool
     """the text was cut to the model's maximum length"""
+    token_count: _builtins.int
+    """tokens the model read, by its own tokenizer (special tokens included)"""
     @_builtins.property
     def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
     def __init__(
@@ -98,10 +101,11 @@ class EmbeddingResult(_message.Message):
         dimension: _builtins.int = ...,
         norm: _builtins.float = ...,
         truncated: _builtins.bool = ...,
+        token_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dimension", b"dimension", "norm", b"norm", "truncated", b"truncated", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dimension", b"dimension", "norm", b"norm", "token_count", b"token_count", "truncated", b"truncated", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

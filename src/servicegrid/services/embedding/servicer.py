@@ -232,6 +232,7 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
                     dimension=len(e.values),
                     norm=e.norm,
                     truncated=e.truncated,
+                    token_count=e.tokens,
                 )
                 for e in embeddings
             ],

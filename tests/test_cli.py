@@ -54,9 +54,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def closed_ports() -> Iterator[list[int]]:
-    """Six loopback ports held bound but not listening: connecting to them is refused."""
+    """Seven loopback ports held bound but not listening: connecting to them is refused."""
     sockets = []
-    for _ in range(6):
+    for _ in range(7):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         sockets.append(sock)
@@ -69,13 +69,14 @@ def closed_ports() -> Iterator[list[int]]:
 
 @pytest.fixture
 def nothing_listening(monkeypatch: pytest.MonkeyPatch, closed_ports: list[int]) -> list[int]:
-    """Point every gRPC service and the integration service at a closed port.
+    """Point every gRPC service, the integration service and the gateway at a closed port.
 
     Port 4 is left for an HTTP service of the test's own.
     """
     for var, port in zip(GRPC_VARS.values(), closed_ports, strict=False):
         monkeypatch.setenv(var, f"127.0.0.1:{port}")
     monkeypatch.setenv("INTEGRATION_SERVICE_URL", f"http://127.0.0.1:{closed_ports[5]}/api")
+    monkeypatch.setenv("GATEWAY_URL", f"http://127.0.0.1:{closed_ports[6]}")
     return closed_ports
 
 
@@ -182,6 +183,7 @@ def test_status_json_reports_unreachable_services_and_exits_0(
         "reranking",
         "documents",
         "integration",
+        "gateway",
         "chroma",
     ]
     for name, entry in body.items():
@@ -280,7 +282,7 @@ def test_up_once_prints_one_table_and_exits_0(
     monkeypatch.setenv("COLUMNS", "200")
     result = CliRunner().invoke(app, ["up", "--once", "--no-services"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("Monitoring 5 services: gpu")
+    assert result.stdout.startswith("Monitoring 6 services: gpu")
     assert result.stdout.count("servicegrid services") == 1
 
 
@@ -301,7 +303,7 @@ def test_up_stops_cleanly_on_sigterm(
     before = signal.getsignal(signal.SIGTERM)
     result = CliRunner().invoke(app, ["up", "--no-services", "--interval", "0.01"])
     assert result.exit_code == 0, result.output
-    assert rounds == [5, 5]
+    assert rounds == [6, 6]
     assert "Stopped." in result.stdout
     assert signal.getsignal(signal.SIGTERM) == before
 

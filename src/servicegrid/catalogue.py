@@ -154,7 +154,7 @@ CATALOGUE: Final[tuple[ServiceSpec, ...]] = (
         servable=True,
         aliases=("service-integration",),
     ),
-    ServiceSpec("gateway", "gateway", "GATEWAY", "http", 8000),
+    ServiceSpec("gateway", "gateway", "GATEWAY", "http", 8000, extra="gateway", servable=True),
     ServiceSpec("users", "users", "USER_SERVICE", "http", 8001, grpc_port=50061),
     ServiceSpec("questions", "questions", "QUESTION_SERVICE", "http", 8002, grpc_port=50062),
     ServiceSpec("api-gateway", "API gateway", "API_GATEWAY", "http", 8003, grpc_port=50063),

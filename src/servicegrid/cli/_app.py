@@ -158,7 +158,10 @@ def serve(
             "--port",
             min=1,
             max=65535,
-            help="Port to listen on [default: the port of its *_SERVICE_URL, or 50051-50054/8005].",
+            help=(
+                "Port to listen on [default: the port of its *_SERVICE_URL or *_URL, "
+                "or 50051-50054/8005/8000]."
+            ),
             show_default=False,
         ),
     ] = None,
@@ -184,7 +187,10 @@ def up(
         bool,
         typer.Option(
             "--services/--no-services",
-            help="Start the local services (gpu, embedding, reranking, documents, integration).",
+            help=(
+                "Start the local services "
+                "(gpu, embedding, reranking, documents, integration, gateway)."
+            ),
         ),
     ] = True,
     interval: Annotated[

@@ -21,14 +21,15 @@ _log = logging.getLogger("servicegrid.cli")
 
 
 class LocalService(enum.StrEnum):
-    """The catalogue services this version can run (``servable``): the gRPC model services
-    and the integration API."""
+    """The catalogue services this version can run (``servable``): the gRPC model services,
+    the integration API and the gateway."""
 
     GPU = "gpu"
     EMBEDDING = "embedding"
     RERANKING = "reranking"
     DOCUMENTS = "documents"
     INTEGRATION = "integration"
+    GATEWAY = "gateway"
 
     @property
     def spec(self) -> catalogue.ServiceSpec:
@@ -56,6 +57,8 @@ def serve_service(service: LocalService, settings: Settings, *, host: str, port:
     console = Console(stderr=True)
     if service is LocalService.INTEGRATION:
         return _serve_integration(settings, console, host=host, port=port)
+    if service is LocalService.GATEWAY:
+        return _serve_gateway(settings, console, host=host, port=port)
     try:
         # imported here: these pull in torch or parsers, which `servicegrid status` never needs
         if service is LocalService.GPU:
@@ -102,5 +105,18 @@ def _serve_integration(settings: Settings, console: Console, *, host: str, port:
         asyncio.run(run_integration_service(settings, host=host, port=port))
     except (OSError, RuntimeError, ValueError) as exc:
         console.print(f"[red]integration could not start on {host}:{port}: {exc}[/red]")
+        return EXIT_FAILED
+    return 0
+
+
+def _serve_gateway(settings: Settings, console: Console, *, host: str, port: int) -> int:
+    try:
+        from servicegrid.gateway.server import run_gateway
+    except ImportError as exc:
+        return _needs_extra(console, LocalService.GATEWAY, exc)
+    try:
+        asyncio.run(run_gateway(settings, host=host, port=port))
+    except (OSError, RuntimeError, ValueError) as exc:
+        console.print(f"[red]gateway could not start on {host}:{port}: {exc}[/red]")
         return EXIT_FAILED
     return 0

@@ -67,13 +67,17 @@ class ProbeResult:
 
 
 def configured_targets(settings: Settings) -> list[ServiceTarget]:
-    """The catalogue's local services (gRPC model services, integration), then HTTP services."""
+    """The catalogue's local services (gRPC model services, integration, gateway), then the
+    other HTTP services."""
     targets = [
         ServiceTarget(name, "grpc", target) for name, (target, _) in settings.grpc_services.items()
     ]
     targets.append(ServiceTarget("integration", "http", settings.integration_service_url))
+    targets.append(ServiceTarget("gateway", "http", settings.address_of("gateway")))
     targets += [
-        ServiceTarget(name, "http", url) for name, url in sorted(settings.http_services.items())
+        ServiceTarget(name, "http", url)
+        for name, url in sorted(settings.http_services.items())
+        if name != "gateway"
     ]
     return targets
 

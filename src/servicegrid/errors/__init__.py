@@ -35,6 +35,7 @@ are translated at the transport boundary and re-raised ``from`` the original.
         │   │   ├── ModelNotLoaded
         │   │   └── DeviceUnavailableError  the configured GPU is not there: do not start
         │   ├── Cancelled
+        │   ├── PayloadTooLarge         413: the body, or a file in it, is over the limit
         │   └── ResourceExhausted
         │       └── GpuUnavailable
         └── ServerError                 any other 5xx
@@ -82,6 +83,7 @@ from servicegrid.errors._tree import (
     InvalidResponse,
     MaxRetriesExceededError,
     ModelNotLoaded,
+    PayloadTooLarge,
     PermissionDenied,
     PolicyError,
     RateLimited,
@@ -127,6 +129,7 @@ __all__ = [
     "InvalidResponse",
     "MaxRetriesExceededError",
     "ModelNotLoaded",
+    "PayloadTooLarge",
     "PermissionDenied",
     "PolicyError",
     "RateLimited",

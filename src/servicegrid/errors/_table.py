@@ -27,6 +27,7 @@ from servicegrid.errors._tree import (
     InvalidResponse,
     MaxRetriesExceededError,
     ModelNotLoaded,
+    PayloadTooLarge,
     PermissionDenied,
     PolicyError,
     RateLimited,
@@ -82,6 +83,7 @@ ERROR_TABLE: Final[dict[type[ServiceError], ErrorSpec]] = {
     DeviceUnavailableError: ErrorSpec(
         "FAILED_PRECONDITION", 503, _C.UNAVAILABLE, _S.CRITICAL, _R.NONE
     ),
+    PayloadTooLarge: ErrorSpec("INVALID_ARGUMENT", 413, _C.INVALID_ARGUMENT, _S.LOW, _R.NONE),
     Cancelled: ErrorSpec("CANCELLED", 499, _C.INTERNAL, _S.LOW, _R.NONE),
     ResourceExhausted: ErrorSpec(
         "RESOURCE_EXHAUSTED", 429, _C.RESOURCE_EXHAUSTED, _S.HIGH, _R.FIXED

@@ -348,6 +348,12 @@ class Cancelled(ClientError):
     default_message = "cancelled"
 
 
+class PayloadTooLarge(ClientError):
+    """The request (or one file in it) is larger than the service takes (HTTP 413)."""
+
+    default_message = "payload too large"
+
+
 class ResourceExhausted(ClientError):
     """The service is out of capacity (queue full, GPU memory, quota)."""
 

@@ -1,0 +1,85 @@
+"""OpenAI ``POST /v1/embeddings`` and ``GET /v1/models``."""
+
+from __future__ import annotations
+
+import base64
+import struct
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from servicegrid.errors import ValidationError
+from servicegrid.gateway.routes import catalogue_of, clients_of, settings_of
+from servicegrid.gateway.schemas import EmbeddingsRequest, check_texts
+from servicegrid.proto import embedding_service_pb2
+
+__all__ = ["embeddings_router"]
+
+
+def as_base64(values: Any) -> str:
+    """Little-endian float32 bytes in base64, as OpenAI sends ``encoding_format=base64``."""
+    floats = list(values)
+    return base64.b64encode(struct.pack(f"<{len(floats)}f", *floats)).decode("ascii")
+
+
+def embeddings_router() -> APIRouter:
+    """The OpenAI routes for embeddings and the model list."""
+    router = APIRouter(tags=["openai"])
+
+    @router.post("/v1/embeddings", summary="OpenAI-compatible embeddings")
+    async def create_embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any]:
+        settings = settings_of(request)
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        check_texts(
+            "input",
+            texts,
+            max_items=settings.max_items_per_request,
+            max_chars=settings.max_text_chars,
+        )
+        model = await catalogue_of(request).resolve_embedding(body.model)
+        if body.dimensions is not None and body.dimensions != model.dimension:
+            raise ValidationError.for_field(
+                "dimensions", f"{model.name} gives {model.dimension} dimensions only"
+            )
+        # One RPC per request: the service batches across requests itself.
+        response = await clients_of(request).embedding.generate_embeddings(
+            texts, model.name, embedding_service_pb2.EmbeddingConfig(normalize=True)
+        )
+        encode = as_base64 if body.encoding_format == "base64" else list
+        data = [
+            {"object": "embedding", "index": index, "embedding": encode(result.values)}
+            for index, result in enumerate(response.embeddings)
+        ]
+        tokens = sum(result.token_count for result in response.embeddings)
+        return {
+            "object": "list",
+            "data": data,
+            "model": model.name,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    @router.get("/v1/models", summary="The served models and what each can do")
+    async def list_models(request: Request) -> dict[str, Any]:
+        capabilities: dict[str, list[str]] = {}
+        for capability, models in (await catalogue_of(request).listing()).items():
+            for model in models:
+                capabilities.setdefault(model.name, []).append(capability)
+        settings = settings_of(request)
+        if clients_of(request).llm is not None and settings.llm_model:
+            capabilities.setdefault(settings.llm_model, []).append("chat")
+        created = int(request.app.state.started)
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "servicegrid",
+                    "capabilities": can,
+                }
+                for name, can in capabilities.items()
+            ],
+        }
+
+    return router

@@ -1,0 +1,62 @@
+"""Hugging Face TEI's ``POST /embed`` and ``POST /rerank``, in TEI's shapes.
+
+Scores are the reranking service's own (``raw_scores`` is accepted and does not
+change them). Without ``truncate``, a text longer than the model reads is
+refused (422), as TEI does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from servicegrid.errors import ValidationError
+from servicegrid.gateway.routes import catalogue_of, clients_of, settings_of
+from servicegrid.gateway.routes.rerank import scored
+from servicegrid.gateway.schemas import TeiEmbedRequest, TeiRerankRequest, check_texts
+from servicegrid.proto import embedding_service_pb2
+
+__all__ = ["tei_router"]
+
+
+def tei_router() -> APIRouter:
+    """TEI's embed and rerank routes."""
+    router = APIRouter(tags=["tei"])
+
+    @router.post("/embed", summary="TEI-compatible embeddings")
+    async def embed(body: TeiEmbedRequest, request: Request) -> list[list[float]]:
+        settings = settings_of(request)
+        texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
+        check_texts(
+            "inputs",
+            texts,
+            max_items=settings.max_items_per_request,
+            max_chars=settings.max_text_chars,
+        )
+        model = await catalogue_of(request).resolve_embedding(body.model)
+        response = await clients_of(request).embedding.generate_embeddings(
+            texts, model.name, embedding_service_pb2.EmbeddingConfig(normalize=body.normalize)
+        )
+        if not body.truncate:
+            for index, result in enumerate(response.embeddings):
+                if result.truncated:
+                    raise ValidationError.for_field(
+                        "inputs",
+                        f"item {index} is longer than {model.name} reads; "
+                        "send truncate=true to cut it",
+                    )
+        return [list(result.values) for result in response.embeddings]
+
+    @router.post("/rerank", summary="TEI-compatible reranking")
+    async def rerank(body: TeiRerankRequest, request: Request) -> list[dict[str, Any]]:
+        _, ranked = await scored(request, body.model, body.query, body.texts, "texts")
+        answer: list[dict[str, Any]] = []
+        for index, score in ranked:
+            item: dict[str, Any] = {"index": index, "score": score}
+            if body.return_text:
+                item["text"] = body.texts[index]
+            answer.append(item)
+        return answer
+
+    return router

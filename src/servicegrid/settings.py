@@ -245,6 +245,7 @@ class Settings(BaseSettings):
     gateway_max_body_mb: Count = Field(16, validation_alias="SERVICEGRID_GATEWAY_MAX_BODY_MB")
     llm_urls: CommaList = Field((), validation_alias="SERVICEGRID_LLM_URLS")
     llm_model: str | None = Field(None, validation_alias="SERVICEGRID_LLM_MODEL")
+    llm_service: str | None = Field(None, validation_alias="SERVICEGRID_LLM_SERVICE")
     openai_api_key: str | None = Field(None, validation_alias="OPENAI_API_KEY")
     document_job_ttl: Seconds = Field(3600.0, validation_alias="SERVICEGRID_DOCUMENT_JOB_TTL")
 

@@ -28,6 +28,16 @@ def llm_hosts(urls: tuple[str, ...] | list[str], api_key: str | None) -> list[LL
     return hosts
 
 
+def _llm_client(settings: Settings, hosts: list[LLMHost]) -> DistributedLLMClient | None:
+    """Over ``SERVICEGRID_LLM_URLS``, else over the instances of ``SERVICEGRID_LLM_SERVICE``
+    found through discovery, else none."""
+    if hosts:
+        return DistributedLLMClient(hosts=hosts)
+    if settings.llm_service:
+        return DistributedLLMClient.from_discovery(settings.llm_service)
+    return None
+
+
 @dataclass
 class GatewayClients:
     """One client per upstream; ``documents`` and ``llm`` are optional."""
@@ -54,7 +64,7 @@ class GatewayClients:
             documents=DoclingVLMClient(
                 config=ServiceClientConfig.from_settings(settings, "documents"), registry=registry
             ),
-            llm=DistributedLLMClient(hosts=hosts) if hosts else None,
+            llm=_llm_client(settings, hosts),
         )
 
     def model_services(self) -> dict[str, GrpcServiceClient]:
@@ -65,7 +75,8 @@ class GatewayClients:
     async def start(self) -> None:
         """Open what needs opening (the LLM client); idempotent."""
         if self.llm is not None:
-            await self.llm.start()
+            # a registry that does not answer yet must not keep the gateway from serving
+            await self.llm.start(wait_for_hosts=False)
 
     async def aclose(self) -> None:
         """Close every client; one failing to close does not keep the others open."""

@@ -188,15 +188,16 @@ class DistributedLLMClient:
         """The hosts routed over now, in order."""
         return tuple(state.host for state in self._pool.states)
 
-    async def start(self) -> None:
-        """Ask discovery for the hosts (DiscoveryError if it fails) and keep asking in the
-        background; with ``hosts=``, only marks the client open. Idempotent."""
+    async def start(self, *, wait_for_hosts: bool = True) -> None:
+        """Ask discovery for the hosts (DiscoveryError if it fails; with ``wait_for_hosts``
+        false, a failure is logged and calls find no host until a later answer) and keep
+        asking in the background; with ``hosts=``, only marks the client open. Idempotent."""
         if self._state is ClientState.CLOSED:
             raise ClientStateError("the LLM client is stopped; make a new one")
         if self._state is ClientState.OPENED:
             return
         if self._refresher is not None:
-            await self._refresher.start()
+            await self._refresher.start(strict=wait_for_hosts)
         self._state = ClientState.OPENED
 
     async def stop(self) -> None:

@@ -52,9 +52,15 @@ class HostRefresher:
             raise DiscoveryError(f"LLM host discovery failed: {exc}", service="llm") from exc
         self._pool.replace(hosts_from_urls(urls))
 
-    async def start(self) -> None:
-        """Refresh now (raising if that fails), then keep refreshing in the background."""
-        await self.refresh()
+    async def start(self, *, strict: bool = True) -> None:
+        """Refresh now, then keep refreshing in the background. A first refresh that fails
+        raises, unless not ``strict``: then it is logged and the background keeps asking."""
+        try:
+            await self.refresh()
+        except ServiceError:
+            if strict:
+                raise
+            _log.warning("LLM host discovery failed at start; asking again in the background")
         self._task = asyncio.create_task(self._refresh_forever())
 
     async def stop(self) -> None:

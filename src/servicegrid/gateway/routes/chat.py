@@ -113,7 +113,8 @@ def _llm_client(request: Request) -> DistributedLLMClient:
     llm = getattr(getattr(request.app.state, "clients", None), "llm", None)
     if llm is None:
         raise ServiceUnavailableError(
-            "no LLM host is configured: set SERVICEGRID_LLM_URLS (comma-separated base URLs)",
+            "no LLM host is configured: set SERVICEGRID_LLM_URLS (comma-separated base URLs) "
+            "or SERVICEGRID_LLM_SERVICE (a service found through discovery)",
             service=_UPSTREAM,
         )
     return cast(DistributedLLMClient, llm)

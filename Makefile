@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test check lint format typecheck bench bench-embedding bench-overload bench-documents bench-integration bench-discovery bench-llm faults clean install protos
+.PHONY: up test check lint format typecheck bench bench-embedding bench-overload bench-documents bench-integration bench-discovery bench-llm bench-gateway fuzz faults clean install protos
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -68,6 +68,14 @@ faults: $(STAMP)
 	bash tools/ensure_postgres.sh
 	$(BIN)/python tools/fault_integration.py --kills 100
 	$(BIN)/python tools/fault_integration.py --kills 100 --database postgresql
+
+## fuzz: 5,000 schemathesis requests against the gateway's OpenAPI: no 5xx but the documented
+fuzz: $(STAMP)
+	$(BIN)/python tools/fuzz_gateway.py --requests 5000
+
+## bench-gateway: /v1/embeddings through the gateway vs the gRPC API directly vs Infinity
+bench-gateway: $(STAMP)
+	$(BIN)/python bench/bench_gateway.py
 
 ## bench-documents: the document service vs its engine in-process and vs pdfplumber
 bench-documents: $(STAMP)

@@ -131,6 +131,12 @@ async def _on_request_validation(request: Request, exc: Exception) -> JSONRespon
 
 async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # the framework could not read the body at all (bytes that are not UTF-8 inside
+        # JSON, broken multipart): bad input like any other, so a 422 naming the body
+        return problem_response(
+            request.url.path, 422, f"body: {exc.detail}", code="body_unreadable", param="body"
+        )
     response = problem_response(request.url.path, exc.status_code, str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)

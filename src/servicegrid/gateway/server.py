@@ -8,6 +8,7 @@ import uvicorn
 
 from servicegrid.discovery.registration import announced
 from servicegrid.gateway.app import create_app
+from servicegrid.runtime.uvicorn_server import GracefulServer
 from servicegrid.settings import Settings
 
 __all__ = ["run_gateway"]
@@ -29,7 +30,7 @@ async def run_gateway(settings: Settings, *, host: str, port: int) -> None:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=int(settings.shutdown_grace),
     )
-    server = uvicorn.Server(config)
+    server = GracefulServer(config)
     _log.info("gateway on http://%s:%d", host, port)
     async with announced(settings, "gateway", port=port):
         await server.serve()

@@ -12,6 +12,7 @@ from servicegrid.discovery.registration import announced
 from servicegrid.integration.app import create_app
 from servicegrid.integration.db import async_database_url
 from servicegrid.integration.native import NativeStepRunner
+from servicegrid.runtime.uvicorn_server import GracefulServer
 from servicegrid.settings import Settings
 
 __all__ = ["run_integration_service"]
@@ -45,7 +46,7 @@ async def run_integration_service(settings: Settings, *, host: str, port: int) -
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=int(settings.shutdown_grace),
     )
-    server = uvicorn.Server(config)
+    server = GracefulServer(config)
     shown = make_url(database_url).render_as_string(hide_password=True)
     _log.info("integration service on http://%s:%d/api (database %s)", host, port, shown)
     async with announced(settings, "integration", port=port):

@@ -1,0 +1,365 @@
+"""Fuzz the gateway's OpenAPI with schemathesis: no 5xx but a stopped upstream's (issue 14, 2).
+
+    .venv/bin/python tools/fuzz_gateway.py [--requests 5000] [--seed 0]
+
+The gateway runs for real: its app from ``create_app(settings)`` (clients built and opened in
+its lifespan) on uvicorn in a background thread, over the real embedding and reranking services
+(MiniLM on the CPU, in a thread of their own) and an OpenAI-compatible LLM stand-in for chat.
+The documents service is stopped on purpose (its target is a closed port), so the documents
+upload may answer 502/503/504; any other operation answering 5xx, or anything answering a 5xx
+outside those three, is a failure. Requests carry a configured API key, so they reach the
+handlers. Schemathesis generates valid and invalid requests, per operation, until at least
+``--requests`` were sent.
+
+Then: a missing or wrong key answers 401, and a second gateway with ``rate_limit_rps=1,
+rate_limit_burst=2`` answers a burst with 429 and ``Retry-After``.
+
+Prints a table of operation x status counts; exits 0 when all holds, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import httpx  # noqa: E402
+import hypothesis  # noqa: E402
+import requests  # noqa: E402
+import schemathesis  # noqa: E402
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis.errors import HypothesisException  # noqa: E402
+from prometheus_client import CollectorRegistry  # noqa: E402
+from schemathesis.generation import GenerationMode  # noqa: E402
+from tests.support.llm_hosts import LLMHostStandIn  # noqa: E402
+from tests.support.threaded_server import ThreadedServer, free_port  # noqa: E402
+
+from servicegrid.gateway import create_app  # noqa: E402
+from servicegrid.settings import Settings, load_settings  # noqa: E402
+
+KEY = "fuzz-key"
+STOPPED_UPSTREAM_STATUSES = {502, 503, 504}
+# operation label -> the upstream it needs, for those whose upstream is stopped on purpose
+STOPPED_UPSTREAMS = {"POST /v1/documents": "documents (DOCLING_VLM_SERVICE_URL: a closed port)"}
+REQUEST_TIMEOUT = 60.0  # seconds per generated request
+
+
+class ModelServices:
+    """The embedding and reranking services on a loop in a background thread."""
+
+    def __init__(self) -> None:
+        from servicegrid.services.embedding.app import build_embedding_service
+        from servicegrid.services.reranking.app import build_reranking_service
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.settings = load_settings(
+            device="cpu", max_items_per_request=1_000, max_text_chars=50_000
+        )
+        self.embedding = self._start(build_embedding_service)
+        self.reranking = self._start(build_reranking_service)
+
+    def _run(self, coroutine: Awaitable[Any], timeout: float = 300) -> Any:
+        async def wrapped() -> Any:
+            return await coroutine
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout)
+
+    def _start(self, build: Callable[..., Awaitable[Any]]) -> Any:
+        async def start() -> Any:
+            built = await build(self.settings, address="127.0.0.1:0", registry=CollectorRegistry())
+            await built.running.server.start()
+            await built.running.health.set_all(True)
+            return built
+
+        return self._run(start())
+
+    def close(self) -> None:
+        async def stop(built: Any) -> None:
+            await built.running.server.stop(0.5)
+            await built.aclose()
+
+        for built in (self.embedding, self.reranking):
+            self._run(stop(built), 60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+        self.loop.close()
+
+
+@contextmanager
+def model_services() -> Iterator[ModelServices]:
+    services = ModelServices()
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+def gateway_settings(
+    services: ModelServices, llm: LLMHostStandIn, database: Path, **overrides: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "embedding_service_url": f"127.0.0.1:{services.embedding.running.port}",
+        "reranking_service_url": f"127.0.0.1:{services.reranking.running.port}",
+        "docling_vlm_service_url": f"127.0.0.1:{free_port()}",  # stopped on purpose
+        "llm_urls": (llm.url,),
+        "api_keys": (KEY,),
+        "database_url": f"sqlite+aiosqlite:///{database}",
+        "max_items_per_request": 32,
+        "max_text_chars": 2_000,
+        # a stopped upstream answers fast: few, short retries
+        "max_retry_attempts": 2,
+        "retry_base_delay": 0.05,
+        "retry_max_delay": 0.1,
+    }
+    return load_settings(**{**values, **overrides})
+
+
+@contextmanager
+def gateway(settings: Settings, name: str) -> Iterator[str]:
+    """The gateway built from ``settings`` on uvicorn, its lifespan running; yields its URL."""
+    server = ThreadedServer(
+        create_app(settings),
+        name=name,
+        lifespan="on",
+        log_level="error",  # a 500 prints its traceback
+        graceful_shutdown=5,
+        start_timeout=60,
+        stop_timeout=30,
+    )
+    with server:
+        yield server.url
+
+
+@dataclass
+class Tally:
+    """Answers per operation and status, and the answers that break the contract."""
+
+    counts: defaultdict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+    failures: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(sum(counter.values()) for counter in self.counts.values())
+
+    def sent(self, operation: str) -> int:
+        return sum(self.counts[operation].values())
+
+    def add(self, operation: str, case: Any, response: requests.Response) -> None:
+        status = response.status_code
+        self.counts[operation][status] += 1
+        if status < 500:
+            return
+        if operation in STOPPED_UPSTREAMS and status in STOPPED_UPSTREAM_STATUSES:
+            return
+        if len(self.failures) < 20:
+            body = response.text[:300].replace("\n", " ")
+            self.failures.append(f"{operation} -> {status}: {body}\n    {case.as_curl_command()}")
+
+
+def fuzz_operation(
+    operation: Any,
+    *,
+    mode: GenerationMode,
+    examples: int,
+    url: str,
+    session: requests.Session,
+    tally: Tally,
+    seed: int,
+) -> None:
+    label = operation.label
+    headers = {"Authorization": f"Bearer {KEY}"}
+
+    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+    @hypothesis.settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+        verbosity=hypothesis.Verbosity.quiet,
+    )
+    @hypothesis.seed(seed)
+    def run(case: Any) -> None:
+        try:
+            response = case.call(
+                base_url=url, session=session, headers=headers, timeout=REQUEST_TIMEOUT
+            )
+        except requests.RequestException as error:
+            tally.errors.append(f"{label}: {type(error).__name__}: {error}")
+            return
+        tally.add(label, case, response)
+
+    try:
+        run()
+    except HypothesisException as error:  # e.g. no invalid request exists for the operation
+        if mode is GenerationMode.POSITIVE:
+            tally.errors.append(f"{label} ({mode.value}): {type(error).__name__}: {error}")
+
+
+def fuzz(url: str, schema: Any, *, requests_wanted: int, seed: int) -> Tally:
+    """Generate requests per operation, round by round, until ``requests_wanted`` were sent.
+
+    An operation that yields fewer requests than asked (its input space is small) is left out
+    of later rounds; the rest share what is still wanted.
+    """
+    tally = Tally()
+    operations = [result.ok() for result in schema.get_all_operations()]
+    open_ops = {(op.label, mode): op for op in operations for mode in GenerationMode}
+    with requests.Session() as session:
+        for round_number in range(50):
+            missing = requests_wanted - tally.total
+            if missing <= 0 or not open_ops:
+                break
+            share = max(1, math.ceil(missing / len(open_ops)))
+            for (label, mode), operation in list(open_ops.items()):
+                before = tally.sent(label)
+                fuzz_operation(
+                    operation,
+                    mode=mode,
+                    examples=share,
+                    url=url,
+                    session=session,
+                    tally=tally,
+                    seed=seed * 1_000 + round_number,
+                )
+                if tally.sent(label) - before < share // 2:
+                    del open_ops[label, mode]
+    return tally
+
+
+def check_keys(url: str) -> list[str]:
+    """A missing or wrong key answers 401 on every keyed path; probes need none."""
+    problems = []
+    keyed = [("GET", "/v1/models", None), ("POST", "/v1/embeddings", {"input": "hi"})]
+    keyed += [("POST", "/embed", {"inputs": "hi"}), ("GET", "/v1/api/status/services", None)]
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for method, path, body in keyed:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+                answer = client.request(method, path, json=body, headers=headers)
+                if answer.status_code != 401:
+                    problems.append(f"{method} {path} with {headers}: {answer.status_code}")
+            answer = client.request(
+                method, path, json=body, headers={"Authorization": f"Bearer {KEY}"}
+            )
+            if answer.status_code != 200:
+                problems.append(f"{method} {path} with the key: {answer.status_code}")
+        for path in ("/health", "/ready", "/metrics"):
+            if (status := client.get(path).status_code) != 200:
+                problems.append(f"GET {path} without a key: {status}")
+    return problems
+
+
+def check_stopped_upstream(url: str) -> list[str]:
+    """A PDF upload while the documents service is down: 503 with Retry-After (or 504)."""
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with httpx.Client(base_url=url, timeout=60, headers=headers) as client:
+        answer = client.post("/v1/documents", files={"file": ("a.pdf", pdf, "application/pdf")})
+    print(f"POST /v1/documents with a PDF, documents stopped: {answer.status_code}")
+    if answer.status_code == 504 or (answer.status_code == 503 and "retry-after" in answer.headers):
+        return []
+    return [f"POST /v1/documents, documents stopped: {answer.status_code} {answer.text[:200]}"]
+
+
+def check_rate_limit(url: str) -> list[str]:
+    """A burst of 10 over ``rate_limit_rps=1, rate_limit_burst=2``: some 429 with Retry-After."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
+        answers = [client.get("/v1/models") for _ in range(10)]
+    statuses = Counter(answer.status_code for answer in answers)
+    limited = [answer for answer in answers if answer.status_code == 429]
+    problems = []
+    if not limited or statuses[200] < 1 or set(statuses) - {200, 429}:
+        problems.append(f"a burst of 10 over rps=1, burst=2 answered {dict(statuses)}")
+    for answer in limited:
+        if "retry-after" not in answer.headers:
+            problems.append(f"429 without Retry-After: {answer.text[:200]}")
+            break
+    return problems
+
+
+def print_table(tally: Tally) -> None:
+    statuses = sorted({status for counter in tally.counts.values() for status in counter})
+    width = max(len(label) for label in tally.counts) + 2
+    print(f"{'operation':<{width}}" + "".join(f"{status:>7}" for status in statuses) + "  total")
+    for label in sorted(tally.counts):
+        counter = tally.counts[label]
+        cells = "".join(f"{counter[status] or '':>7}" for status in statuses)
+        print(f"{label:<{width}}{cells}{sum(counter.values()):>7}")
+    totals = "".join(
+        f"{sum(counter[status] for counter in tally.counts.values()):>7}" for status in statuses
+    )
+    print(f"{'total':<{width}}{totals}{tally.total:>7}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=5_000, help="at least this many")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    warnings.filterwarnings("ignore", category=hypothesis.errors.HypothesisDeprecationWarning)
+
+    started = time.monotonic()
+    problems: list[str] = []
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        model_services() as services,
+        LLMHostStandIn("llm") as llm,
+    ):
+        settings = gateway_settings(services, llm, Path(scratch) / "jobs.db")
+        with gateway(settings, "the gateway") as url:
+            schema = schemathesis.openapi.from_dict(httpx.get(f"{url}/openapi.json").json())
+            tally = fuzz(url, schema, requests_wanted=args.requests, seed=args.seed)
+            problems += [f"key: {problem}" for problem in check_keys(url)]
+            problems += check_stopped_upstream(url)
+            if httpx.get(f"{url}/ready").status_code != 200:
+                problems.append("the gateway is not ready after the fuzzing")
+        limited = gateway_settings(
+            services, llm, Path(scratch) / "limited.db", rate_limit_rps=1, rate_limit_burst=2
+        )
+        with gateway(limited, "the rate-limited gateway") as url:
+            problems += [f"rate limit: {problem}" for problem in check_rate_limit(url)]
+
+    elapsed = time.monotonic() - started
+    print_table(tally)
+    print(f"\n{tally.total} generated requests in {elapsed:.0f} s")
+    stopped = {
+        label: {s: n for s, n in tally.counts[label].items() if s >= 500}
+        for label in STOPPED_UPSTREAMS
+    }
+    for label, reason in STOPPED_UPSTREAMS.items():
+        print(f"allowed: {label} 5xx {stopped[label] or 'none'}, upstream stopped: {reason}")
+    if tally.total < args.requests:
+        problems.append(f"only {tally.total} requests generated, wanted {args.requests}")
+    problems += [f"5xx: {failure}" for failure in tally.failures]
+    problems += [f"no answer: {error}" for error in tally.errors[:20]]
+    for problem in problems:
+        print(f"FAIL {problem}")
+    print("FAILED" if problems else "OK")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

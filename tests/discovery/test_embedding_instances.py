@@ -9,12 +9,9 @@ the dead instance's breaker opens and from then on every call goes to the surviv
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -27,10 +24,10 @@ from servicegrid.resilience.events import BreakerTransitioned, Event
 from tests.services.test_service_processes import wait_serving
 from tests.support.etcd_server import EtcdServer
 from tests.support.faulty_server import free_port
+from tests.support.service_processes import serve
 
 pytest.importorskip("torch", reason="the models extra (torch) is not installed")
 
-ROOT = Path(__file__).resolve().parents[2]
 CALLERS = 32
 CALL_TIMEOUT = 3.0  # seconds each attempt may take
 ATTEMPTS = 2
@@ -38,21 +35,13 @@ BOUND = CALL_TIMEOUT * ATTEMPTS + 1.0  # no call may outlive this, retries inclu
 
 
 def start_embedding(port: int, etcd: EtcdServer) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "SERVICEGRID_DEVICE": "cpu",
-        "SERVICEGRID_FORWARD_WORKERS": "1",
-        "ETCD_HOST": "127.0.0.1",
-        "ETCD_PORT": str(etcd.port),
-        "SERVICEGRID_ADVERTISE_ADDRESS": "127.0.0.1",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "servicegrid.cli", "serve", "embedding", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return serve(
+        "embedding",
+        port,
+        SERVICEGRID_FORWARD_WORKERS="1",
+        ETCD_HOST="127.0.0.1",
+        ETCD_PORT=str(etcd.port),
+        SERVICEGRID_ADVERTISE_ADDRESS="127.0.0.1",
     )
 
 

@@ -9,10 +9,8 @@ carries a client-side deadline; each must end within it with 200, 429/503 with
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,10 +22,10 @@ import pytest
 
 from tests.services.test_service_processes import wait_serving
 from tests.support.faulty_server import free_port
+from tests.support.service_processes import serve
 
 pytest.importorskip("torch", reason="the models extra (torch) is not installed")
 
-ROOT = Path(__file__).resolve().parents[2]
 CALLERS = 64
 DEADLINE = 10.0  # seconds: each request's client-side deadline
 ALLOWED_FAILURES = {429, 503, 504}
@@ -35,18 +33,11 @@ PACING = 0.05  # seconds between a caller's requests after a failure
 
 
 def start_embedding(port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "servicegrid.cli", "serve", "embedding", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "SERVICEGRID_DEVICE": "cpu"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return serve("embedding", port)
 
 
 def start_gateway(port: int, embedding_port: int, database: Path) -> subprocess.Popen[bytes]:
     env = {
-        **os.environ,
         "EMBEDDING_SERVICE_URL": f"127.0.0.1:{embedding_port}",
         "RERANKING_SERVICE_URL": f"127.0.0.1:{free_port()}",  # nothing listens there
         "DOCLING_VLM_SERVICE_URL": f"127.0.0.1:{free_port()}",
@@ -57,13 +48,7 @@ def start_gateway(port: int, embedding_port: int, database: Path) -> subprocess.
         "RETRY_MAX_DELAY": "0.2",
         "CIRCUIT_BREAKER_TIMEOUT": "1",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "servicegrid.cli", "serve", "gateway", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return serve("gateway", port, **env)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -4,10 +4,7 @@ drains, leaves discovery and exits 0."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +17,7 @@ from servicegrid.discovery.etcd import EtcdBackend
 from servicegrid.errors import ServiceError, UnknownServiceError
 from tests.support.etcd_server import EtcdNotFound, EtcdServer, find_etcd
 from tests.support.faulty_server import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.service_processes import serve
 
 
 @pytest.fixture
@@ -32,16 +28,6 @@ def etcd() -> Iterator[EtcdServer]:
         pytest.skip(str(exc))
     with EtcdServer(binary=binary) as running:
         yield running
-
-
-def start_gateway(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "servicegrid.cli", "serve", "gateway", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 async def registered(discovery: Discovery) -> list[str]:
@@ -55,13 +41,12 @@ async def registered(discovery: Discovery) -> list[str]:
 async def test_sigterm_deregisters_and_exits_0(etcd: EtcdServer, tmp_path: Path) -> None:
     port = free_port()
     env = {
-        **os.environ,
         "ETCD_HOST": "127.0.0.1",
         "ETCD_PORT": str(etcd.port),
         "SERVICEGRID_ADVERTISE_ADDRESS": "127.0.0.1",
         "DATABASE_URL": f"sqlite:///{tmp_path}/gateway.db",
     }
-    process = start_gateway(port, env)
+    process = serve("gateway", port, **env)
     discovery = Discovery([EtcdBackend("127.0.0.1", etcd.port)])
     try:
         deadline = time.monotonic() + 60

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,22 +14,16 @@ from servicegrid.errors import ServiceError
 from servicegrid.resilience.events import BreakerTransitioned, Event
 from tests.services.test_service_processes import wait_serving
 from tests.support.faulty_server import free_port
+from tests.support.service_processes import serve
 
 pytest.importorskip("torch", reason="the models extra (torch) is not installed")
 
-ROOT = Path(__file__).resolve().parents[2]
 CALLERS = 64
 CALL_TIMEOUT = 3.0  # seconds: every call carries this deadline
 
 
 def start_service(port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "servicegrid.cli", "serve", "embedding", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "SERVICEGRID_DEVICE": "cpu"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return serve("embedding", port)
 
 
 async def test_callers_survive_a_killed_and_restarted_service() -> None:

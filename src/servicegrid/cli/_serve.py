@@ -55,10 +55,8 @@ def port_for(service: LocalService, settings: Settings) -> int:
 def serve_service(service: LocalService, settings: Settings, *, host: str, port: int) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code (1: could not start)."""
     console = Console(stderr=True)
-    if service is LocalService.INTEGRATION:
-        return _serve_integration(settings, console, host=host, port=port)
-    if service is LocalService.GATEWAY:
-        return _serve_gateway(settings, console, host=host, port=port)
+    if not service.is_grpc:
+        return _serve_http(service, settings, console, host=host, port=port)
     try:
         # imported here: these pull in torch or parsers, which `servicegrid status` never needs
         if service is LocalService.GPU:
@@ -96,27 +94,20 @@ def _needs_extra(console: Console, service: LocalService, error: ImportError) ->
     return EXIT_FAILED
 
 
-def _serve_integration(settings: Settings, console: Console, *, host: str, port: int) -> int:
+def _serve_http(
+    service: LocalService, settings: Settings, console: Console, *, host: str, port: int
+) -> int:
+    """Serve one of the HTTP services (integration, gateway) on uvicorn until SIGTERM."""
     try:
-        from servicegrid.integration.server import run_integration_service
+        if service is LocalService.GATEWAY:
+            from servicegrid.gateway.server import run_gateway as run
+        else:
+            from servicegrid.integration.server import run_integration_service as run
     except ImportError as exc:
-        return _needs_extra(console, LocalService.INTEGRATION, exc)
+        return _needs_extra(console, service, exc)
     try:
-        asyncio.run(run_integration_service(settings, host=host, port=port))
+        asyncio.run(run(settings, host=host, port=port))
     except (OSError, RuntimeError, ValueError) as exc:
-        console.print(f"[red]integration could not start on {host}:{port}: {exc}[/red]")
-        return EXIT_FAILED
-    return 0
-
-
-def _serve_gateway(settings: Settings, console: Console, *, host: str, port: int) -> int:
-    try:
-        from servicegrid.gateway.server import run_gateway
-    except ImportError as exc:
-        return _needs_extra(console, LocalService.GATEWAY, exc)
-    try:
-        asyncio.run(run_gateway(settings, host=host, port=port))
-    except (OSError, RuntimeError, ValueError) as exc:
-        console.print(f"[red]gateway could not start on {host}:{port}: {exc}[/red]")
+        console.print(f"[red]{service} could not start on {host}:{port}: {exc}[/red]")
         return EXIT_FAILED
     return 0

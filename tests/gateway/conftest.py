@@ -11,6 +11,7 @@ import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,9 +29,13 @@ MAX_CHARS = 2_000
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Only the tests over the shared services: the chat and documents tests keep their loops.
+    # Only this folder's tests over the shared services (the hook sees every collected test,
+    # and other folders have fixtures called `services` too); chat and documents keep their loops.
     marker = pytest.mark.asyncio(loop_scope="session")
+    here = Path(__file__).resolve().parent
     for item in items:
+        if here not in Path(item.path).resolve().parents:
+            continue
         fixtures = getattr(item, "fixturenames", ())
         if "services" in fixtures and asyncio.iscoroutinefunction(getattr(item, "function", None)):
             item.add_marker(marker, append=False)

@@ -27,6 +27,7 @@ from servicegrid.errors import (
 
 __all__ = [
     "TEI_PATHS",
+    "error_code",
     "install_error_handlers",
     "problem_response",
     "service_error_response",
@@ -47,7 +48,9 @@ _TEI_TYPES = {401: "unauthorized", 413: "validation", 422: "validation", 429: "o
 _RETRY_STATUSES = frozenset({429, 503})
 
 
-def _snake(name: str) -> str:
+def error_code(error: BaseException) -> str:
+    """The ``code`` an error answer carries: its class name, snake_cased."""
+    name = type(error).__name__
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
@@ -84,7 +87,7 @@ def problem_response(
 def service_error_response(path: str, error: ServiceError) -> JSONResponse:
     """The answer for ``error``: its ``http_status``, and a code and param where one applies."""
     param: str | None = None
-    code = _snake(type(error).__name__)
+    code = error_code(error)
     if isinstance(error, ResourceNotFoundError) and error.resource_type == "model":
         param, code = "model", "model_not_found"
     elif isinstance(error, ValidationError) and error.validation_errors:

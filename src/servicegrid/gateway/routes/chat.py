@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import AsyncGenerator
 from typing import Any, Final, cast
 
@@ -28,6 +27,7 @@ from servicegrid.errors import (
     ValidationError,
     field_error,
 )
+from servicegrid.gateway.errors import error_code
 from servicegrid.llm import DistributedLLMClient
 from servicegrid.llm.chat import CHAT_PATH, error_for_answer
 
@@ -235,6 +235,6 @@ def _error_event(error: ServiceError) -> bytes:
         "message": f"the LLM host's stream broke off: {error}",
         "type": "server_error",  # part of the answer came: the caller's request was fine
         "param": None,
-        "code": re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower(),
+        "code": error_code(error),
     }
     return f"data: {json.dumps({'error': detail})}\n\n".encode()

@@ -103,7 +103,7 @@ async def measure(
     runs: dict[str, list[float]] = {key: [] for key in ("base32", *LOADS, *INFINITY_LOADS)}
     async with (
         EmbeddingClient(config=config, registry=None) as client,
-        _infinity.client(infinity_url or "http://unused", connections=64) as http,
+        _infinity.client(infinity_url or "http://unused") as http,
     ):
 
         async def ours(chunk: list[str]) -> object:

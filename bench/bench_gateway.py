@@ -6,7 +6,9 @@ the CPU of this machine, each a process of its own:
 - the gateway (``servicegrid serve gateway``) in front of the embedding service
   (``servicegrid serve embedding``), called over HTTP/1.1 with keep-alive;
 - that same embedding service, called directly with ``EmbeddingClient``;
-- Infinity's own OpenAI-style REST server (``/embeddings``, see ``_infinity.py``).
+- Infinity's own OpenAI-style REST server (``/embeddings``, see ``_infinity.py``);
+- and, as the ceiling, the model alone: ``SentenceTransformer.encode`` at batch 32
+  in this process, while the servers idle.
 
 Both HTTP servers get the same client (aiohttp, one keep-alive connection per
 caller) and every answer is parsed as JSON, as a caller would. The callers run
@@ -56,7 +58,11 @@ import _infinity  # noqa: E402
 from _common import table  # noqa: E402
 from bench_embedding import BASE  # noqa: E402
 from servicegrid.clients import EmbeddingClient, ServiceClientConfig  # noqa: E402
-from servicegrid.models import MINILM_NAME, resolve_model_path  # noqa: E402
+from servicegrid.models import (  # noqa: E402
+    MINILM_NAME,
+    SentenceTransformerEmbedder,
+    resolve_model_path,
+)
 from servicegrid.proto import embedding_service_pb2  # noqa: E402
 
 WORKLOADS = {"64 callers x 1 text": (64, 1), "4 callers x 32 texts": (4, 32)}
@@ -65,13 +71,15 @@ GOALS = {
     "64 callers x 1 text": {"grpc": ">= 0.9", "infinity": ">= 1.3"},
     "4 callers x 32 texts": {"grpc": ">= 0.9", "infinity": ">= 1.0"},
 }
-TARGETS = {"gateway": "gw", "grpc": "gr", "infinity": "if"}
+TARGETS = {"gateway": "gw", "grpc": "gr", "infinity": "if", "model": "md"}
 """target: a two-letter tag, so every target's texts have the same length"""
 LABELS = {
     "gateway": "gateway `/v1/embeddings` (HTTP)",
     "grpc": "embedding service, gRPC direct",
     "infinity": "Infinity `/embeddings` (HTTP)",
+    "model": "the model alone, in-process `encode` batch 32",
 }
+MODEL_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -154,26 +162,42 @@ def grpc_call(client: EmbeddingClient) -> Call:
     return call
 
 
+def in_process(embedder: SentenceTransformerEmbedder, corpus: list[str]) -> Runs:
+    """Texts per second of the model alone on ``corpus``, at batch 32 (no latencies: no calls)."""
+    started = time.perf_counter()
+    embedder.encode(corpus, batch_size=MODEL_BATCH, normalize=True)
+    return Runs([len(corpus) / (time.perf_counter() - started)])
+
+
 async def measure(
-    calls: dict[str, Call], *, rounds: int, sizes: dict[str, int]
+    calls: dict[str, Call],
+    embedder: SentenceTransformerEmbedder,
+    *,
+    rounds: int,
+    sizes: dict[str, int],
 ) -> dict[str, dict[str, Runs]]:
-    """Warm each target up, then ``rounds`` rounds of every workload on every target."""
+    """Warm each target up, then ``rounds`` rounds of every workload on every target, the
+    model alone last."""
+    embedder.encode(texts("md warm-up", WARM_UP_TEXTS), batch_size=MODEL_BATCH)
     for target, call in calls.items():
         for callers, per_request in WORKLOADS.values():
             corpus = texts(f"{TARGETS[target]} warm-up {per_request:02d}", WARM_UP_TEXTS)
             await load(call, callers=min(callers, 16), per_request=per_request, corpus=corpus)
-    runs = {name: {target: Runs() for target in calls} for name in WORKLOADS}
+    runs = {name: {target: Runs() for target in [*calls, "model"]} for name in WORKLOADS}
     for r in range(rounds):
         order = list(calls)
         if r % 2 and {"gateway", "grpc"} <= set(order):
             i, j = order.index("gateway"), order.index("grpc")
             order[i], order[j] = order[j], order[i]
         for name, (callers, per_request) in WORKLOADS.items():
-            for target in order:
+            for target in [*order, "model"]:
                 corpus = texts(f"{TARGETS[target]} r{r} {per_request:02d}", sizes[name])
-                got = await load(
-                    calls[target], callers=callers, per_request=per_request, corpus=corpus
-                )
+                if target == "model":
+                    got = in_process(embedder, corpus)
+                else:
+                    got = await load(
+                        calls[target], callers=callers, per_request=per_request, corpus=corpus
+                    )
                 runs[name][target].rates += got.rates
                 runs[name][target].latencies += got.latencies
                 print(
@@ -255,6 +279,7 @@ def maybe_infinity(model_path: Path, *, wanted: bool) -> Iterator[str | None]:
 
 async def run(
     args: argparse.Namespace,
+    embedder: SentenceTransformerEmbedder,
     service_port: int,
     gateway: str,
     gateway_pid: int,
@@ -262,7 +287,9 @@ async def run(
 ) -> dict[str, dict[str, Runs]]:
     plan = QUICK if args.quick else FULL
     config = ServiceClientConfig(service_url=f"127.0.0.1:{service_port}", timeout=REQUEST_TIMEOUT)
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    # Idle connections are dropped after 2 s, before the servers' own 5 s keep-alive
+    # timeout, so no request is ever sent on a connection the server is closing.
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=2)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
     async with (
         EmbeddingClient(config=config, registry=None) as client,
@@ -276,7 +303,7 @@ async def run(
             calls["infinity"] = openai_call(
                 session, f"{infinity}/embeddings", _infinity.SERVED_NAME
             )
-        runs = await measure(calls, rounds=plan.rounds, sizes=plan.texts)
+        runs = await measure(calls, embedder, rounds=plan.rounds, sizes=plan.texts)
         if args.profile is not None:
             await profile_gateway(calls["gateway"], gateway_pid, args.profile)
     return runs
@@ -320,7 +347,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Runs]]:
         ):
             asyncio.run(wait_serving(service_port))
             wait_ready(gateway, gateway_process)
-            runs = asyncio.run(run(args, service_port, gateway, gateway_process.pid, infinity))
+            embedder = SentenceTransformerEmbedder(model_path, name=MINILM_NAME)
+            runs = asyncio.run(
+                run(args, embedder, service_port, gateway, gateway_process.pid, infinity)
+            )
     report(runs, quick=args.quick, infinity_skipped=infinity is None and not args.no_infinity)
     return runs
 
@@ -337,8 +367,8 @@ def report(runs: dict[str, dict[str, Runs]], *, quick: bool, infinity_skipped: b
                 [
                     LABELS[target],
                     f"{statistics.median(got.rates):,.0f}",
-                    f"{pct(got.latencies, 0.5):.1f}",
-                    f"{pct(got.latencies, 0.99):.1f}",
+                    f"{pct(got.latencies, 0.5):.1f}" if got.latencies else "",
+                    f"{pct(got.latencies, 0.99):.1f}" if got.latencies else "",
                     f"{statistics.median(per_round):.2f}",
                     GOALS[name].get(target, ""),
                 ]

@@ -20,6 +20,7 @@ from starlette.middleware import Middleware
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.gateway.auth import ApiKeyMiddleware
 from servicegrid.gateway.clients import GatewayClients
+from servicegrid.gateway.coalescing import EmbeddingCoalescer
 from servicegrid.gateway.document_jobs import DocumentJobs
 from servicegrid.gateway.errors import install_error_handlers
 from servicegrid.gateway.limits import BodyLimitMiddleware, RateLimitMiddleware
@@ -40,6 +41,9 @@ _MIB = 1024 * 1024
 
 def _use(app: FastAPI, settings: Settings, clients: GatewayClients, clock: Clock) -> None:
     app.state.clients = clients
+    app.state.embedder = EmbeddingCoalescer(
+        clients.embedding, max_texts=settings.max_items_per_request
+    )
     app.state.models = ModelCatalogue(
         clients.embedding,
         clients.reranking,
@@ -72,6 +76,7 @@ def create_app(
             yield
         finally:
             app.state.ready = False
+            await app.state.embedder.aclose()
             await jobs.aclose()  # jobs still running are stored as failed, then closed
             if owned is not None:
                 await owned.aclose()

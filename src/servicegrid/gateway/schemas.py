@@ -1,6 +1,6 @@
 """Request bodies of the gateway's endpoints, in each upstream API's own field names.
 
-Answers are plain dicts built by the routes; these models only check what comes in.
+Answers are plain dicts built by the routes; the ``*Answer`` models only document them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from servicegrid.errors import ValidationError
 
 __all__ = [
+    "EmbeddingsAnswer",
     "EmbeddingsRequest",
     "RerankDocument",
     "RerankRequest",
@@ -35,6 +36,26 @@ class EmbeddingsRequest(_Body):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
     user: StrictStr | None = None
+
+
+class _Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str = Field(description="floats, or base64 little-endian float32")
+
+
+class _Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsAnswer(BaseModel):
+    """OpenAI's embeddings answer: one item per input, in order; tokens by the model's tokenizer."""
+
+    object: Literal["list"] = "list"
+    data: list[_Embedding]
+    model: str
+    usage: _Usage
 
 
 class RerankDocument(_Body):

@@ -13,9 +13,10 @@ from servicegrid.settings import Settings
 
 if TYPE_CHECKING:
     from servicegrid.gateway.clients import GatewayClients
+    from servicegrid.gateway.coalescing import EmbeddingCoalescer
     from servicegrid.gateway.models import ModelCatalogue
 
-__all__ = ["catalogue_of", "clients_of", "settings_of"]
+__all__ = ["catalogue_of", "clients_of", "coalescer_of", "settings_of"]
 
 
 def clients_of(request: Request) -> GatewayClients:
@@ -31,3 +32,8 @@ def settings_of(request: Request) -> Settings:
 def catalogue_of(request: Request) -> ModelCatalogue:
     """The app's served-model catalogue."""
     return cast("ModelCatalogue", request.app.state.models)
+
+
+def coalescer_of(request: Request) -> EmbeddingCoalescer:
+    """The app's embedding calls, joined per loop turn into one RPC."""
+    return cast("EmbeddingCoalescer", request.app.state.embedder)

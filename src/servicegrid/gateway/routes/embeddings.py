@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
-import base64
-import struct
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from servicegrid.errors import ValidationError
-from servicegrid.gateway.routes import catalogue_of, clients_of, settings_of
-from servicegrid.gateway.schemas import EmbeddingsRequest, check_texts
+from servicegrid.gateway.encoding import VectorJSONResponse, as_base64, as_float32
+from servicegrid.gateway.routes import catalogue_of, clients_of, coalescer_of, settings_of
+from servicegrid.gateway.schemas import EmbeddingsAnswer, EmbeddingsRequest, check_texts
 from servicegrid.proto import embedding_service_pb2
 
 __all__ = ["embeddings_router"]
-
-
-def as_base64(values: Any) -> str:
-    """Little-endian float32 bytes in base64, as OpenAI sends ``encoding_format=base64``."""
-    floats = list(values)
-    return base64.b64encode(struct.pack(f"<{len(floats)}f", *floats)).decode("ascii")
 
 
 def embeddings_router() -> APIRouter:
     """The OpenAI routes for embeddings and the model list."""
     router = APIRouter(tags=["openai"])
 
-    @router.post("/v1/embeddings", summary="OpenAI-compatible embeddings")
-    async def create_embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any]:
+    @router.post(
+        "/v1/embeddings",
+        summary="OpenAI-compatible embeddings",
+        response_class=VectorJSONResponse,
+        responses={200: {"model": EmbeddingsAnswer}},
+    )
+    async def create_embeddings(body: EmbeddingsRequest, request: Request) -> VectorJSONResponse:
         settings = settings_of(request)
         texts = [body.input] if isinstance(body.input, str) else body.input
         check_texts(
@@ -41,22 +39,23 @@ def embeddings_router() -> APIRouter:
             raise ValidationError.for_field(
                 "dimensions", f"{model.name} gives {model.dimension} dimensions only"
             )
-        # One RPC per request: the service batches across requests itself.
-        response = await clients_of(request).embedding.generate_embeddings(
+        response = await coalescer_of(request).embed(
             texts, model.name, embedding_service_pb2.EmbeddingConfig(normalize=True)
         )
-        encode = as_base64 if body.encoding_format == "base64" else list
+        encode = as_base64 if body.encoding_format == "base64" else as_float32
         data = [
             {"object": "embedding", "index": index, "embedding": encode(result.values)}
             for index, result in enumerate(response.embeddings)
         ]
         tokens = sum(result.token_count for result in response.embeddings)
-        return {
-            "object": "list",
-            "data": data,
-            "model": model.name,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
+        return VectorJSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": model.name,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     @router.get("/v1/models", summary="The served models and what each can do")
     async def list_models(request: Request) -> dict[str, Any]:

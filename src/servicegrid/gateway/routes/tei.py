@@ -12,7 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from servicegrid.errors import ValidationError
-from servicegrid.gateway.routes import catalogue_of, clients_of, settings_of
+from servicegrid.gateway.encoding import VectorJSONResponse, as_float32
+from servicegrid.gateway.routes import catalogue_of, coalescer_of, settings_of
 from servicegrid.gateway.routes.rerank import scored
 from servicegrid.gateway.schemas import TeiEmbedRequest, TeiRerankRequest, check_texts
 from servicegrid.proto import embedding_service_pb2
@@ -24,8 +25,13 @@ def tei_router() -> APIRouter:
     """TEI's embed and rerank routes."""
     router = APIRouter(tags=["tei"])
 
-    @router.post("/embed", summary="TEI-compatible embeddings")
-    async def embed(body: TeiEmbedRequest, request: Request) -> list[list[float]]:
+    @router.post(
+        "/embed",
+        summary="TEI-compatible embeddings",
+        response_class=VectorJSONResponse,
+        responses={200: {"model": list[list[float]]}},
+    )
+    async def embed(body: TeiEmbedRequest, request: Request) -> VectorJSONResponse:
         settings = settings_of(request)
         texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
         check_texts(
@@ -35,7 +41,7 @@ def tei_router() -> APIRouter:
             max_chars=settings.max_text_chars,
         )
         model = await catalogue_of(request).resolve_embedding(body.model)
-        response = await clients_of(request).embedding.generate_embeddings(
+        response = await coalescer_of(request).embed(
             texts, model.name, embedding_service_pb2.EmbeddingConfig(normalize=body.normalize)
         )
         if not body.truncate:
@@ -46,7 +52,7 @@ def tei_router() -> APIRouter:
                         f"item {index} is longer than {model.name} reads; "
                         "send truncate=true to cut it",
                     )
-        return [list(result.values) for result in response.embeddings]
+        return VectorJSONResponse([as_float32(result.values) for result in response.embeddings])
 
     @router.post("/rerank", summary="TEI-compatible reranking")
     async def rerank(body: TeiRerankRequest, request: Request) -> list[dict[str, Any]]:

@@ -16,6 +16,8 @@ __all__ = ["assemble"]
 # How far (points) a caption may sit from its table or figure.
 _CAPTION_REACH: Final = 48.0
 _TOUCH: Final = 2.0
+# The blocks that are running text: the document's paragraphs, a list item each.
+_BODY: Final = frozenset({"paragraph", "list_item"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,7 @@ class _Item:
     """One output element at its place in reading order."""
 
     page: int
+    order: int
     box: Box
     block: Block | None = None
     table: pb.Table | None = None
@@ -47,14 +50,19 @@ def assemble(
         if block.kind == "caption" and not block.labelled and id(block) not in used:
             block.kind = "paragraph"
 
-    items = [_Item(block.page_number, block.box, block=block) for block in layout.blocks]
+    items = [
+        _Item(block.page_number, block.lines[0].order, block.box, block=block)
+        for block in layout.blocks
+    ]
     for index, table in enumerate(tables):
         caption = table_captions.get(index)
-        items.append(_Item(table.page_number, table.box, table=_table(table, caption)))
+        items.append(_Item(table.page_number, table.order, table.box, table=_table(table, caption)))
     for index, image in enumerate(images):
         caption = figure_captions.get(index)
-        items.append(_Item(image.page_number, image.box, figure=_figure(image, caption)))
-    items.sort(key=lambda item: (item.page, item.box.top, item.box.x0))
+        items.append(
+            _Item(image.page_number, image.order, image.box, figure=_figure(image, caption))
+        )
+    items.sort(key=lambda item: (item.page, item.order))
 
     result = pb.DocTagsResult()
     document = result.document
@@ -65,7 +73,7 @@ def assemble(
     document.paragraphs.extend(
         _paragraph(item.block)
         for item in items
-        if item.block is not None and item.block.kind == "paragraph"
+        if item.block is not None and item.block.kind in _BODY
     )
     document.sections.extend(_sections(items, options))
     if options.tables:
@@ -154,7 +162,7 @@ def _sections(items: Iterable[_Item], options: ExtractOptions) -> list[pb.Sectio
             open_sections.append(section)
             continue
         for section in open_sections:
-            if block is not None and block.kind == "paragraph":
+            if block is not None and block.kind in _BODY:
                 section.paragraphs.append(_paragraph(block))
             elif item.table is not None and options.tables:
                 section.tables.append(item.table)

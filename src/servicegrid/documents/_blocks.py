@@ -1,4 +1,5 @@
-"""Group text lines into blocks and type them by font: title, heading, caption, paragraph."""
+"""Group text lines into blocks and type them by font and shape: title, heading, caption,
+paragraph, list item, footnote, running header and footer."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ from servicegrid.documents._page import Box, Line
 
 __all__ = ["Block", "BlockKind", "Layout", "build_layout", "is_caption_for"]
 
-BlockKind = Literal["title", "heading", "caption", "paragraph", "page_header", "page_footer"]
+BlockKind = Literal[
+    "title",
+    "heading",
+    "caption",
+    "paragraph",
+    "list_item",
+    "footnote",
+    "page_header",
+    "page_footer",
+]
 
 # A line this much larger than the body text is a heading candidate.
 _HEADING_RATIO: Final = 1.15
@@ -34,6 +44,17 @@ _PAGE_NUMBER: Final = re.compile(
     r"^(?:page\s+)?(?:\d+|[ivxlc]+)(?:\s*(?:/|of)\s*\d+)?$", re.IGNORECASE
 )
 _DIGITS: Final = re.compile(r"\d+")
+# A list item opens with a bullet, or a number or letter followed by "." or ")".
+_LIST_MARKER: Final = re.compile(
+    r"^(?:[•◦▪▫‣∙·●○■□➢►–—*-]|\(?(?:\d{1,3}|[a-z]|[ivx]{1,4})[.)])\s+\S"
+)
+# A footnote opens with its number or mark.
+_FOOTNOTE_MARK: Final = re.compile(r"^(?:\d{1,3}|[*†‡§¶])\s*\S")
+# A footnote's font is at least this much smaller than the body's, below this share of the page.
+_FOOTNOTE_SMALLER: Final = 0.9
+_FOOTNOTE_BAND: Final = 0.6
+# A word broken at a line's end: two letters and a hyphen (or a soft hyphen).
+_BROKEN_WORD: Final = re.compile(r"[^\W\d_]{2}(?:-|\u00ad)$")
 _TABLE_CAPTION: Final = re.compile(r"^table\b", re.IGNORECASE)
 _FIGURE_CAPTION: Final = re.compile(r"^fig(?:ure\b|\.)", re.IGNORECASE)
 
@@ -54,7 +75,7 @@ class Block:
 
     @property
     def text(self) -> str:
-        return " ".join(line.text for line in self.lines)
+        return join_lines([line.text for line in self.lines])
 
     @property
     def box(self) -> Box:
@@ -84,6 +105,18 @@ class Layout:
     title: Block | None
 
 
+def join_lines(texts: Sequence[str]) -> str:
+    """Lines as running text; a word broken by a hyphen at a line's end, its rest in
+    lower case on the next line, is joined again."""
+    joined = ""
+    for text in texts:
+        if joined and _BROKEN_WORD.search(joined) and text[:1].islower():
+            joined = joined[:-1] + text
+        else:
+            joined = f"{joined} {text}" if joined else text
+    return joined
+
+
 def is_caption_for(block: Block, target: Literal["table", "figure"]) -> bool:
     pattern = _TABLE_CAPTION if target == "table" else _FIGURE_CAPTION
     return block.kind == "caption" and pattern.match(block.text) is not None
@@ -96,6 +129,7 @@ def build_layout(
     body = _body_size(lines)
     blocks = _group(lines, heading_size=body * _HEADING_RATIO)
     _mark_running_lines(blocks, page_heights)
+    _mark_footnotes(blocks, page_heights, body)
     title = _pick_title(blocks) if title_page else None
     for block in blocks:
         if block is title:
@@ -119,7 +153,9 @@ def _body_size(lines: Sequence[Line]) -> float:
 def _role(line: Line, heading_size: float) -> BlockKind:
     if _CAPTION.match(line.text):
         return "caption"
-    return "heading" if line.size >= heading_size else "paragraph"
+    if line.size >= heading_size:
+        return "heading"
+    return "list_item" if _LIST_MARKER.match(line.text) else "paragraph"
 
 
 def _labelled(text: str) -> bool:
@@ -150,8 +186,11 @@ def _continues(block: Block, line: Line, role: BlockKind) -> bool:
         return False
     if abs(line.size - previous.size) > _SIZE_TOLERANCE:
         return False
-    if block.kind == "caption":
-        return role == "paragraph"
+    if block.kind in ("caption", "list_item"):
+        # an item's next lines hang under its text, not under its marker
+        return role == "paragraph" and (
+            block.kind == "caption" or line.box.x0 > block.lines[0].box.x0 + 1.0
+        )
     if role != block.kind or line.bold != previous.bold:
         return False
     # An indented first line starts a new paragraph.
@@ -179,6 +218,20 @@ def _mark_running_lines(blocks: Sequence[Block], page_heights: Mapping[int, floa
     for block, kind, key in found:
         if len(pages[(kind, key)]) > 1 or _PAGE_NUMBER.match(block.text):
             block.kind = kind
+
+
+def _mark_footnotes(
+    blocks: Sequence[Block], page_heights: Mapping[int, float], body: float
+) -> None:
+    """Paragraphs in small type in the lower part of a page that open with a number or mark."""
+    for block in blocks:
+        if (
+            block.kind == "paragraph"
+            and block.size <= body * _FOOTNOTE_SMALLER
+            and block.box.top >= page_heights[block.page_number] * _FOOTNOTE_BAND
+            and _FOOTNOTE_MARK.match(block.text)
+        ):
+            block.kind = "footnote"
 
 
 def _pick_title(blocks: Sequence[Block]) -> Block | None:

@@ -1,103 +1,38 @@
-"""One pdfplumber page as plain data: text lines, tables and images in page coordinates.
+"""One pdfplumber page as plain data: text lines, tables and images in page coordinates,
+each numbered in reading order (``order``).
 
 Coordinates are PDF points from the page's top-left corner, clamped to the page box.
+A line here is a segment: the words of one text row between two gaps wider than a
+gutter can be narrow, so the rows of side-by-side columns stay apart.
 """
 
 from __future__ import annotations
 
 import re
+import statistics
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any, Final
 
 from pdfplumber.page import Page
 from pdfplumber.table import Table
 
-from servicegrid.proto import docling_vlm_service_pb2 as pb
+from servicegrid.documents._page_data import Box, Cell, Image, Line, PageData, TableData
+from servicegrid.documents._reading_order import reading_order
+from servicegrid.documents._unruled_tables import find_unruled_tables
 
 __all__ = ["Box", "Cell", "Image", "Line", "PageData", "TableData", "read_page"]
 
 _BOLD: Final = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
 _SPACES: Final = re.compile(r"\s+")
 _GRID_NOISE: Final = 0.5
+# A gap between words wider than this many times the body font size separates columns.
+_GUTTER_EMS: Final = 1.2
+_MIN_GUTTER: Final = 6.0
 
 RawBox = tuple[float, float, float, float]
-
-
-@dataclass(frozen=True, slots=True)
-class Box:
-    """A rectangle in points: left, top, right, bottom."""
-
-    x0: float
-    top: float
-    x1: float
-    bottom: float
-
-    @property
-    def width(self) -> float:
-        return self.x1 - self.x0
-
-    @property
-    def height(self) -> float:
-        return self.bottom - self.top
-
-    def union(self, other: Box) -> Box:
-        return Box(
-            min(self.x0, other.x0),
-            min(self.top, other.top),
-            max(self.x1, other.x1),
-            max(self.bottom, other.bottom),
-        )
-
-    def overlaps_x(self, other: Box) -> bool:
-        return self.x0 < other.x1 and other.x0 < self.x1
-
-    def to_proto(self) -> pb.BoundingBox:
-        return pb.BoundingBox(x=self.x0, y=self.top, width=self.width, height=self.height)
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One text line: its dominant font size, and whether every glyph is bold."""
-
-    text: str
-    box: Box
-    size: float
-    bold: bool
-    page_number: int
-
-
-@dataclass(frozen=True, slots=True)
-class Cell:
-    text: str
-    row_span: int
-    col_span: int
-
-
-@dataclass(frozen=True, slots=True)
-class TableData:
-    """A ruled table; a merged cell appears once, in its first row and column."""
-
-    rows: tuple[tuple[Cell, ...], ...]
-    box: Box
-    page_number: int
-
-
-@dataclass(frozen=True, slots=True)
-class Image:
-    box: Box
-    page_number: int
-
-
-@dataclass(frozen=True, slots=True)
-class PageData:
-    number: int
-    width: float
-    height: float
-    lines: tuple[Line, ...]
-    tables: tuple[TableData, ...]
-    images: tuple[Image, ...]
 
 
 class _Frame:
@@ -120,17 +55,30 @@ class _Frame:
 
 
 def read_page(page: Page) -> PageData:
-    """Read lines, tables and images; text inside a table is left out of the lines."""
+    """Read lines, tables and images, in reading order; text inside a table is left out of
+    the lines."""
     frame = _Frame(page)
     found = [table for table in page.find_tables() if len(table.cells) > 1]
     raw_boxes = [_raw(table.bbox) for table in found]
+    words = _words(page, raw_boxes)
+    gap = max(_MIN_GUTTER, _GUTTER_EMS * _body_size(words))
+    unruled, lines = find_unruled_tables(_lines(words, frame, page.page_number, gap))
+    tables = [_table(table, frame, page.page_number) for table in found] + unruled
+    images = _images(page, frame)
+    pieces: list[Line | TableData | Image] = [*lines, *tables, *images]
+    ordered = [
+        replace(pieces[i], order=rank)
+        for rank, i in enumerate(
+            reading_order([piece.box for piece in pieces], gap=gap, rtl=_right_to_left(words))
+        )
+    ]
     return PageData(
         number=page.page_number,
         width=frame.width,
         height=frame.height,
-        lines=tuple(_lines(page, frame, raw_boxes)),
-        tables=tuple(_table(table, frame, page.page_number) for table in found),
-        images=tuple(_images(page, frame)),
+        lines=tuple(piece for piece in ordered if isinstance(piece, Line)),
+        tables=tuple(piece for piece in ordered if isinstance(piece, TableData)),
+        images=tuple(piece for piece in ordered if isinstance(piece, Image)),
     )
 
 
@@ -144,30 +92,76 @@ def _inside(obj: dict[str, Any], boxes: Sequence[RawBox]) -> bool:
     return any(x0 <= x <= x1 and top <= y <= bottom for x0, top, x1, bottom in boxes)
 
 
-def _lines(page: Page, frame: _Frame, table_boxes: Sequence[RawBox]) -> list[Line]:
+def _words(page: Page, table_boxes: Sequence[RawBox]) -> list[dict[str, Any]]:
     if table_boxes:
         page = page.filter(
             lambda obj: obj.get("object_type") != "char" or not _inside(obj, table_boxes)
         )
-    lines: list[Line] = []
     # Scaled word gap: some PDFs hold no space glyphs, only wider gaps between words.
-    raw_lines = page.extract_text_lines(return_chars=True, strip=True, x_tolerance_ratio=0.2)
-    for raw in raw_lines:
-        text = _SPACES.sub(" ", raw["text"]).strip()
-        glyphs = [char for char in raw["chars"] if char["text"].strip()]
-        if not text or not glyphs:
-            continue
-        sizes = Counter(round(float(char["size"]), 1) for char in glyphs)
-        lines.append(
-            Line(
-                text=text,
-                box=frame.box(raw["x0"], raw["top"], raw["x1"], raw["bottom"]),
-                size=sizes.most_common(1)[0][0],
-                bold=all(_BOLD.search(str(char["fontname"])) for char in glyphs),
-                page_number=page.page_number,
-            )
-        )
+    words: list[dict[str, Any]] = page.extract_words(
+        x_tolerance_ratio=0.2, extra_attrs=["size", "fontname"]
+    )
+    return [word for word in words if word["text"].strip()]
+
+
+def _right_to_left(words: Sequence[dict[str, Any]]) -> bool:
+    """Whether most letters on the page are of a right-to-left script (its columns too)."""
+    letters = rtl = 0
+    for word in words:
+        for char in word["text"]:
+            kind = unicodedata.bidirectional(char)
+            if kind in ("L", "R", "AL"):
+                letters += 1
+                rtl += kind != "L"
+    return rtl * 2 > letters
+
+
+def _body_size(words: Sequence[dict[str, Any]]) -> float:
+    if not words:
+        return 0.0
+    return float(statistics.median(float(word["size"]) for word in words))
+
+
+def _lines(
+    words: Sequence[dict[str, Any]], frame: _Frame, page_number: int, gap: float
+) -> list[Line]:
+    """Words in rows (a word whose middle lies within a row's height joins it), each row
+    cut into segments wherever two words are more than ``gap`` apart."""
+    rows: list[list[dict[str, Any]]] = []
+    for word in sorted(words, key=lambda w: (float(w["top"]), float(w["x0"]))):
+        centre = (float(word["top"]) + float(word["bottom"])) / 2
+        if rows and float(rows[-1][0]["top"]) <= centre <= float(rows[-1][0]["bottom"]):
+            rows[-1].append(word)
+        else:
+            rows.append([word])
+    lines: list[Line] = []
+    for row in rows:
+        segment: list[dict[str, Any]] = []
+        for word in sorted(row, key=lambda w: float(w["x0"])):
+            if segment and float(word["x0"]) - float(segment[-1]["x1"]) > gap:
+                lines.append(_line(segment, frame, page_number))
+                segment = []
+            segment.append(word)
+        lines.append(_line(segment, frame, page_number))
     return lines
+
+
+def _line(words: Sequence[dict[str, Any]], frame: _Frame, page_number: int) -> Line:
+    sizes: Counter[float] = Counter()
+    for word in words:
+        sizes[round(float(word["size"]), 1)] += len(word["text"])
+    return Line(
+        text=_SPACES.sub(" ", " ".join(word["text"] for word in words)).strip(),
+        box=frame.box(
+            min(float(w["x0"]) for w in words),
+            min(float(w["top"]) for w in words),
+            max(float(w["x1"]) for w in words),
+            max(float(w["bottom"]) for w in words),
+        ),
+        size=sizes.most_common(1)[0][0],
+        bold=all(_BOLD.search(str(word["fontname"])) for word in words),
+        page_number=page_number,
+    )
 
 
 def _table(table: Table, frame: _Frame, page_number: int) -> TableData:

@@ -1,0 +1,140 @@
+"""Tables without ruling lines, found from how their text is aligned.
+
+The page's lines are segments already (a text row cut at every gap wider than a
+gutter can be narrow), so a table row shows up as a row of two or more segments.
+A table is a run of at least three such rows, one under the other at a steady
+pitch, whose segments fall into the same columns, and whose text is sparse:
+the segments cover well under the row's width. That last test tells a table
+from columns of prose, whose rows are also cut in two or three but whose
+segments fill their columns. The first row is taken as the header.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Final
+
+from servicegrid.documents._page_data import Box, Cell, Line, TableData
+
+__all__ = ["find_unruled_tables"]
+
+_MIN_ROWS: Final = 3
+# Rows of prose columns cover nearly all of their width; table rows far less.
+_MAX_FILL: Final = 0.6
+# A row further below the previous than this many line heights ends the run.
+_MAX_PITCH_LINES: Final = 2.5
+# Of the run's rows, this share must put their segments in distinct columns.
+_MIN_ALIGNED_SHARE: Final = 0.8
+
+
+def find_unruled_tables(lines: Sequence[Line]) -> tuple[list[TableData], list[Line]]:
+    """The unruled tables among ``lines`` (of one page), and the lines that are not in one."""
+    rows = _rows(lines)
+    tables: list[TableData] = []
+    used: set[int] = set()
+    for run in _runs(rows):
+        table = _table(run, run[0][0].page_number)
+        if table is not None:
+            tables.append(table)
+            used.update(id(line) for row in run for line in row)
+    return tables, [line for line in lines if id(line) not in used]
+
+
+def _rows(lines: Sequence[Line]) -> list[list[Line]]:
+    """Lines whose middles lie within each other's height, left to right; rows top down."""
+    rows: list[list[Line]] = []
+    for line in sorted(lines, key=lambda each: (each.box.top, each.box.x0)):
+        centre = (line.box.top + line.box.bottom) / 2
+        if rows and rows[-1][0].box.top <= centre <= rows[-1][0].box.bottom:
+            rows[-1].append(line)
+        else:
+            rows.append([line])
+    return [sorted(row, key=lambda each: each.box.x0) for row in rows]
+
+
+def _runs(rows: Sequence[list[Line]]) -> list[list[list[Line]]]:
+    """Maximal runs of consecutive sparse rows of two or more segments at a steady pitch."""
+    runs: list[list[list[Line]]] = []
+    current: list[list[Line]] = []
+    for row in rows:
+        if len(row) >= 2 and _fill(row) <= _MAX_FILL and _follows(current, row):
+            current.append(row)
+            continue
+        if len(current) >= _MIN_ROWS:
+            runs.append(current)
+        current = [row] if len(row) >= 2 and _fill(row) <= _MAX_FILL else []
+    if len(current) >= _MIN_ROWS:
+        runs.append(current)
+    return runs
+
+
+def _fill(row: Sequence[Line]) -> float:
+    span = row[-1].box.x1 - row[0].box.x0
+    return sum(line.box.width for line in row) / span if span > 0 else 1.0
+
+
+def _follows(run: Sequence[list[Line]], row: Sequence[Line]) -> bool:
+    if not run:
+        return True
+    previous = run[-1]
+    height = statistics.median(line.box.height for line in previous)
+    return row[0].box.top - previous[0].box.top <= _MAX_PITCH_LINES * max(height, 1.0)
+
+
+def _table(run: Sequence[list[Line]], page_number: int) -> TableData | None:
+    columns = _columns(run)
+    if len(columns) < 2:
+        return None
+    aligned = 0
+    grid: list[tuple[Cell, ...]] = []
+    for row in run:
+        spots = [_spot(line.box, columns) for line in row]
+        if len({first for first, _ in spots}) == len(spots):
+            aligned += 1
+        grid.append(_cells(row, spots, len(columns)))
+    if aligned < _MIN_ALIGNED_SHARE * len(run):
+        return None
+    box = run[0][0].box
+    for row in run:
+        for line in row:
+            box = box.union(line.box)
+    return TableData(rows=tuple(grid), box=box, page_number=page_number)
+
+
+def _columns(run: Sequence[list[Line]]) -> list[tuple[float, float]]:
+    """Column extents: the merged x-ranges of the rows that have the most segments."""
+    most = max(len(row) for row in run)
+    spans = sorted((line.box.x0, line.box.x1) for row in run if len(row) == most for line in row)
+    merged: list[tuple[float, float]] = []
+    for x0, x1 in spans:
+        if merged and x0 <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], x1))
+        else:
+            merged.append((x0, x1))
+    return merged
+
+
+def _spot(box: Box, columns: Sequence[tuple[float, float]]) -> tuple[int, int]:
+    """The first column ``box`` overlaps (or is nearest to) and how many it spans."""
+    hit = [i for i, (x0, x1) in enumerate(columns) if box.x0 < x1 and box.x1 > x0]
+    if not hit:
+        centre = (box.x0 + box.x1) / 2
+        nearest = min(range(len(columns)), key=lambda i: abs(sum(columns[i]) / 2 - centre))
+        return nearest, 1
+    return hit[0], hit[-1] - hit[0] + 1
+
+
+def _cells(row: Sequence[Line], spots: Sequence[tuple[int, int]], width: int) -> tuple[Cell, ...]:
+    """One cell per column (empty where the row has no text there), spans kept."""
+    texts: dict[int, tuple[str, int]] = {}
+    for line, (first, span) in zip(row, spots, strict=True):
+        text, known = texts.get(first, ("", span))
+        texts[first] = (f"{text} {line.text}".strip(), max(known, span))
+    cells: list[Cell] = []
+    column = 0
+    while column < width:
+        text, span = texts.get(column, ("", 1))
+        cells.append(Cell(text=text, row_span=1, col_span=span))
+        column += span
+    return tuple(cells)

@@ -22,6 +22,7 @@ install: $(STAMP)
 ## GPU service on the NVML stand-in unless told otherwise) and the integration service
 ## (:8005, SQLite in .servicegrid/), with live status
 up: $(STAMP)
+	bash tools/ensure_program.sh "OCR for scanned pages" tesseract tesseract-ocr tesseract-ocr-eng
 	SERVICEGRID_DEVICE=$${SERVICEGRID_DEVICE:-cpu} SERVICEGRID_NVML=$${SERVICEGRID_NVML:-standin} \
 		$(BIN)/servicegrid up
 
@@ -29,6 +30,7 @@ up: $(STAMP)
 test: $(STAMP)
 	bash tools/ensure_postgres.sh
 	bash tools/ensure_etcd.sh
+	bash tools/ensure_program.sh "OCR for scanned pages" tesseract tesseract-ocr tesseract-ocr-eng
 	$(BIN)/python -m pytest
 
 ## check: lint, format check, strict type check

@@ -23,7 +23,16 @@ from servicegrid.documents._page_data import Box, Cell, Image, Line, PageData, T
 from servicegrid.documents._reading_order import reading_order
 from servicegrid.documents._unruled_tables import find_unruled_tables
 
-__all__ = ["Box", "Cell", "Image", "Line", "PageData", "TableData", "read_page"]
+__all__ = [
+    "Box",
+    "Cell",
+    "Image",
+    "Line",
+    "PageData",
+    "TableData",
+    "has_text_layer",
+    "read_page",
+]
 
 _BOLD: Final = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
 _SPACES: Final = re.compile(r"\s+")
@@ -31,6 +40,8 @@ _GRID_NOISE: Final = 0.5
 # A gap between words wider than this many times the body font size separates columns.
 _GUTTER_EMS: Final = 1.2
 _MIN_GUTTER: Final = 6.0
+# A page with fewer letters and digits than this in its text layer is read by OCR.
+_MIN_TEXT_LAYER_CHARS: Final = 10
 
 RawBox = tuple[float, float, float, float]
 
@@ -54,17 +65,31 @@ class _Frame:
         )
 
 
-def read_page(page: Page) -> PageData:
+def has_text_layer(page: Page) -> bool:
+    """Whether the page holds enough letters or digits to read it without OCR."""
+    count = 0
+    for char in page.chars:
+        if str(char["text"]).isalnum():
+            count += 1
+            if count >= _MIN_TEXT_LAYER_CHARS:
+                return True
+    return False
+
+
+def read_page(page: Page, *, ocr_words: list[dict[str, Any]] | None = None) -> PageData:
     """Read lines, tables and images, in reading order; text inside a table is left out of
-    the lines."""
+    the lines. ``ocr_words`` (in points) stand in for a page without a text layer: the
+    scan's image is then not a figure, and only unruled tables are looked for."""
     frame = _Frame(page)
-    found = [table for table in page.find_tables() if len(table.cells) > 1]
-    raw_boxes = [_raw(table.bbox) for table in found]
-    words = _words(page, raw_boxes)
+    if ocr_words is None:
+        found = [table for table in page.find_tables() if len(table.cells) > 1]
+        words = _words(page, [_raw(table.bbox) for table in found])
+    else:
+        found, words = [], ocr_words
     gap = max(_MIN_GUTTER, _GUTTER_EMS * _body_size(words))
     unruled, lines = find_unruled_tables(_lines(words, frame, page.page_number, gap))
     tables = [_table(table, frame, page.page_number) for table in found] + unruled
-    images = _images(page, frame)
+    images = _images(page, frame) if ocr_words is None else []
     pieces: list[Line | TableData | Image] = [*lines, *tables, *images]
     ordered = [
         replace(pieces[i], order=rank)

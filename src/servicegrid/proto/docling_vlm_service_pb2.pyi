@@ -370,12 +370,25 @@ class DocumentMetadata(_message.Message):
     PROCESSING_MODEL_FIELD_NUMBER: _builtins.int
     PROCESSING_TIME_MS_FIELD_NUMBER: _builtins.int
     CHECKSUM_FIELD_NUMBER: _builtins.int
+    OCR_PAGES_FIELD_NUMBER: _builtins.int
+    OCR_ENGINE_FIELD_NUMBER: _builtins.int
+    PAGES_WITHOUT_TEXT_FIELD_NUMBER: _builtins.int
     filename: _builtins.str
     page_count: _builtins.int
     processing_model: _builtins.str
     processing_time_ms: _builtins.int
     checksum: _builtins.str
     """SHA-256 of pdf_content, hex"""
+    ocr_engine: _builtins.str
+    """servicegrid: the OCR program that read them ("tesseract 5.3.0"); empty when none ran"""
+    @_builtins.property
+    def ocr_pages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """servicegrid: the pages (1-based) read by OCR, having no usable text layer"""
+
+    @_builtins.property
+    def pages_without_text(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """servicegrid: pages with no usable text layer that no OCR could read (none installed)"""
+
     def __init__(
         self,
         *,
@@ -384,10 +397,13 @@ class DocumentMetadata(_message.Message):
         processing_model: _builtins.str = ...,
         processing_time_ms: _builtins.int = ...,
         checksum: _builtins.str = ...,
+        ocr_pages: _abc.Iterable[_builtins.int] | None = ...,
+        ocr_engine: _builtins.str = ...,
+        pages_without_text: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checksum", b"checksum", "filename", b"filename", "page_count", b"page_count", "processing_model", b"processing_model", "processing_time_ms", b"processing_time_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checksum", b"checksum", "filename", b"filename", "ocr_engine", b"ocr_engine", "ocr_pages", b"ocr_pages", "page_count", b"page_count", "pages_without_text", b"pages_without_text", "processing_model", b"processing_model", "processing_time_ms", b"processing_time_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

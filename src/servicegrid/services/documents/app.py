@@ -1,8 +1,8 @@
 """Assemble the document processing service from settings, and run it as a process (:50054).
 
 Engines, each in its own worker processes:
-- ``text-layer``: the PDF's own text layer (pdfplumber, pypdfium2), offline on
-  CPU; the embedded default.
+- ``text-layer``: the PDF's own text layer (pdfplumber, pypdfium2), and Tesseract's
+  OCR for pages without one when it is installed; offline on CPU; the default.
 - the VLM engine, when ``SERVICEGRID_VLM_URL`` names an OpenAI-compatible vision
   endpoint; requests reach it by its model name (``SERVICEGRID_VLM_MODEL``) or "vlm".
 - ``docling``: Docling's DocumentConverter, when the ``docling`` package is installed
@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from servicegrid.discovery.registration import announcer
 from servicegrid.documents import TextLayerEngine
 from servicegrid.documents.isolation import EngineFactory, IsolatedEngine
+from servicegrid.documents.ocr import find_ocr
 from servicegrid.proto import docling_vlm_service_pb2, docling_vlm_service_pb2_grpc
 from servicegrid.runtime import RunningServer, serve
 from servicegrid.services.assembly import bind
@@ -78,6 +79,19 @@ def engine_factories(settings: Settings) -> tuple[dict[str, EngineFactory], dict
     return factories, aliases
 
 
+def _announce_ocr() -> str:
+    """The OCR program the text-layer engine will run, said in the log; "" when none."""
+    ocr = find_ocr()
+    if ocr is None:
+        _log.warning(
+            "OCR unavailable: pages without a text layer (scans) come back without text;"
+            " install Tesseract (Debian: tesseract-ocr tesseract-ocr-eng; `make` does)"
+        )
+        return ""
+    _log.info("OCR for pages without a text layer: %s", ocr.name)
+    return ocr.name
+
+
 async def build_documents_service(
     settings: Settings,
     *,
@@ -109,6 +123,7 @@ async def build_documents_service(
             engines,
             default_engine=default,
             aliases=aliases,
+            ocr=_announce_ocr(),
             limits=DocumentLimits(
                 max_bytes=settings.documents_max_mb * _MIB,
                 max_pages=settings.documents_max_pages,

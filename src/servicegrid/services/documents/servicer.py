@@ -62,13 +62,16 @@ class DocumentServicer(docling_vlm_service_pb2_grpc.DoclingVLMServiceServicer):
         aliases: Mapping[str, str] | None = None,
         limits: DocumentLimits = DocumentLimits(),
         clock: Clock = SYSTEM_CLOCK,
+        ocr: str = "",
     ) -> None:
+        """``ocr``: the OCR program the text-layer engine runs for scanned pages ("" none)."""
         if default_engine not in engines:
             raise ValueError(f"default engine {default_engine!r} is not among {sorted(engines)}")
         self.engines = dict(engines)
         self.default_engine = default_engine
         self.aliases = dict(aliases or {})
         self.limits = limits
+        self.ocr = ocr
         self.stats = ServiceStats(clock=clock)
         self.pages = 0
         self._clock = clock
@@ -140,6 +143,7 @@ class DocumentServicer(docling_vlm_service_pb2_grpc.DoclingVLMServiceServicer):
                 "workers": str(sum(e.size for e in self.engines.values())),
                 "worker_crashes": str(sum(e.crashes for e in self.engines.values())),
                 "worker_timeouts": str(sum(e.timeouts for e in self.engines.values())),
+                "ocr": self.ocr or "unavailable",
             },
         )
 

@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test check lint format typecheck bench bench-embedding bench-overload bench-documents bench-integration bench-discovery bench-llm bench-gateway fuzz faults clean install protos
+.PHONY: up test check lint format typecheck bench bench-embedding bench-overload bench-documents bench-document-layout bench-integration bench-discovery bench-llm bench-gateway fuzz faults clean install protos
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -78,6 +78,12 @@ fuzz: $(STAMP)
 ## bench-gateway: /v1/embeddings through the gateway vs the gRPC API directly vs Infinity
 bench-gateway: $(STAMP)
 	$(BIN)/python bench/bench_gateway.py
+
+## bench-document-layout: reading order, tables, running lines, footnotes and OCR on a generated
+## ground-truth corpus, against pdfplumber, pdfminer.six and docling-parse
+bench-document-layout: $(STAMP)
+	bash tools/ensure_program.sh "OCR for scanned pages" tesseract tesseract-ocr tesseract-ocr-eng
+	$(BIN)/python bench/bench_document_layout.py
 
 ## bench-documents: the document service vs its engine in-process and vs pdfplumber
 bench-documents: $(STAMP)

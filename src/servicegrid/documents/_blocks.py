@@ -49,7 +49,7 @@ _LIST_MARKER: Final = re.compile(
     r"^(?:[•◦▪▫‣∙·●○■□➢►–—*-]|\(?(?:\d{1,3}|[a-z]|[ivx]{1,4})[.)])\s+\S"
 )
 # A footnote opens with its number or mark.
-_FOOTNOTE_MARK: Final = re.compile(r"^(?:\d{1,3}|[*†‡§¶])\s*\S")
+_FOOTNOTE_MARK: Final = re.compile(r"^(?:\d{1,3}|[¹²³⁴⁵⁶⁷⁸⁹⁰]{1,3}|[*†‡§¶])\s*\S")
 # A footnote's font is at least this much smaller than the body's, below this share of the page.
 _FOOTNOTE_SMALLER: Final = 0.9
 _FOOTNOTE_BAND: Final = 0.6
@@ -127,7 +127,7 @@ def build_layout(
 ) -> Layout:
     """Type ``lines`` (in reading order); the title is looked for on page 1 when ``title_page``."""
     body = _body_size(lines)
-    blocks = _group(lines, heading_size=body * _HEADING_RATIO)
+    blocks = _group(lines, heading_size=body * _HEADING_RATIO, body=body)
     _mark_running_lines(blocks, page_heights)
     _mark_footnotes(blocks, page_heights, body)
     title = _pick_title(blocks) if title_page else None
@@ -167,11 +167,13 @@ def _labelled(text: str) -> bool:
     return not rest or rest.startswith(_LABEL_ENDS)
 
 
-def _group(lines: Sequence[Line], *, heading_size: float) -> list[Block]:
+def _group(lines: Sequence[Line], *, heading_size: float, body: float) -> list[Block]:
     blocks: list[Block] = []
     for line in lines:
         role = _role(line, heading_size)
-        if blocks and role != "caption" and _continues(blocks[-1], line, role):
+        # In small type, a line opening with a mark starts the next footnote.
+        opens_note = line.size <= body * _FOOTNOTE_SMALLER and _FOOTNOTE_MARK.match(line.text)
+        if blocks and role != "caption" and not opens_note and _continues(blocks[-1], line, role):
             blocks[-1].lines.append(line)
         else:
             blocks.append(Block(kind=role, lines=[line], labelled=_labelled(line.text)))

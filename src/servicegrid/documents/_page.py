@@ -40,6 +40,8 @@ _GRID_NOISE: Final = 0.5
 # A gap between words wider than this many times the body font size separates columns.
 _GUTTER_EMS: Final = 1.2
 _MIN_GUTTER: Final = 6.0
+# A word belongs to a row when this share of the shorter of the two heights overlaps.
+_SAME_ROW: Final = 0.5
 # A page with fewer letters and digits than this in its text layer is read by OCR.
 _MIN_TEXT_LAYER_CHARS: Final = 10
 
@@ -153,12 +155,18 @@ def _lines(
     """Words in rows (a word whose middle lies within a row's height joins it), each row
     cut into segments wherever two words are more than ``gap`` apart."""
     rows: list[list[dict[str, Any]]] = []
+    spans: list[tuple[float, float]] = []
     for word in sorted(words, key=lambda w: (float(w["top"]), float(w["x0"]))):
-        centre = (float(word["top"]) + float(word["bottom"])) / 2
-        if rows and float(rows[-1][0]["top"]) <= centre <= float(rows[-1][0]["bottom"]):
+        top, bottom = float(word["top"]), float(word["bottom"])
+        # Joins the row it mostly overlaps: a raised footnote mark joins its line.
+        if spans and _overlap(spans[-1], (top, bottom)) >= _SAME_ROW * min(
+            bottom - top, spans[-1][1] - spans[-1][0]
+        ):
             rows[-1].append(word)
+            spans[-1] = (min(spans[-1][0], top), max(spans[-1][1], bottom))
         else:
             rows.append([word])
+            spans.append((top, bottom))
     lines: list[Line] = []
     for row in rows:
         segment: list[dict[str, Any]] = []
@@ -169,6 +177,10 @@ def _lines(
             segment.append(word)
         lines.append(_line(segment, frame, page_number))
     return lines
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return min(a[1], b[1]) - max(a[0], b[0])
 
 
 def _line(words: Sequence[dict[str, Any]], frame: _Frame, page_number: int) -> Line:

@@ -31,6 +31,7 @@ __all__ = ["reading_order"]
 
 # Pieces crossing a gutter may be this share of the region's pieces and it is still one.
 _CROSSING_SHARE: Final = 0.1
+_MAX_CROSSING: Final = 2
 # A column is at least this many gaps wide: list markers and indents are not columns.
 _MIN_COLUMN_GAPS: Final = 5.0
 _MIN_PIECES_PER_COLUMN: Final = 2
@@ -113,7 +114,8 @@ def _gutters(ids: list[int], boxes: Sequence[Box], gap: float) -> list[tuple[flo
     narrow = [i for i in ids if boxes[i].width <= _WIDE_SHARE * (right - left)]
     if len(narrow) < 2 * _MIN_PIECES_PER_COLUMN:
         return []
-    allowed = int(len(narrow) * _CROSSING_SHARE)
+    # Never so many that a short column beside a long one passes for pieces crossing.
+    allowed = min(int(len(narrow) * _CROSSING_SHARE), _MAX_CROSSING)
     events = sorted(
         [(boxes[i].x0, 1) for i in narrow] + [(boxes[i].x1, -1) for i in narrow],
         key=lambda event: (event[0], event[1]),

@@ -3,10 +3,11 @@
 The page's lines are segments already (a text row cut at every gap wider than a
 gutter can be narrow), so a table row shows up as a row of two or more segments.
 A table is a run of at least three such rows, one under the other at a steady
-pitch, whose segments fall into the same columns, and whose text is sparse:
-the segments cover well under the row's width. That last test tells a table
-from columns of prose, whose rows are also cut in two or three but whose
-segments fill their columns. The first row is taken as the header.
+pitch, whose segments fall into the same columns, and whose rows look like a
+table's: short cells (three words at most) or sparse text (the segments cover
+well under the row's width). That last test tells a table from columns of
+prose, whose rows are also cut in two or three but whose segments are long
+and fill their columns. The first row is taken as the header.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ __all__ = ["find_unruled_tables"]
 _MIN_ROWS: Final = 3
 # Rows of prose columns cover nearly all of their width; table rows far less.
 _MAX_FILL: Final = 0.6
+_MAX_CELL_WORDS: Final = 3
+# A run whose every column starts where this many other lines start is prose in columns.
+_PROSE_LINES: Final = 3
+_SAME_START: Final = 2.0
 # A row further below the previous than this many line heights ends the run.
 _MAX_PITCH_LINES: Final = 2.5
 # Of the run's rows, this share must put their segments in distinct columns.
@@ -34,6 +39,8 @@ def find_unruled_tables(lines: Sequence[Line]) -> tuple[list[TableData], list[Li
     tables: list[TableData] = []
     used: set[int] = set()
     for run in _runs(rows):
+        if _prose_columns(run, lines):
+            continue
         table = _table(run, run[0][0].page_number)
         if table is not None:
             tables.append(table)
@@ -58,15 +65,23 @@ def _runs(rows: Sequence[list[Line]]) -> list[list[list[Line]]]:
     runs: list[list[list[Line]]] = []
     current: list[list[Line]] = []
     for row in rows:
-        if len(row) >= 2 and _fill(row) <= _MAX_FILL and _follows(current, row):
+        if _tabular(row) and _follows(current, row):
             current.append(row)
             continue
         if len(current) >= _MIN_ROWS:
             runs.append(current)
-        current = [row] if len(row) >= 2 and _fill(row) <= _MAX_FILL else []
+        current = [row] if _tabular(row) else []
     if len(current) >= _MIN_ROWS:
         runs.append(current)
     return runs
+
+
+def _tabular(row: Sequence[Line]) -> bool:
+    """Two segments or more, either all short or covering little of the row."""
+    if len(row) < 2:
+        return False
+    short = all(len(line.text.split()) <= _MAX_CELL_WORDS for line in row)
+    return short or _fill(row) <= _MAX_FILL
 
 
 def _fill(row: Sequence[Line]) -> float:
@@ -80,6 +95,20 @@ def _follows(run: Sequence[list[Line]], row: Sequence[Line]) -> bool:
     previous = run[-1]
     height = statistics.median(line.box.height for line in previous)
     return row[0].box.top - previous[0].box.top <= _MAX_PITCH_LINES * max(height, 1.0)
+
+
+def _prose_columns(run: Sequence[list[Line]], lines: Sequence[Line]) -> bool:
+    """Whether every column of ``run`` starts where other lines of the page start too: the
+    page's own columns of prose, some of whose lines happen to be short."""
+    inside = {id(line) for row in run for line in row}
+    outside = [line.box.x0 for line in lines if id(line) not in inside]
+    starts = {round(line.box.x0) for row in run for line in row}
+    columns = _columns(run)
+    column_starts = [min(x for x in starts if x0 - 1 <= x <= x1) for x0, x1 in columns]
+    return all(
+        sum(1 for x in outside if abs(x - start) <= _SAME_START) >= _PROSE_LINES
+        for start in column_starts
+    )
 
 
 def _table(run: Sequence[list[Line]], page_number: int) -> TableData | None:

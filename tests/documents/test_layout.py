@@ -9,7 +9,7 @@ from fpdf import FPDF
 
 from servicegrid.documents import ExtractOptions, TextLayerEngine
 from servicegrid.documents._blocks import join_lines
-from servicegrid.documents._page_data import Box
+from servicegrid.documents._page_data import Box, header_rows
 from servicegrid.documents._reading_order import reading_order
 from servicegrid.proto import docling_vlm_service_pb2 as pb
 
@@ -76,6 +76,17 @@ def test_an_unruled_table_is_found_with_its_cells() -> None:
     assert [[cell.text for cell in row.cells] for row in result.tables[0].rows] == [
         list(row) for row in TABLE
     ]
+    assert result.tables[0].header_rows == 1  # words above columns of numbers
+
+
+def test_a_header_row_is_told_by_bold_type_or_by_words_above_numbers() -> None:
+    words_over_numbers = [["Site", "Change"], ["North", "-2.0"], ["South", "+1.5"]]
+    assert header_rows(words_over_numbers, bold=[False, False, False]) == 1
+    all_words = [["Site", "Survey"], ["North", "Drone"], ["South", "Photo"]]
+    assert header_rows(all_words, bold=[False, False, False]) == 0
+    assert header_rows(all_words, bold=[True, False, False]) == 1
+    numbers_first = [["2019", "2020"], ["1.0", "2.0"], ["3.0", "4.0"]]
+    assert header_rows(numbers_first, bold=[False, False, False]) == 0
 
 
 def test_every_word_of_the_page_lands_in_one_place_only() -> None:

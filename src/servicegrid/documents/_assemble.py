@@ -133,6 +133,7 @@ def _table(table: TableData, caption: Block | None) -> pb.Table:
         ],
         page_number=table.page_number,
         bbox=table.box.to_proto(),
+        header_rows=table.header_rows,
     )
 
 

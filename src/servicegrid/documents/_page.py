@@ -19,7 +19,15 @@ from typing import Any, Final
 from pdfplumber.page import Page
 from pdfplumber.table import Table
 
-from servicegrid.documents._page_data import Box, Cell, Image, Line, PageData, TableData
+from servicegrid.documents._page_data import (
+    Box,
+    Cell,
+    Image,
+    Line,
+    PageData,
+    TableData,
+    header_rows,
+)
 from servicegrid.documents._reading_order import reading_order
 from servicegrid.documents._unruled_tables import find_unruled_tables
 
@@ -90,7 +98,7 @@ def read_page(page: Page, *, ocr_words: list[dict[str, Any]] | None = None) -> P
         found, words = [], ocr_words
     gap = max(_MIN_GUTTER, _GUTTER_EMS * _body_size(words))
     unruled, lines = find_unruled_tables(_lines(words, frame, page.page_number, gap))
-    tables = [_table(table, frame, page.page_number) for table in found] + unruled
+    tables = [_table(table, frame, page) for table in found] + unruled
     images = _images(page, frame) if ocr_words is None else []
     pieces: list[Line | TableData | Image] = [*lines, *tables, *images]
     ordered = [
@@ -201,7 +209,7 @@ def _line(words: Sequence[dict[str, Any]], frame: _Frame, page_number: int) -> L
     )
 
 
-def _table(table: Table, frame: _Frame, page_number: int) -> TableData:
+def _table(table: Table, frame: _Frame, page: Page) -> TableData:
     column_starts = sorted({float(cell[0]) for cell in table.cells})
     row_starts = sorted({float(cell[1]) for cell in table.cells})
     rows: list[tuple[Cell, ...]] = []
@@ -219,7 +227,19 @@ def _table(table: Table, frame: _Frame, page_number: int) -> TableData:
                 )
             )
         rows.append(tuple(cells))
-    return TableData(rows=tuple(rows), box=frame.box(*_raw(table.bbox)), page_number=page_number)
+    bold = [_bold_row(page, _raw(row.bbox)) for row in table.rows[:2]]
+    return TableData(
+        rows=tuple(rows),
+        box=frame.box(*_raw(table.bbox)),
+        page_number=page.page_number,
+        header_rows=header_rows([[cell.text for cell in row] for row in rows], bold=bold),
+    )
+
+
+def _bold_row(page: Page, bbox: RawBox) -> bool:
+    """Whether every glyph inside ``bbox`` is set in a bold font (False when it has none)."""
+    glyphs = [c for c in page.chars if str(c["text"]).strip() and _inside(c, [bbox])]
+    return bool(glyphs) and all(_BOLD.search(str(c["fontname"])) for c in glyphs)
 
 
 def _covered(starts: Sequence[float], low: float, high: float) -> int:

@@ -6,11 +6,14 @@ piece's place in its page's reading order.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from servicegrid.proto import docling_vlm_service_pb2 as pb
 
-__all__ = ["Box", "Cell", "Image", "Line", "PageData", "TableData"]
+__all__ = ["Box", "Cell", "Image", "Line", "PageData", "TableData", "header_rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +69,34 @@ class Cell:
 
 @dataclass(frozen=True, slots=True)
 class TableData:
-    """A ruled table; a merged cell appears once, in its first row and column."""
+    """A table; a merged cell appears once, in its first row and column. The first
+    ``header_rows`` rows are column headers."""
 
     rows: tuple[tuple[Cell, ...], ...]
     box: Box
     page_number: int
     order: int = 0
+    header_rows: int = 0
+
+
+_NUMBER: Final = re.compile(r"^[-+−]?[$€£]?\d[\d.,\s]*%?$")
+
+
+def header_rows(rows: Sequence[Sequence[str]], *, bold: Sequence[bool]) -> int:
+    """1 when the first row reads as column headers, else 0.
+
+    It does when it is bold and the next row is not, or when none of its cells is a
+    number while some column holds only numbers below it. ``bold[i]``: row i is bold.
+    """
+    if len(rows) < 2:
+        return 0
+    if bold[0] and not bold[1]:
+        return 1
+    if any(_NUMBER.match(cell) for cell in rows[0]):
+        return 0
+    width = min(len(row) for row in rows)
+    numeric = any(all(_NUMBER.match(row[column]) for row in rows[1:]) for column in range(width))
+    return 1 if numeric else 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ pitch, whose segments fall into the same columns, and whose rows look like a
 table's: short cells (three words at most) or sparse text (the segments cover
 well under the row's width). That last test tells a table from columns of
 prose, whose rows are also cut in two or three but whose segments are long
-and fill their columns. The first row is taken as the header.
+and fill their columns. A bold first row, or one of words above a column of numbers, is
+the header.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Final
 
-from servicegrid.documents._page_data import Box, Cell, Line, TableData
+from servicegrid.documents._page_data import Box, Cell, Line, TableData, header_rows
 
 __all__ = ["find_unruled_tables"]
 
@@ -128,7 +129,11 @@ def _table(run: Sequence[list[Line]], page_number: int) -> TableData | None:
     for row in run:
         for line in row:
             box = box.union(line.box)
-    return TableData(rows=tuple(grid), box=box, page_number=page_number)
+    heads = header_rows(
+        [[cell.text for cell in row] for row in grid],
+        bold=[all(line.bold for line in row) for row in run],
+    )
+    return TableData(rows=tuple(grid), box=box, page_number=page_number, header_rows=heads)
 
 
 def _columns(run: Sequence[list[Line]]) -> list[tuple[float, float]]:

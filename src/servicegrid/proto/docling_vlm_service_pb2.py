@@ -26,7 +26,7 @@ from servicegrid.proto import common_pb2 as servicegrid_dot_proto_dot_common__pb
 
 from servicegrid.proto.common_pb2 import *
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+servicegrid/proto/docling_vlm_service.proto\x12\x0eservicegrid.v1\x1a\x1eservicegrid/proto/common.proto\"i\n\x11ProcessPDFRequest\x12\x13\n\x0bpdf_content\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12-\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1d.servicegrid.v1.DoclingConfig\"y\n\x12ProcessPDFResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1d.servicegrid.v1.DocTagsResult\x12\x34\n\x08metadata\x18\x02 \x01(\x0b\x32\".servicegrid.v1.ProcessingMetadata\"\xf8\x01\n\rDocTagsResult\x12\x33\n\x08\x64ocument\x18\x01 \x01(\x0b\x32!.servicegrid.v1.DocumentStructure\x12%\n\x06tables\x18\x02 \x03(\x0b\x32\x15.servicegrid.v1.Table\x12\'\n\x07\x66igures\x18\x03 \x03(\x0b\x32\x16.servicegrid.v1.Figure\x12.\n\x0btext_blocks\x18\x04 \x03(\x0b\x32\x19.servicegrid.v1.TextBlock\x12\x32\n\x08metadata\x18\x05 \x01(\x0b\x32 .servicegrid.v1.DocumentMetadata\"|\n\x11\x44ocumentStructure\x12\r\n\x05title\x18\x01 \x01(\t\x12)\n\x08sections\x18\x02 \x03(\x0b\x32\x17.servicegrid.v1.Section\x12-\n\nparagraphs\x18\x03 \x03(\x0b\x32\x19.servicegrid.v1.Paragraph\"\xa6\x01\n\x07Section\x12\r\n\x05title\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\x05\x12-\n\nparagraphs\x18\x03 \x03(\x0b\x32\x19.servicegrid.v1.Paragraph\x12%\n\x06tables\x18\x04 \x03(\x0b\x32\x15.servicegrid.v1.Table\x12\'\n\x07\x66igures\x18\x05 \x03(\x0b\x32\x16.servicegrid.v1.Figure\"Y\n\tParagraph\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0bpage_number\x18\x02 \x01(\x05\x12)\n\x04\x62\x62ox\x18\x03 \x01(\x0b\x32\x1b.servicegrid.v1.BoundingBox\"\x80\x01\n\x05Table\x12\x0f\n\x07\x63\x61ption\x18\x01 \x01(\t\x12&\n\x04rows\x18\x02 \x03(\x0b\x32\x18.servicegrid.v1.TableRow\x12\x13\n\x0bpage_number\x18\x03 \x01(\x05\x12)\n\x04\x62\x62ox\x18\x04 \x01(\x0b\x32\x1b.servicegrid.v1.BoundingBox\"4\n\x08TableRow\x12(\n\x05\x63\x65lls\x18\x01 \x03(\x0b\x32\x19.servicegrid.v1.TableCell\"=\n\tTableCell\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08row_span\x18\x02 \x01(\x05\x12\x10\n\x08\x63ol_span\x18\x03 \x01(\x05\"n\n\x06\x46igure\x12\x0f\n\x07\x63\x61ption\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x13\n\x0bpage_number\x18\x03 \x01(\x05\x12)\n\x04\x62\x62ox\x18\x04 \x01(\x0b\x32\x1b.servicegrid.v1.BoundingBox\"g\n\tTextBlock\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0bpage_number\x18\x03 \x01(\x05\x12)\n\x04\x62\x62ox\x18\x04 \x01(\x0b\x32\x1b.servicegrid.v1.BoundingBox\"B\n\x0b\x42oundingBox\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\"\xc3\x01\n\x10\x44ocumentMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x12\n\npage_count\x18\x02 \x01(\x05\x12\x18\n\x10processing_model\x18\x03 \x01(\t\x12\x1a\n\x12processing_time_ms\x18\x04 \x01(\x03\x12\x10\n\x08\x63hecksum\x18\x05 \x01(\t\x12\x11\n\tocr_pages\x18\x06 \x03(\x05\x12\x12\n\nocr_engine\x18\x07 \x01(\t\x12\x1a\n\x12pages_without_text\x18\x08 \x03(\x05\"\xec\x01\n\rDoclingConfig\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\x03 \x01(\x02\x12\x16\n\x0e\x65xtract_tables\x18\x04 \x01(\x08\x12\x17\n\x0f\x65xtract_figures\x18\x05 \x01(\x08\x12\x1b\n\x13\x65xtract_text_blocks\x18\x06 \x01(\x08\x12\x17\n\nfirst_page\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\tlast_page\x18\x08 \x01(\x05H\x01\x88\x01\x01\x42\r\n\x0b_first_pageB\x0c\n\n_last_page\"M\n\x16ProcessPDFBatchRequest\x12\x33\n\x08requests\x18\x01 \x03(\x0b\x32!.servicegrid.v1.ProcessPDFRequest\"\x86\x01\n\x17ProcessPDFBatchResponse\x12\x35\n\tresponses\x18\x01 \x03(\x0b\x32\".servicegrid.v1.ProcessPDFResponse\x12\x34\n\x08metadata\x18\x02 \x01(\x0b\x32\".servicegrid.v1.ProcessingMetadata2\xe1\x02\n\x11\x44oclingVLMService\x12S\n\nProcessPDF\x12!.servicegrid.v1.ProcessPDFRequest\x1a\".servicegrid.v1.ProcessPDFResponse\x12\x62\n\x0fProcessPDFBatch\x12&.servicegrid.v1.ProcessPDFBatchRequest\x1a\'.servicegrid.v1.ProcessPDFBatchResponse\x12J\n\tGetHealth\x12\x1d.servicegrid.v1.HealthRequest\x1a\x1e.servicegrid.v1.HealthResponse\x12G\n\x08GetStats\x12\x1c.servicegrid.v1.StatsRequest\x1a\x1d.servicegrid.v1.StatsResponseP\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+servicegrid/proto/docling_vlm_service.proto\x12\x0eservicegrid.v1\x1a\x1eservicegrid/proto/common.proto\"i\n\x11ProcessPDFRequest\x12\x13\n\x0bpdf_content\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12-\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1d.servicegrid.v1.DoclingConfig\"y\n\x12ProcessPDFResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1d.servicegrid.v1.DocTagsResult\x12\x34\n\x08metadata\x18\x02 \x01(\x0b\x32\".servicegrid.v1.ProcessingMetadata\"\xf8\x01\n\rDocTagsResult\x12\x33\n\x08\x64ocument\x18\x01 \x01(\x0b\x32!.servicegrid.v1.DocumentStructure\x12%\n\x06tables\x18\x02 \x03(\x0b\x32\x15.servicegrid.v1.Table\x12\'\n\x07\x66igures\x18\x03 \x03(\x0b\x32\x16.servicegrid.v1.Figure\x12.\n\x0btext_blocks\x18\x04 \x03(\x0b\x32\x19.servicegrid.v1.TextBlock\x12\x32\n\x08metadata\x18\x05 \x01(\x0b\x32 .servicegrid.v1.DocumentMetadata\"|\n\x11\x44ocumentStructure\x12\r\n\x05title\x18\x01 \x01(\t\x12)\n\x08sections\x18\x02 \x03(\x0b\x32\x17.servicegrid.v1.Section\x12-\n\nparagraphs\x18\x03 \x03(\x0b\x32\x19.servicegrid.v1.Paragraph\"\xa6\x01\n\x07Section\x12\r\n\x05title\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\x05\x12-\n\nparagraphs\x18\x03 \x03(\x0b\x32\x19.servicegrid.v1.Paragraph\x12%\n\x06tables\x18\x04 \x03(\x0b\x32\x15.servicegrid.v1.Table\x12\'\n\x07\x66igures\x18\x05 \x03(\x0b\x32\x16.servicegrid.v1.Figure\"Y\n\tParagraph\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0bpage_number\x18\x02 \x01(\x05\x12)\n\x04\x62\x62ox\x18\x03 \x01(\x0b\x32\x1b.servicegrid.v1.BoundingBox\"\x95\x01\n\x05Table\x12\x0f\n\x07\x63\x61ption\x18\x01 \x01(\t\x12&\n\x04rows\x18\x02 \x03(\x0b\x32\x18.servicegrid.v1.TableRow\x12\x13\n\x0bpage_number\x18\x03 \x01(\x05\x12)\n\x04\x62\x62ox\x18\x04 \x01(\x0b\x32\x1b.servicegrid.v1.BoundingBox\x12\x13\n\x0bheader_rows\x18\x05 \x01(\x05\"4\n\x08TableRow\x12(\n\x05\x63\x65lls\x18\x01 \x03(\x0b\x32\x19.servicegrid.v1.TableCell\"=\n\tTableCell\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08row_span\x18\x02 \x01(\x05\x12\x10\n\x08\x63ol_span\x18\x03 \x01(\x05\"n\n\x06\x46igure\x12\x0f\n\x07\x63\x61ption\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x13\n\x0bpage_number\x18\x03 \x01(\x05\x12)\n\x04\x62\x62ox\x18\x04 \x01(\x0b\x32\x1b.servicegrid.v1.BoundingBox\"g\n\tTextBlock\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0bpage_number\x18\x03 \x01(\x05\x12)\n\x04\x62\x62ox\x18\x04 \x01(\x0b\x32\x1b.servicegrid.v1.BoundingBox\"B\n\x0b\x42oundingBox\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\"\xc3\x01\n\x10\x44ocumentMetadata\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x12\n\npage_count\x18\x02 \x01(\x05\x12\x18\n\x10processing_model\x18\x03 \x01(\t\x12\x1a\n\x12processing_time_ms\x18\x04 \x01(\x03\x12\x10\n\x08\x63hecksum\x18\x05 \x01(\t\x12\x11\n\tocr_pages\x18\x06 \x03(\x05\x12\x12\n\nocr_engine\x18\x07 \x01(\t\x12\x1a\n\x12pages_without_text\x18\x08 \x03(\x05\"\xec\x01\n\rDoclingConfig\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\x03 \x01(\x02\x12\x16\n\x0e\x65xtract_tables\x18\x04 \x01(\x08\x12\x17\n\x0f\x65xtract_figures\x18\x05 \x01(\x08\x12\x1b\n\x13\x65xtract_text_blocks\x18\x06 \x01(\x08\x12\x17\n\nfirst_page\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\tlast_page\x18\x08 \x01(\x05H\x01\x88\x01\x01\x42\r\n\x0b_first_pageB\x0c\n\n_last_page\"M\n\x16ProcessPDFBatchRequest\x12\x33\n\x08requests\x18\x01 \x03(\x0b\x32!.servicegrid.v1.ProcessPDFRequest\"\x86\x01\n\x17ProcessPDFBatchResponse\x12\x35\n\tresponses\x18\x01 \x03(\x0b\x32\".servicegrid.v1.ProcessPDFResponse\x12\x34\n\x08metadata\x18\x02 \x01(\x0b\x32\".servicegrid.v1.ProcessingMetadata2\xe1\x02\n\x11\x44oclingVLMService\x12S\n\nProcessPDF\x12!.servicegrid.v1.ProcessPDFRequest\x1a\".servicegrid.v1.ProcessPDFResponse\x12\x62\n\x0fProcessPDFBatch\x12&.servicegrid.v1.ProcessPDFBatchRequest\x1a\'.servicegrid.v1.ProcessPDFBatchResponse\x12J\n\tGetHealth\x12\x1d.servicegrid.v1.HealthRequest\x1a\x1e.servicegrid.v1.HealthResponse\x12G\n\x08GetStats\x12\x1c.servicegrid.v1.StatsRequest\x1a\x1d.servicegrid.v1.StatsResponseP\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,25 +46,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PARAGRAPH']._serialized_start=871
   _globals['_PARAGRAPH']._serialized_end=960
   _globals['_TABLE']._serialized_start=963
-  _globals['_TABLE']._serialized_end=1091
-  _globals['_TABLEROW']._serialized_start=1093
-  _globals['_TABLEROW']._serialized_end=1145
-  _globals['_TABLECELL']._serialized_start=1147
-  _globals['_TABLECELL']._serialized_end=1208
-  _globals['_FIGURE']._serialized_start=1210
-  _globals['_FIGURE']._serialized_end=1320
-  _globals['_TEXTBLOCK']._serialized_start=1322
-  _globals['_TEXTBLOCK']._serialized_end=1425
-  _globals['_BOUNDINGBOX']._serialized_start=1427
-  _globals['_BOUNDINGBOX']._serialized_end=1493
-  _globals['_DOCUMENTMETADATA']._serialized_start=1496
-  _globals['_DOCUMENTMETADATA']._serialized_end=1691
-  _globals['_DOCLINGCONFIG']._serialized_start=1694
-  _globals['_DOCLINGCONFIG']._serialized_end=1930
-  _globals['_PROCESSPDFBATCHREQUEST']._serialized_start=1932
-  _globals['_PROCESSPDFBATCHREQUEST']._serialized_end=2009
-  _globals['_PROCESSPDFBATCHRESPONSE']._serialized_start=2012
-  _globals['_PROCESSPDFBATCHRESPONSE']._serialized_end=2146
-  _globals['_DOCLINGVLMSERVICE']._serialized_start=2149
-  _globals['_DOCLINGVLMSERVICE']._serialized_end=2502
+  _globals['_TABLE']._serialized_end=1112
+  _globals['_TABLEROW']._serialized_start=1114
+  _globals['_TABLEROW']._serialized_end=1166
+  _globals['_TABLECELL']._serialized_start=1168
+  _globals['_TABLECELL']._serialized_end=1229
+  _globals['_FIGURE']._serialized_start=1231
+  _globals['_FIGURE']._serialized_end=1341
+  _globals['_TEXTBLOCK']._serialized_start=1343
+  _globals['_TEXTBLOCK']._serialized_end=1446
+  _globals['_BOUNDINGBOX']._serialized_start=1448
+  _globals['_BOUNDINGBOX']._serialized_end=1514
+  _globals['_DOCUMENTMETADATA']._serialized_start=1517
+  _globals['_DOCUMENTMETADATA']._serialized_end=1712
+  _globals['_DOCLINGCONFIG']._serialized_start=1715
+  _globals['_DOCLINGCONFIG']._serialized_end=1951
+  _globals['_PROCESSPDFBATCHREQUEST']._serialized_start=1953
+  _globals['_PROCESSPDFBATCHREQUEST']._serialized_end=2030
+  _globals['_PROCESSPDFBATCHRESPONSE']._serialized_start=2033
+  _globals['_PROCESSPDFBATCHRESPONSE']._serialized_end=2167
+  _globals['_DOCLINGVLMSERVICE']._serialized_start=2170
+  _globals['_DOCLINGVLMSERVICE']._serialized_end=2523
 # @@protoc_insertion_point(module_scope)

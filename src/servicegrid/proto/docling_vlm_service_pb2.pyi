@@ -206,8 +206,11 @@ class Table(_message.Message):
     ROWS_FIELD_NUMBER: _builtins.int
     PAGE_NUMBER_FIELD_NUMBER: _builtins.int
     BBOX_FIELD_NUMBER: _builtins.int
+    HEADER_ROWS_FIELD_NUMBER: _builtins.int
     caption: _builtins.str
     page_number: _builtins.int
+    header_rows: _builtins.int
+    """servicegrid: how many leading rows are column headers (0 when none can be told)"""
     @_builtins.property
     def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___TableRow]: ...
     @_builtins.property
@@ -219,10 +222,11 @@ class Table(_message.Message):
         rows: _abc.Iterable[Global___TableRow] | None = ...,
         page_number: _builtins.int = ...,
         bbox: Global___BoundingBox | None = ...,
+        header_rows: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["bbox", b"bbox"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bbox", b"bbox", "caption", b"caption", "page_number", b"page_number", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bbox", b"bbox", "caption", b"caption", "header_rows", b"header_rows", "page_number", b"page_number", "rows", b"rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -77,3 +77,21 @@ def test_a_page_with_a_text_layer_is_never_ocrd() -> None:
     assert isinstance(result, pb.DocTagsResult)
     assert list(result.metadata.ocr_pages) == []
     assert list(result.metadata.pages_without_text) == []
+
+
+BROKEN_PAGE_TREES = ("pages tree with a cycle", "kids not an array", "kids point nowhere")
+
+
+def test_a_page_pdfium_cannot_render_is_named_unread_not_a_crash(sample_pdf: bytes) -> None:
+    if find_ocr() is None:
+        pytest.skip("Tesseract is not installed (make installs Debian's tesseract-ocr)")
+    from tests.documents.hostile import hostile_inputs
+
+    broken = [
+        (label, data) for label, data in hostile_inputs(sample_pdf) if label in BROKEN_PAGE_TREES
+    ]
+    assert len(broken) == len(BROKEN_PAGE_TREES)
+    for label, data in broken:
+        result = TextLayerEngine().process(data, filename=f"{label}.pdf", options=ExtractOptions())
+        assert list(result.metadata.ocr_pages) == [], label
+        assert list(result.metadata.pages_without_text), label

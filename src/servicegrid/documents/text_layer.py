@@ -101,26 +101,32 @@ class _Scans:
         try:
             if has_text_layer(page):
                 return _read(page)
-            if self.ocr is None:
+            words = self._ocr(page.page_number) if self.ocr is not None else None
+            if words is None:
                 self.unread.append(page.page_number)
                 return _read(page)
-            words = self._ocr(page.page_number)
             self.read_by_ocr.append(page.page_number)
             return _read(page, ocr_words=words)
         finally:
             page.close()
 
-    def _ocr(self, number: int) -> list[dict[str, object]]:
+    def _ocr(self, number: int) -> list[dict[str, object]] | None:
+        """The page's words by OCR; None when the page cannot be rendered or read (a page
+        tree that pdfplumber forgives and pdfium does not): it is then named as unread."""
         assert self.ocr is not None
-        if self._rendered is None:
-            self._rendered = pypdfium2.PdfDocument(self.pdf)
         scale = OCR_DPI / 72
-        rendered = self._rendered[number - 1]
         try:
-            image = rendered.render(scale=scale, grayscale=True).to_pil()
-        finally:
-            rendered.close()
-        return self.ocr.words(image, scale=scale)
+            if self._rendered is None:
+                self._rendered = pypdfium2.PdfDocument(self.pdf)
+            rendered = self._rendered[number - 1]
+            try:
+                image = rendered.render(scale=scale, grayscale=True).to_pil()
+            finally:
+                rendered.close()
+            return self.ocr.words(image, scale=scale)
+        except (pypdfium2.PdfiumError, OSError, RuntimeError, ValueError) as exc:
+            _log.warning("page %d has no text layer and could not be OCR'd: %s", number, exc)
+            return None
 
     def close(self) -> None:
         if self._rendered is not None:

@@ -182,3 +182,14 @@ async def test_200_hostile_inputs_never_take_the_service_down(
         )
     assert health.status == health_pb2.HealthCheckResponse.SERVING
     print("hostile corpus outcomes:", outcomes)
+
+
+async def test_health_says_whether_scanned_pages_can_be_ocrd(app: DocumentsApp) -> None:
+    from servicegrid.documents.ocr import find_ocr
+    from servicegrid.proto import common_pb2
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.running.port}") as channel:
+        stub = docling_vlm_service_pb2_grpc.DoclingVLMServiceStub(channel)
+        health = await stub.GetHealth(common_pb2.HealthRequest(), timeout=10)
+    ocr = find_ocr()
+    assert health.details["ocr"] == (ocr.name if ocr is not None else "unavailable")

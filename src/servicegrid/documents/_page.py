@@ -97,7 +97,7 @@ def read_page(page: Page, *, ocr_words: list[dict[str, Any]] | None = None) -> P
     else:
         found, words = [], ocr_words
     gap = max(_MIN_GUTTER, _GUTTER_EMS * _body_size(words))
-    unruled, lines = find_unruled_tables(_lines(words, frame, page.page_number, gap))
+    unruled, lines = find_unruled_tables(_rows(words, frame, page.page_number, gap))
     tables = [_table(table, frame, page) for table in found] + unruled
     images = _images(page, frame) if ocr_words is None else []
     pieces: list[Line | TableData | Image] = [*lines, *tables, *images]
@@ -157,11 +157,12 @@ def _body_size(words: Sequence[dict[str, Any]]) -> float:
     return float(statistics.median(float(word["size"]) for word in words))
 
 
-def _lines(
+def _rows(
     words: Sequence[dict[str, Any]], frame: _Frame, page_number: int, gap: float
-) -> list[Line]:
-    """Words in rows (a word whose middle lies within a row's height joins it), each row
-    cut into segments wherever two words are more than ``gap`` apart."""
+) -> list[list[Line]]:
+    """Words in rows, top down (a word joins the row it overlaps by half the shorter
+    height), each row cut into segments, left to right, wherever two words are more than
+    ``gap`` apart."""
     rows: list[list[dict[str, Any]]] = []
     spans: list[tuple[float, float]] = []
     for word in sorted(words, key=lambda w: (float(w["top"]), float(w["x0"]))):
@@ -175,8 +176,9 @@ def _lines(
         else:
             rows.append([word])
             spans.append((top, bottom))
-    lines: list[Line] = []
+    segmented: list[list[Line]] = []
     for row in rows:
+        lines: list[Line] = []
         segment: list[dict[str, Any]] = []
         for word in sorted(row, key=lambda w: float(w["x0"])):
             if segment and float(word["x0"]) - float(segment[-1]["x1"]) > gap:
@@ -184,7 +186,8 @@ def _lines(
                 segment = []
             segment.append(word)
         lines.append(_line(segment, frame, page_number))
-    return lines
+        segmented.append(lines)
+    return segmented
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -1,7 +1,7 @@
 """Tables without ruling lines, found from how their text is aligned.
 
-The page's lines are segments already (a text row cut at every gap wider than a
-gutter can be narrow), so a table row shows up as a row of two or more segments.
+The page comes as rows of segments (a text row cut at every gap wider than a gutter
+can be narrow), so a table row shows up as a row of two or more segments.
 A table is a run of at least three such rows, one under the other at a steady
 pitch, whose segments fall into the same columns, and whose rows look like a
 table's: short cells (three words at most) or sparse text (the segments cover
@@ -34,9 +34,12 @@ _MAX_PITCH_LINES: Final = 2.5
 _MIN_ALIGNED_SHARE: Final = 0.8
 
 
-def find_unruled_tables(lines: Sequence[Line]) -> tuple[list[TableData], list[Line]]:
-    """The unruled tables among ``lines`` (of one page), and the lines that are not in one."""
-    rows = _rows(lines)
+def find_unruled_tables(
+    rows: Sequence[Sequence[Line]],
+) -> tuple[list[TableData], list[Line]]:
+    """The unruled tables among one page's ``rows`` (top down, each left to right), and
+    the lines that are not in one."""
+    lines = [line for row in rows for line in row]
     tables: list[TableData] = []
     used: set[int] = set()
     for run in _runs(rows):
@@ -49,22 +52,10 @@ def find_unruled_tables(lines: Sequence[Line]) -> tuple[list[TableData], list[Li
     return tables, [line for line in lines if id(line) not in used]
 
 
-def _rows(lines: Sequence[Line]) -> list[list[Line]]:
-    """Lines whose middles lie within each other's height, left to right; rows top down."""
-    rows: list[list[Line]] = []
-    for line in sorted(lines, key=lambda each: (each.box.top, each.box.x0)):
-        centre = (line.box.top + line.box.bottom) / 2
-        if rows and rows[-1][0].box.top <= centre <= rows[-1][0].box.bottom:
-            rows[-1].append(line)
-        else:
-            rows.append([line])
-    return [sorted(row, key=lambda each: each.box.x0) for row in rows]
-
-
-def _runs(rows: Sequence[list[Line]]) -> list[list[list[Line]]]:
+def _runs(rows: Sequence[Sequence[Line]]) -> list[list[Sequence[Line]]]:
     """Maximal runs of consecutive sparse rows of two or more segments at a steady pitch."""
-    runs: list[list[list[Line]]] = []
-    current: list[list[Line]] = []
+    runs: list[list[Sequence[Line]]] = []
+    current: list[Sequence[Line]] = []
     for row in rows:
         if _tabular(row) and _follows(current, row):
             current.append(row)
@@ -90,7 +81,7 @@ def _fill(row: Sequence[Line]) -> float:
     return sum(line.box.width for line in row) / span if span > 0 else 1.0
 
 
-def _follows(run: Sequence[list[Line]], row: Sequence[Line]) -> bool:
+def _follows(run: Sequence[Sequence[Line]], row: Sequence[Line]) -> bool:
     if not run:
         return True
     previous = run[-1]
@@ -98,7 +89,7 @@ def _follows(run: Sequence[list[Line]], row: Sequence[Line]) -> bool:
     return row[0].box.top - previous[0].box.top <= _MAX_PITCH_LINES * max(height, 1.0)
 
 
-def _prose_columns(run: Sequence[list[Line]], lines: Sequence[Line]) -> bool:
+def _prose_columns(run: Sequence[Sequence[Line]], lines: Sequence[Line]) -> bool:
     """Whether every column of ``run`` starts where other lines of the page start too: the
     page's own columns of prose, some of whose lines happen to be short."""
     inside = {id(line) for row in run for line in row}
@@ -112,7 +103,7 @@ def _prose_columns(run: Sequence[list[Line]], lines: Sequence[Line]) -> bool:
     )
 
 
-def _table(run: Sequence[list[Line]], page_number: int) -> TableData | None:
+def _table(run: Sequence[Sequence[Line]], page_number: int) -> TableData | None:
     columns = _columns(run)
     if len(columns) < 2:
         return None
@@ -136,7 +127,7 @@ def _table(run: Sequence[list[Line]], page_number: int) -> TableData | None:
     return TableData(rows=tuple(grid), box=box, page_number=page_number, header_rows=heads)
 
 
-def _columns(run: Sequence[list[Line]]) -> list[tuple[float, float]]:
+def _columns(run: Sequence[Sequence[Line]]) -> list[tuple[float, float]]:
     """Column extents: the merged x-ranges of the rows that have the most segments."""
     most = max(len(row) for row in run)
     spans = sorted((line.box.x0, line.box.x1) for row in run if len(row) == most for line in row)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, cast
 
 from fastapi import Request
 
+from servicegrid.gateway.schemas import check_texts
 from servicegrid.settings import Settings
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from servicegrid.gateway.coalescing import EmbeddingCoalescer
     from servicegrid.gateway.models import ModelCatalogue
 
-__all__ = ["catalogue_of", "clients_of", "coalescer_of", "settings_of"]
+__all__ = ["capped_texts", "catalogue_of", "clients_of", "coalescer_of", "settings_of"]
 
 
 def clients_of(request: Request) -> GatewayClients:
@@ -37,3 +38,16 @@ def catalogue_of(request: Request) -> ModelCatalogue:
 def coalescer_of(request: Request) -> EmbeddingCoalescer:
     """The app's embedding calls, joined per loop turn into one RPC."""
     return cast("EmbeddingCoalescer", request.app.state.embedder)
+
+
+def capped_texts(request: Request, field: str, value: str | list[str]) -> list[str]:
+    """``value`` (one text or a list) as a list within the gateway's caps
+    (``SERVICEGRID_MAX_ITEMS`` texts of ``SERVICEGRID_MAX_TEXT_CHARS``); else a
+    ValidationError naming ``field``."""
+    settings = settings_of(request)
+    return check_texts(
+        field,
+        [value] if isinstance(value, str) else value,
+        max_items=settings.max_items_per_request,
+        max_chars=settings.max_text_chars,
+    )

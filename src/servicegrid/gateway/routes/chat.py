@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncGenerator
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import anyio
 import httpx
@@ -28,6 +28,7 @@ from servicegrid.errors import (
     field_error,
 )
 from servicegrid.gateway.errors import error_code
+from servicegrid.gateway.routes import clients_of, settings_of
 from servicegrid.llm import DistributedLLMClient
 from servicegrid.llm.chat import CHAT_PATH, error_for_answer
 
@@ -95,7 +96,7 @@ def chat_router() -> APIRouter:
         body, stream = _parse(await request.body())
         if body.get("model") is None:
             body.pop("model", None)
-            if model := getattr(getattr(request.app.state, "settings", None), "llm_model", None):
+            if model := settings_of(request).llm_model:
                 body["model"] = model
         llm = _llm_client(request)
         # the caller's Authorization is for the gateway; the hosts get OPENAI_API_KEY
@@ -110,14 +111,14 @@ def chat_router() -> APIRouter:
 
 
 def _llm_client(request: Request) -> DistributedLLMClient:
-    llm = getattr(getattr(request.app.state, "clients", None), "llm", None)
+    llm = clients_of(request).llm
     if llm is None:
         raise ServiceUnavailableError(
             "no LLM host is configured: set SERVICEGRID_LLM_URLS (comma-separated base URLs) "
             "or SERVICEGRID_LLM_SERVICE (a service found through discovery)",
             service=_UPSTREAM,
         )
-    return cast(DistributedLLMClient, llm)
+    return llm
 
 
 def _parse(raw: bytes) -> tuple[dict[str, Any], bool]:

@@ -16,8 +16,8 @@ from servicegrid.clients import DoclingVLMClient
 from servicegrid.clock import iso_utc
 from servicegrid.errors import PayloadTooLarge, ServiceUnavailableError, ValidationError
 from servicegrid.gateway.document_jobs import DocumentJob, DocumentJobs, JobStatus
+from servicegrid.gateway.routes import clients_of, settings_of
 from servicegrid.proto import docling_vlm_service_pb2 as pb
-from servicegrid.settings import Settings
 
 __all__ = ["documents_router"]
 
@@ -47,7 +47,7 @@ def documents_router() -> APIRouter:
         last_page: Annotated[int | None, Form(description="1-based, inclusive")] = None,
         run_async: Annotated[bool, Query(alias="async")] = False,
     ) -> dict[str, Any]:
-        settings = cast(Settings, request.app.state.settings)
+        settings = settings_of(request)
         pdf, filename = await _read_pdf(file, max_mb=settings.documents_max_mb)
         config = pb.DoclingConfig(
             model_name=model or "",
@@ -106,14 +106,13 @@ def _too_large(size: int | None, max_mb: int) -> PayloadTooLarge:
 
 
 def _client(request: Request) -> DoclingVLMClient:
-    clients = getattr(request.app.state, "clients", None)
-    client = getattr(clients, "documents", None)
+    client = clients_of(request).documents
     if client is None:
         raise ServiceUnavailableError(
             "no document service configured: set DOCLING_VLM_SERVICE_URL",
             service_name="documents",
         )
-    return cast(DoclingVLMClient, client)
+    return client
 
 
 def _jobs(request: Request) -> DocumentJobs:

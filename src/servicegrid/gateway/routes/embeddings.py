@@ -8,8 +8,14 @@ from fastapi import APIRouter, Request
 
 from servicegrid.errors import ValidationError
 from servicegrid.gateway.encoding import VectorJSONResponse, as_base64, as_float32
-from servicegrid.gateway.routes import catalogue_of, clients_of, coalescer_of, settings_of
-from servicegrid.gateway.schemas import EmbeddingsAnswer, EmbeddingsRequest, check_texts
+from servicegrid.gateway.routes import (
+    capped_texts,
+    catalogue_of,
+    clients_of,
+    coalescer_of,
+    settings_of,
+)
+from servicegrid.gateway.schemas import EmbeddingsAnswer, EmbeddingsRequest
 from servicegrid.proto import embedding_service_pb2
 
 __all__ = ["embeddings_router"]
@@ -26,14 +32,7 @@ def embeddings_router() -> APIRouter:
         responses={200: {"model": EmbeddingsAnswer}},
     )
     async def create_embeddings(body: EmbeddingsRequest, request: Request) -> VectorJSONResponse:
-        settings = settings_of(request)
-        texts = [body.input] if isinstance(body.input, str) else body.input
-        check_texts(
-            "input",
-            texts,
-            max_items=settings.max_items_per_request,
-            max_chars=settings.max_text_chars,
-        )
+        texts = capped_texts(request, "input", body.input)
         model = await catalogue_of(request).resolve_embedding(body.model)
         if body.dimensions is not None and body.dimensions != model.dimension:
             raise ValidationError.for_field(

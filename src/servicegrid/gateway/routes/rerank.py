@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from servicegrid.errors import ValidationError
-from servicegrid.gateway.routes import catalogue_of, clients_of, settings_of
-from servicegrid.gateway.schemas import RerankRequest, check_text, check_texts
+from servicegrid.gateway.routes import capped_texts, catalogue_of, clients_of, settings_of
+from servicegrid.gateway.schemas import RerankRequest, check_text
 from servicegrid.proto import reranking_service_pb2
 
 __all__ = ["rerank_router", "scored"]
@@ -29,12 +29,7 @@ async def scored(
     if not query.strip():
         raise ValidationError.for_field("query", "must not be empty")
     check_text("query", query, max_chars=settings.max_text_chars)
-    check_texts(
-        field,
-        documents,
-        max_items=settings.max_items_per_request,
-        max_chars=settings.max_text_chars,
-    )
+    capped_texts(request, field, documents)
     model = await catalogue_of(request).resolve_reranking(model_name)
     response = await clients_of(request).reranking.rerank_batch(
         query, documents, reranking_service_pb2.RerankingConfig(model_name=model.name)

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Request
 
 from servicegrid.errors import ValidationError
 from servicegrid.gateway.encoding import VectorJSONResponse, as_float32
-from servicegrid.gateway.routes import catalogue_of, coalescer_of, settings_of
+from servicegrid.gateway.routes import capped_texts, catalogue_of, coalescer_of
 from servicegrid.gateway.routes.rerank import scored
-from servicegrid.gateway.schemas import TeiEmbedRequest, TeiRerankRequest, check_texts
+from servicegrid.gateway.schemas import TeiEmbedRequest, TeiRerankRequest
 from servicegrid.proto import embedding_service_pb2
 
 __all__ = ["tei_router"]
@@ -32,14 +32,7 @@ def tei_router() -> APIRouter:
         responses={200: {"model": list[list[float]]}},
     )
     async def embed(body: TeiEmbedRequest, request: Request) -> VectorJSONResponse:
-        settings = settings_of(request)
-        texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
-        check_texts(
-            "inputs",
-            texts,
-            max_items=settings.max_items_per_request,
-            max_chars=settings.max_text_chars,
-        )
+        texts = capped_texts(request, "inputs", body.inputs)
         model = await catalogue_of(request).resolve_embedding(body.model)
         response = await coalescer_of(request).embed(
             texts, model.name, embedding_service_pb2.EmbeddingConfig(normalize=body.normalize)

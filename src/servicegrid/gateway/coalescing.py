@@ -30,7 +30,9 @@ _pb = embedding_service_pb2
 
 @dataclass(slots=True)
 class _Waiting:
-    request: _pb.GenerateEmbeddingsRequest
+    texts: Sequence[str]
+    model_name: str
+    config: _pb.EmbeddingConfig | None
     answer: asyncio.Future[_pb.GenerateEmbeddingsResponse]
 
 
@@ -60,7 +62,6 @@ class EmbeddingCoalescer:
         config: _pb.EmbeddingConfig | None = None,
     ) -> _pb.GenerateEmbeddingsResponse:
         """One embedding per text, in order, as ``EmbeddingClient.generate_embeddings``."""
-        request = _pb.GenerateEmbeddingsRequest(texts=texts, model_name=model_name, config=config)
         loop = asyncio.get_running_loop()
         current = self._round
         if current is not None and current.texts + len(texts) > self.max_texts:
@@ -69,7 +70,7 @@ class EmbeddingCoalescer:
         if current is None:
             current = self._round = _Round()
             loop.call_soon(self._send_if_current, current)
-        waiting = _Waiting(request, loop.create_future())
+        waiting = _Waiting(list(texts), model_name, config, loop.create_future())
         current.waiting.append(waiting)
         current.texts += len(texts)
         # A caller that goes away cancels only its own future, not the RPC its neighbours share.
@@ -96,9 +97,14 @@ class EmbeddingCoalescer:
     async def _call(self, waiting: list[_Waiting]) -> None:
         try:
             if len(waiting) == 1:
-                answers = [await self._one(waiting[0].request)]
+                alone = waiting[0]
+                answers = [
+                    await self.client.generate_embeddings(
+                        alone.texts, alone.model_name, alone.config
+                    )
+                ]
             else:
-                answers = await self._many([w.request for w in waiting])
+                answers = await self._many(waiting)
         except ValidationError as exc:
             if len(waiting) == 1:
                 _settle(waiting[0], exc)
@@ -112,15 +118,11 @@ class EmbeddingCoalescer:
         for one, answer in zip(waiting, answers, strict=True):
             _settle(one, answer)
 
-    async def _one(self, request: _pb.GenerateEmbeddingsRequest) -> _pb.GenerateEmbeddingsResponse:
-        config = request.config if request.HasField("config") else None
-        return await self.client.generate_embeddings(
-            list(request.texts), request.model_name, config
-        )
-
-    async def _many(
-        self, requests: list[_pb.GenerateEmbeddingsRequest]
-    ) -> list[_pb.GenerateEmbeddingsResponse]:
+    async def _many(self, waiting: list[_Waiting]) -> list[_pb.GenerateEmbeddingsResponse]:
+        requests = [
+            _pb.GenerateEmbeddingsRequest(texts=w.texts, model_name=w.model_name, config=w.config)
+            for w in waiting
+        ]
         response = await self.client.generate_embeddings_batch(requests)
         return list(response.responses)
 

@@ -13,14 +13,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, exactly this CPU build: anything else pulls a multi-GB CUDA wheel
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -e '.[dev,models,documents,gpu,integration,gateway,http2]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,models,documents,gpu,integration,gateway,apps,http2]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 ## up: set up and run the main job: the model services on this machine (CPU, and the
-## GPU service on the NVML stand-in unless told otherwise) and the integration service
-## (:8005, SQLite in .servicegrid/), with live status
+## GPU service on the NVML stand-in unless told otherwise), the integration service
+## (:8005, SQLite in .servicegrid/), the gateway (:8000) and seed 002's users, questions
+## and API gateway (:8001-8003, gRPC :50061-50063), with live status
 up: $(STAMP)
 	bash tools/ensure_program.sh "OCR for scanned pages" tesseract tesseract-ocr tesseract-ocr-eng
 	SERVICEGRID_DEVICE=$${SERVICEGRID_DEVICE:-cpu} SERVICEGRID_NVML=$${SERVICEGRID_NVML:-standin} \
@@ -71,9 +72,11 @@ faults: $(STAMP)
 	$(BIN)/python tools/fault_integration.py --kills 100
 	$(BIN)/python tools/fault_integration.py --kills 100 --database postgresql
 
-## fuzz: 5,000 schemathesis requests against the gateway's OpenAPI: no 5xx but the documented
+## fuzz: 5,000 schemathesis requests against the gateway's OpenAPI (no 5xx but the documented),
+## and 5,000 against the users, questions and API gateway services (no 5xx at all)
 fuzz: $(STAMP)
 	$(BIN)/python tools/fuzz_gateway.py --requests 5000
+	$(BIN)/python tools/fuzz_apps.py --requests 5000
 
 ## bench-gateway: /v1/embeddings through the gateway vs the gRPC API directly vs Infinity
 bench-gateway: $(STAMP)

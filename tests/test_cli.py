@@ -54,9 +54,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def closed_ports() -> Iterator[list[int]]:
-    """Seven loopback ports held bound but not listening: connecting to them is refused."""
+    """Ten loopback ports held bound but not listening: connecting to them is refused."""
     sockets = []
-    for _ in range(7):
+    for _ in range(10):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         sockets.append(sock)
@@ -69,7 +69,8 @@ def closed_ports() -> Iterator[list[int]]:
 
 @pytest.fixture
 def nothing_listening(monkeypatch: pytest.MonkeyPatch, closed_ports: list[int]) -> list[int]:
-    """Point every gRPC service, the integration service and the gateway at a closed port.
+    """Point every gRPC service, the integration service, the gateway and seed 002's services
+    at a closed port.
 
     Port 4 is left for an HTTP service of the test's own.
     """
@@ -77,6 +78,12 @@ def nothing_listening(monkeypatch: pytest.MonkeyPatch, closed_ports: list[int]) 
         monkeypatch.setenv(var, f"127.0.0.1:{port}")
     monkeypatch.setenv("INTEGRATION_SERVICE_URL", f"http://127.0.0.1:{closed_ports[5]}/api")
     monkeypatch.setenv("GATEWAY_URL", f"http://127.0.0.1:{closed_ports[6]}")
+    for var, port in zip(
+        ("USER_SERVICE_URL", "QUESTION_SERVICE_URL", "API_GATEWAY_URL"),
+        closed_ports[7:],
+        strict=True,
+    ):
+        monkeypatch.setenv(var, f"http://127.0.0.1:{port}")
     return closed_ports
 
 
@@ -184,6 +191,9 @@ def test_status_json_reports_unreachable_services_and_exits_0(
         "documents",
         "integration",
         "gateway",
+        "users",
+        "questions",
+        "api-gateway",
         "chroma",
     ]
     for name, entry in body.items():
@@ -282,7 +292,7 @@ def test_up_once_prints_one_table_and_exits_0(
     monkeypatch.setenv("COLUMNS", "200")
     result = CliRunner().invoke(app, ["up", "--once", "--no-services"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("Monitoring 6 services: gpu")
+    assert result.stdout.startswith("Monitoring 9 services: gpu")
     assert result.stdout.count("servicegrid services") == 1
 
 
@@ -303,7 +313,7 @@ def test_up_stops_cleanly_on_sigterm(
     before = signal.getsignal(signal.SIGTERM)
     result = CliRunner().invoke(app, ["up", "--no-services", "--interval", "0.01"])
     assert result.exit_code == 0, result.output
-    assert rounds == [6, 6]
+    assert rounds == [9, 9]
     assert "Stopped." in result.stdout
     assert signal.getsignal(signal.SIGTERM) == before
 
@@ -354,3 +364,9 @@ def test_status_finds_a_discovered_service_through_discovery(
         embedding = _status_json()["embedding"]
     assert embedding["url"] == "discovery:///embedding-service"
     assert embedding["health"] == "healthy"
+
+
+def test_serve_refuses_a_grpc_port_for_a_service_with_one_port() -> None:
+    result = CliRunner().invoke(app, ["serve", "gateway", "--grpc-port", "50070"])
+    assert result.exit_code == 2
+    assert "gateway serves one port only" in result.output

@@ -22,17 +22,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import os
 import sys
 import tempfile
 import threading
 import time
 import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +41,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import httpx  # noqa: E402
 import hypothesis  # noqa: E402
-import requests  # noqa: E402
 import schemathesis  # noqa: E402
-from hypothesis import HealthCheck  # noqa: E402
-from hypothesis.errors import HypothesisException  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
-from schemathesis.generation import GenerationMode  # noqa: E402
 from tests.support.llm_hosts import LLMHostStandIn  # noqa: E402
 from tests.support.threaded_server import ThreadedServer, free_port  # noqa: E402
+from tools.fuzzing import Tally, fuzz, print_table, verdict  # noqa: E402
 
 from servicegrid.gateway import create_app  # noqa: E402
 from servicegrid.settings import Settings, load_settings  # noqa: E402
@@ -59,7 +54,6 @@ KEY = "fuzz-key"
 STOPPED_UPSTREAM_STATUSES = {502, 503, 504}
 # operation label -> the upstream it needs, for those whose upstream is stopped on purpose
 STOPPED_UPSTREAMS = {"POST /v1/documents": "documents (DOCLING_VLM_SERVICE_URL: a closed port)"}
-REQUEST_TIMEOUT = 60.0  # seconds per generated request
 
 
 class ModelServices:
@@ -134,6 +128,11 @@ def gateway_settings(
     return load_settings(**{**values, **overrides})
 
 
+def stopped_upstream(operation: str, status: int) -> bool:
+    """A 502/503/504 of the operation whose upstream is stopped on purpose is expected."""
+    return operation in STOPPED_UPSTREAMS and status in STOPPED_UPSTREAM_STATUSES
+
+
 @contextmanager
 def gateway(settings: Settings, name: str) -> Iterator[str]:
     """The gateway built from ``settings`` on uvicorn, its lifespan running; yields its URL."""
@@ -148,104 +147,6 @@ def gateway(settings: Settings, name: str) -> Iterator[str]:
     )
     with server:
         yield server.url
-
-
-@dataclass
-class Tally:
-    """Answers per operation and status, and the answers that break the contract."""
-
-    counts: defaultdict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
-    failures: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return sum(sum(counter.values()) for counter in self.counts.values())
-
-    def sent(self, operation: str) -> int:
-        return sum(self.counts[operation].values())
-
-    def add(self, operation: str, case: Any, response: requests.Response) -> None:
-        status = response.status_code
-        self.counts[operation][status] += 1
-        if status < 500:
-            return
-        if operation in STOPPED_UPSTREAMS and status in STOPPED_UPSTREAM_STATUSES:
-            return
-        if len(self.failures) < 20:
-            body = response.text[:300].replace("\n", " ")
-            self.failures.append(f"{operation} -> {status}: {body}\n    {case.as_curl_command()}")
-
-
-def fuzz_operation(
-    operation: Any,
-    *,
-    mode: GenerationMode,
-    examples: int,
-    url: str,
-    session: requests.Session,
-    tally: Tally,
-    seed: int,
-) -> None:
-    label = operation.label
-    headers = {"Authorization": f"Bearer {KEY}"}
-
-    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-    @hypothesis.settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-        verbosity=hypothesis.Verbosity.quiet,
-    )
-    @hypothesis.seed(seed)
-    def run(case: Any) -> None:
-        try:
-            response = case.call(
-                base_url=url, session=session, headers=headers, timeout=REQUEST_TIMEOUT
-            )
-        except requests.RequestException as error:
-            tally.errors.append(f"{label}: {type(error).__name__}: {error}")
-            return
-        tally.add(label, case, response)
-
-    try:
-        run()
-    except HypothesisException as error:  # e.g. no invalid request exists for the operation
-        if mode is GenerationMode.POSITIVE:
-            tally.errors.append(f"{label} ({mode.value}): {type(error).__name__}: {error}")
-
-
-def fuzz(url: str, schema: Any, *, requests_wanted: int, seed: int) -> Tally:
-    """Generate requests per operation, round by round, until ``requests_wanted`` were sent.
-
-    An operation that yields fewer requests than asked (its input space is small) is left out
-    of later rounds; the rest share what is still wanted.
-    """
-    tally = Tally()
-    operations = [result.ok() for result in schema.get_all_operations()]
-    open_ops = {(op.label, mode): op for op in operations for mode in GenerationMode}
-    with requests.Session() as session:
-        for round_number in range(50):
-            missing = requests_wanted - tally.total
-            if missing <= 0 or not open_ops:
-                break
-            share = max(1, math.ceil(missing / len(open_ops)))
-            for (label, mode), operation in list(open_ops.items()):
-                before = tally.sent(label)
-                fuzz_operation(
-                    operation,
-                    mode=mode,
-                    examples=share,
-                    url=url,
-                    session=session,
-                    tally=tally,
-                    seed=seed * 1_000 + round_number,
-                )
-                if tally.sent(label) - before < share // 2:
-                    del open_ops[label, mode]
-    return tally
 
 
 def check_keys(url: str) -> list[str]:
@@ -299,20 +200,6 @@ def check_rate_limit(url: str) -> list[str]:
     return problems
 
 
-def print_table(tally: Tally) -> None:
-    statuses = sorted({status for counter in tally.counts.values() for status in counter})
-    width = max(len(label) for label in tally.counts) + 2
-    print(f"{'operation':<{width}}" + "".join(f"{status:>7}" for status in statuses) + "  total")
-    for label in sorted(tally.counts):
-        counter = tally.counts[label]
-        cells = "".join(f"{counter[status] or '':>7}" for status in statuses)
-        print(f"{label:<{width}}{cells}{sum(counter.values()):>7}")
-    totals = "".join(
-        f"{sum(counter[status] for counter in tally.counts.values()):>7}" for status in statuses
-    )
-    print(f"{'total':<{width}}{totals}{tally.total:>7}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=5_000, help="at least this many")
@@ -331,7 +218,14 @@ def main(argv: list[str] | None = None) -> int:
         settings = gateway_settings(services, llm, Path(scratch) / "jobs.db")
         with gateway(settings, "the gateway") as url:
             schema = schemathesis.openapi.from_dict(httpx.get(f"{url}/openapi.json").json())
-            tally = fuzz(url, schema, requests_wanted=args.requests, seed=args.seed)
+            tally = fuzz(
+                url,
+                schema,
+                requests_wanted=args.requests,
+                seed=args.seed,
+                headers={"Authorization": f"Bearer {KEY}"},
+                tally=Tally(allowed=stopped_upstream),
+            )
             problems += [f"key: {problem}" for problem in check_keys(url)]
             problems += check_stopped_upstream(url)
             if httpx.get(f"{url}/ready").status_code != 200:
@@ -351,14 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for label, reason in STOPPED_UPSTREAMS.items():
         print(f"allowed: {label} 5xx {stopped[label] or 'none'}, upstream stopped: {reason}")
-    if tally.total < args.requests:
-        problems.append(f"only {tally.total} requests generated, wanted {args.requests}")
-    problems += [f"5xx: {failure}" for failure in tally.failures]
-    problems += [f"no answer: {error}" for error in tally.errors[:20]]
-    for problem in problems:
-        print(f"FAIL {problem}")
-    print("FAILED" if problems else "OK")
-    return 1 if problems else 0
+    return verdict(tally, requests_wanted=args.requests, problems=problems)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from servicegrid.resilience.ratelimit import RateLimitConfig, SlidingWindow, Tok
 from servicegrid.status import DEFAULT_REGISTRY, StatusRegistry
 
 if TYPE_CHECKING:
+    from servicegrid.clients.api_gateway import APIGatewayClient, APIGatewayGRPCClient
     from servicegrid.clients.embedding import EmbeddingClient
     from servicegrid.clients.enhanced import (
         AsyncHTTPClient,
@@ -55,8 +56,10 @@ if TYPE_CHECKING:
     from servicegrid.clients.factory import ServiceClientFactory
     from servicegrid.clients.grpc_config import ServiceClientConfig
     from servicegrid.clients.health import HealthChecker, HealthStatus
+    from servicegrid.clients.questions import QuestionServiceClient, QuestionServiceGRPCClient
     from servicegrid.clients.reranking import RerankingClient
     from servicegrid.clients.resilient import ResilientServiceClient
+    from servicegrid.clients.users import UserServiceClient, UserServiceGRPCClient
     from servicegrid.discovery import (
         Discovery,
         discover_all,
@@ -70,6 +73,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_REGISTRY",
+    "APIGatewayClient",
+    "APIGatewayGRPCClient",
     "AsyncHTTPClient",
     "CircuitBreaker",
     "CircuitBreakerConfig",
@@ -90,6 +95,8 @@ __all__ = [
     "LoadBalancingStrategy",
     "MaxRetriesExceededError",
     "Pipeline",
+    "QuestionServiceClient",
+    "QuestionServiceGRPCClient",
     "RateLimitConfig",
     "RerankingClient",
     "ResilientServiceClient",
@@ -109,6 +116,8 @@ __all__ = [
     "Timeout",
     "TimeoutConfig",
     "TokenBucket",
+    "UserServiceClient",
+    "UserServiceGRPCClient",
     "ValidationError",
     "__version__",
     "build_pipeline",
@@ -133,6 +142,12 @@ _CLIENTS = {
     "ResilientServiceClient": "servicegrid.clients.resilient",
     "ServiceClientConfig": "servicegrid.clients.grpc_config",
     "ServiceClientFactory": "servicegrid.clients.factory",
+    "UserServiceClient": "servicegrid.clients.users",
+    "UserServiceGRPCClient": "servicegrid.clients.users",
+    "QuestionServiceClient": "servicegrid.clients.questions",
+    "QuestionServiceGRPCClient": "servicegrid.clients.questions",
+    "APIGatewayClient": "servicegrid.clients.api_gateway",
+    "APIGatewayGRPCClient": "servicegrid.clients.api_gateway",
     "Discovery": "servicegrid.discovery",
     "discover_all": "servicegrid.discovery",
     "discover_all_async": "servicegrid.discovery",

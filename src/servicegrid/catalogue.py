@@ -155,9 +155,29 @@ CATALOGUE: Final[tuple[ServiceSpec, ...]] = (
         aliases=("service-integration",),
     ),
     ServiceSpec("gateway", "gateway", "GATEWAY", "http", 8000, extra="gateway", servable=True),
-    ServiceSpec("users", "users", "USER_SERVICE", "http", 8001, grpc_port=50061),
-    ServiceSpec("questions", "questions", "QUESTION_SERVICE", "http", 8002, grpc_port=50062),
-    ServiceSpec("api-gateway", "API gateway", "API_GATEWAY", "http", 8003, grpc_port=50063),
+    ServiceSpec(
+        "users", "users", "USER_SERVICE", "http", 8001, grpc_port=50061, extra="apps", servable=True
+    ),
+    ServiceSpec(
+        "questions",
+        "questions",
+        "QUESTION_SERVICE",
+        "http",
+        8002,
+        grpc_port=50062,
+        extra="apps",
+        servable=True,
+    ),
+    ServiceSpec(
+        "api-gateway",
+        "API gateway",
+        "API_GATEWAY",
+        "http",
+        8003,
+        grpc_port=50063,
+        extra="apps",
+        servable=True,
+    ),
 )
 
 _BY_NAME: Final[dict[str, ServiceSpec]] = {

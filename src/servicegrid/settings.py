@@ -64,6 +64,7 @@ from servicegrid._settings_values import (
 
 __all__ = [
     "GRPC_SERVICE_ENV",
+    "ApiKeyGrant",
     "ConfigurationError",
     "HttpServicesSource",
     "Settings",
@@ -87,6 +88,17 @@ class StandInDeviceSpec(BaseModel):
     name: str = Field(min_length=1)
     memory_mb: Count
     compute_capability: str = Field("8.9", pattern=r"^[0-9]+\.[0-9]+$")
+
+
+class ApiKeyGrant(BaseModel):
+    """What one API key of the API gateway service may do (``API_GATEWAY_KEYS``, JSON object
+    of key -> grant): whose it is, and the ``resource:action`` rules it is allowed
+    (``questions:read``, ``users:*``, ``*``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    principal: str = Field(min_length=1, max_length=200)
+    allow: tuple[str, ...] = ("*",)
 
 
 # -- the settings ------------------------------------------------------------
@@ -248,6 +260,27 @@ class Settings(BaseSettings):
     llm_service: str | None = Field(None, validation_alias="SERVICEGRID_LLM_SERVICE")
     openai_api_key: str | None = Field(None, validation_alias="OPENAI_API_KEY")
     document_job_ttl: Seconds = Field(3600.0, validation_alias="SERVICEGRID_DOCUMENT_JOB_TTL")
+
+    # seed 002's users (:8001, :50061) and questions (:8002, :50062): SQLite by default,
+    # PostgreSQL (postgresql://...) for replicas sharing one database; sample data on first start
+    user_service_database_url: str = Field(
+        "sqlite+aiosqlite:///.servicegrid/users.db", validation_alias="USER_SERVICE_DATABASE_URL"
+    )
+    question_service_database_url: str = Field(
+        "sqlite+aiosqlite:///.servicegrid/questions.db",
+        validation_alias="QUESTION_SERVICE_DATABASE_URL",
+    )
+    sample_data: bool = Field(True, validation_alias="SERVICEGRID_SAMPLE_DATA")
+    # seed 002's API gateway (:8003, :50063): its keys, its limiter, what it may proxy to
+    api_gateway_keys: dict[str, ApiKeyGrant] = Field(
+        default_factory=dict, validation_alias="API_GATEWAY_KEYS"
+    )
+    api_gateway_rate_limit_rps: Annotated[float, Field(gt=0)] = Field(
+        10.0, validation_alias="API_GATEWAY_RATE_LIMIT_RPS"
+    )
+    api_gateway_rate_limit_burst: Count = Field(20, validation_alias="API_GATEWAY_RATE_LIMIT_BURST")
+    api_gateway_proxy_services: CommaList = Field((), validation_alias="API_GATEWAY_PROXY_SERVICES")
+    api_gateway_proxy_timeout: Seconds = Field(30.0, validation_alias="API_GATEWAY_PROXY_TIMEOUT")
 
     @field_validator("retry_max_delay")
     @classmethod

@@ -11,10 +11,11 @@ from servicegrid.clients.enhanced import EnhancedHTTPClient, RetryConfig
 from servicegrid.clients.resilient import ResilientServiceClient
 from servicegrid.discovery import Discovery, StaticBackend
 from servicegrid.discovery.balancer import BalancedTransport, parse_discovery_url
-from servicegrid.errors import ConnectError, ServiceUnavailable
+from servicegrid.errors import ConnectError, ConnectionLost, ServiceError, ServiceUnavailable
 from servicegrid.resilience import CircuitBreakerConfig
-from servicegrid.transports.base import Call
+from servicegrid.transports.base import Call, Reply
 from servicegrid.transports.http1 import Http1Transport
+from servicegrid.transports.mock import MockTransport
 from tests.runtime.conftest import build
 from tests.support.faulty_server import FaultyServer, free_port
 
@@ -198,3 +199,39 @@ async def test_the_integration_client_balances_too(
             health = await client.get_integration_health()
             assert health["path"] == "/api/health"
     assert first.behaviour.total_hits == second.behaviour.total_hits == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "error", "moves_on"),
+    [
+        ("GET", ConnectionLost("reset"), True),
+        ("DELETE", ConnectionLost("reset"), True),
+        ("POST", ConnectionLost("reset"), False),  # it may have arrived: never sent twice
+        ("PATCH", ConnectionLost("reset"), False),
+        ("POST", ConnectError("refused"), True),  # nothing was sent
+    ],
+)
+async def test_only_what_is_safe_to_send_again_moves_to_the_next_instance(
+    method: str, error: ServiceError, moves_on: bool
+) -> None:
+    hosts: list[str] = []
+
+    def answer(call: Call) -> Reply:
+        hosts.append(call.url.split("/")[2])
+        if len(hosts) == 1:
+            raise error
+        return Reply(200, body=b"{}")
+
+    discovery, _ = static("http://10.0.0.1:8001", "http://10.0.0.2:8001")
+    balancer = BalancedTransport(
+        "user-service", protocol="http", discovery=discovery, inner=MockTransport(answer)
+    )
+    call = Call(method, "discovery:///user-service/users/user-123")
+    if moves_on:
+        assert (await balancer.asend(call)).status == 200
+        assert len(set(hosts)) == 2
+    else:
+        with pytest.raises(type(error)):
+            await balancer.asend(call)
+        assert len(hosts) == 1
+    await balancer.aclose()

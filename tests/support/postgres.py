@@ -208,11 +208,20 @@ class PostgresServer:
         return self.base_dir
 
     def _as_owner(self) -> dict[str, Any]:
-        """``subprocess`` options that run a command as the cluster's owner."""
-        options: dict[str, Any] = {"cwd": self._base(), "env": {**os.environ, "LC_ALL": "C"}}
-        if self._run_as is not None:
-            options.update(user=self._run_as.pw_uid, group=self._run_as.pw_gid, extra_groups=[])
-        return options
+        """``subprocess`` options that run a command in the cluster's folder and locale."""
+        return {"cwd": self._base(), "env": {**os.environ, "LC_ALL": "C"}}
+
+    def _owned(self, command: list[str]) -> list[str]:
+        """``command`` run as the cluster's owner: through ``setpriv`` when we are root.
+
+        Not through ``subprocess``' own ``user=``: changing user makes Python fork()
+        instead of vfork(), and then the fork handlers of a gRPC already running in
+        this process run in the child, which can break the server's start.
+        """
+        if self._run_as is None:
+            return command
+        ids = [f"--reuid={self._run_as.pw_uid}", f"--regid={self._run_as.pw_gid}"]
+        return ["setpriv", *ids, "--clear-groups", "--", *command]
 
     def _initdb(self) -> None:
         command = [
@@ -225,7 +234,10 @@ class PostgresServer:
             "--no-sync",
         ]
         done = subprocess.run(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **self._as_owner()
+            self._owned(command),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            **self._as_owner(),
         )
         if done.returncode != 0:
             output = done.stdout.decode(errors="replace")
@@ -251,7 +263,7 @@ class PostgresServer:
         ]
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
-                command,
+                self._owned(command),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

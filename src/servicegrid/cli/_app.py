@@ -160,12 +160,25 @@ def serve(
             max=65535,
             help=(
                 "Port to listen on [default: the port of its *_SERVICE_URL or *_URL, "
-                "or 50051-50054/8005/8000]."
+                "or 50051-50054/8005/8000/8001-8003]."
             ),
             show_default=False,
         ),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "0.0.0.0",
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            "--grpc-port",
+            min=1,
+            max=65535,
+            help=(
+                "gRPC port of users, questions and api-gateway [default: the port of its "
+                "*_GRPC_TARGET, or 50061-50063]."
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run one service in this process until SIGTERM or Ctrl-C (then drain and exit 0).
 
@@ -176,7 +189,15 @@ def serve(
     logging.basicConfig(
         level=settings.log_level_number, format="%(levelname)s %(name)s: %(message)s"
     )
-    code = serve_service(service, settings, host=host, port=port or port_for(service, settings))
+    if grpc_port is not None and service.spec.grpc_port is None:
+        raise typer.BadParameter(f"{service.value} serves one port only", param_hint="--grpc-port")
+    code = serve_service(
+        service,
+        settings,
+        host=host,
+        port=port or port_for(service, settings),
+        grpc_port=grpc_port,
+    )
     raise typer.Exit(code)
 
 
@@ -189,7 +210,8 @@ def up(
             "--services/--no-services",
             help=(
                 "Start the local services "
-                "(gpu, embedding, reranking, documents, integration, gateway)."
+                "(gpu, embedding, reranking, documents, integration, gateway, users, "
+                "questions, api-gateway)."
             ),
         ),
     ] = True,

@@ -13,7 +13,7 @@ from rich.markup import escape
 from servicegrid import catalogue
 from servicegrid.settings import Settings
 
-__all__ = ["DEFAULT_PORTS", "LocalService", "port_for", "serve_service"]
+__all__ = ["DEFAULT_PORTS", "LocalService", "grpc_port_for", "port_for", "serve_service"]
 
 EXIT_FAILED = 1
 
@@ -22,7 +22,7 @@ _log = logging.getLogger("servicegrid.cli")
 
 class LocalService(enum.StrEnum):
     """The catalogue services this version can run (``servable``): the gRPC model services,
-    the integration API and the gateway."""
+    the integration API, the gateway, and seed 002's users, questions and API gateway."""
 
     GPU = "gpu"
     EMBEDDING = "embedding"
@@ -30,6 +30,9 @@ class LocalService(enum.StrEnum):
     DOCUMENTS = "documents"
     INTEGRATION = "integration"
     GATEWAY = "gateway"
+    USERS = "users"
+    QUESTIONS = "questions"
+    API_GATEWAY = "api-gateway"
 
     @property
     def spec(self) -> catalogue.ServiceSpec:
@@ -52,9 +55,35 @@ def port_for(service: LocalService, settings: Settings) -> int:
     return int(port) if port.isdigit() else DEFAULT_PORTS[service]
 
 
-def serve_service(service: LocalService, settings: Settings, *, host: str, port: int) -> int:
-    """Serve until SIGTERM/SIGINT; return the process exit code (1: could not start)."""
+def grpc_port_for(service: LocalService, settings: Settings) -> int | None:
+    """The second, gRPC port of a service that serves both: the port of its
+    ``*_GRPC_TARGET`` when set, else the catalogue's; None for a service with one port."""
+    default = service.spec.grpc_port
+    if default is None:
+        return None
+    target = settings.grpc_targets.get(service.spec.env_prefix, "")
+    _, _, port = target.rpartition(":")
+    return int(port) if port.isdigit() else default
+
+
+def serve_service(
+    service: LocalService,
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    grpc_port: int | None = None,
+) -> int:
+    """Serve until SIGTERM/SIGINT; return the process exit code (1: could not start).
+
+    ``grpc_port`` is the gRPC port of a service that serves REST and gRPC (default:
+    :func:`grpc_port_for`).
+    """
     console = Console(stderr=True)
+    if service.spec.grpc_port is not None:
+        second = grpc_port or grpc_port_for(service, settings)
+        assert second is not None
+        return _serve_app(service, settings, console, host=host, port=port, grpc_port=second)
     if not service.is_grpc:
         return _serve_http(service, settings, console, host=host, port=port)
     try:
@@ -109,5 +138,34 @@ def _serve_http(
         asyncio.run(run(settings, host=host, port=port))
     except (OSError, RuntimeError, ValueError) as exc:
         console.print(f"[red]{service} could not start on {host}:{port}: {exc}[/red]")
+        return EXIT_FAILED
+    return 0
+
+
+def _serve_app(
+    service: LocalService,
+    settings: Settings,
+    console: Console,
+    *,
+    host: str,
+    port: int,
+    grpc_port: int,
+) -> int:
+    """Serve one of seed 002's services (REST and gRPC) until SIGTERM."""
+    try:
+        if service is LocalService.USERS:
+            from servicegrid.apps.users.server import run_users_service as run
+        elif service is LocalService.QUESTIONS:
+            from servicegrid.apps.questions.server import run_questions_service as run
+        else:
+            from servicegrid.apps.api_gateway.server import run_api_gateway_service as run
+    except ImportError as exc:
+        return _needs_extra(console, service, exc)
+    try:
+        asyncio.run(run(settings, host=host, port=port, grpc_port=grpc_port))
+    except (OSError, RuntimeError, ValueError) as exc:
+        console.print(
+            f"[red]{service} could not start on {host}:{port} (gRPC :{grpc_port}): {exc}[/red]"
+        )
         return EXIT_FAILED
     return 0

@@ -67,17 +67,18 @@ class ProbeResult:
 
 
 def configured_targets(settings: Settings) -> list[ServiceTarget]:
-    """The catalogue's local services (gRPC model services, integration, gateway), then the
-    other HTTP services."""
+    """The catalogue's local services (gRPC model services, integration, gateway, users,
+    questions, API gateway), then the other HTTP services."""
     targets = [
         ServiceTarget(name, "grpc", target) for name, (target, _) in settings.grpc_services.items()
     ]
     targets.append(ServiceTarget("integration", "http", settings.integration_service_url))
-    targets.append(ServiceTarget("gateway", "http", settings.address_of("gateway")))
+    local_http = ("gateway", "users", "questions", "api-gateway")
+    targets += [ServiceTarget(name, "http", settings.address_of(name)) for name in local_http]
     targets += [
         ServiceTarget(name, "http", url)
         for name, url in sorted(settings.http_services.items())
-        if name != "gateway"
+        if name not in local_http
     ]
     return targets
 

@@ -1,5 +1,6 @@
 """Clients: the resilient HTTP clients and the typed async gRPC clients."""
 
+from servicegrid.clients.api_gateway import APIGatewayClient, APIGatewayGRPCClient
 from servicegrid.clients.documents import DoclingVLMClient
 from servicegrid.clients.embedding import EmbeddingClient
 from servicegrid.clients.enhanced import (
@@ -28,13 +29,17 @@ from servicegrid.clients.integration import (
     ServiceIntegrationClientSync,
     WorkflowExecution,
 )
+from servicegrid.clients.questions import QuestionServiceClient, QuestionServiceGRPCClient
 from servicegrid.clients.reranking import RerankingClient
 from servicegrid.clients.resilient import PRESETS, ResilientServiceClient, ServiceResponse
 from servicegrid.clients.state import ClientState
+from servicegrid.clients.users import UserServiceClient, UserServiceGRPCClient
 
 __all__ = [
     "INTEGRATION_RETRY_POLICIES",
     "PRESETS",
+    "APIGatewayClient",
+    "APIGatewayGRPCClient",
     "AsyncHTTPClient",
     "BaseServiceClient",
     "ClientState",
@@ -49,6 +54,8 @@ __all__ = [
     "HealthStatus",
     "OperationRetryPolicy",
     "OperationType",
+    "QuestionServiceClient",
+    "QuestionServiceGRPCClient",
     "RerankingClient",
     "ResilientServiceClient",
     "RetryConfig",
@@ -58,6 +65,8 @@ __all__ = [
     "ServiceIntegrationClientSync",
     "ServiceResponse",
     "TimeoutConfig",
+    "UserServiceClient",
+    "UserServiceGRPCClient",
     "WorkflowExecution",
     "create_docling_vlm_client",
     "create_embedding_client",

@@ -11,8 +11,9 @@ opens) and probed back with a single trial call once its ``recovery_timeout``
 has passed, as Envoy's outlier detection does. A call that fails on one
 instance with a retryable error (refused, reset, 5xx; not a timeout, which has
 spent the call's time) moves at once to the next instance, each instance tried
-at most once per call; so a dead instance costs its callers little before its
-breaker opens, and nothing after.
+at most once per call; an HTTP POST or PATCH moves on only when nothing was
+sent (the connection refused). So a dead instance costs its callers little
+before its breaker opens, and nothing after.
 
 The instance set is asked of :class:`~servicegrid.discovery.resolver.Discovery`
 on every call (a cache hit, almost always), so it follows what the registry
@@ -40,6 +41,7 @@ from servicegrid.discovery.base import Answer, Instance, WireProtocol
 from servicegrid.discovery.resolver import Discovery
 from servicegrid.errors import (
     ClientStateError,
+    ConnectError,
     DeadlineExceeded,
     ServiceError,
     ServiceUnavailable,
@@ -64,6 +66,8 @@ INSTANCE_BREAKER: Final = CircuitBreakerConfig(failure_threshold=3, recovery_tim
 """Each instance's breaker: 3 failures in a row eject it, a trial call after 10 s."""
 
 Check = Callable[[Call, Reply], None]
+
+_IDEMPOTENT_HTTP: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 _log = logging.getLogger("servicegrid.discovery")
 
@@ -228,9 +232,15 @@ class BalancedTransport:
             member.failures += 1
             raise _FailedReply(error, reply) from error
 
-    @staticmethod
-    def _fails_over(error: ServiceError) -> bool:
-        return error.retryable and not isinstance(error, DeadlineExceeded)
+    def _fails_over(self, error: ServiceError, call: Call) -> bool:
+        """Whether ``call`` may go on to the next instance after ``error``: a retryable error
+        that has not spent the call's time, and, for an HTTP call that is not idempotent
+        (POST, PATCH), only one proving that nothing was sent (the connection refused)."""
+        if not error.retryable or isinstance(error, DeadlineExceeded):
+            return False
+        if self.protocol == "http" and call.method.upper() not in _IDEMPOTENT_HTTP:
+            return isinstance(error, ConnectError)
+        return True
 
     # ---- async -------------------------------------------------------------------------
 
@@ -259,7 +269,7 @@ class BalancedTransport:
                     continue
                 raise
             except ServiceError as error:
-                if not self._fails_over(error):
+                if not self._fails_over(error, call):
                     raise
                 last = error
                 _log.info(
@@ -326,7 +336,7 @@ class BalancedTransport:
                     continue
                 raise
             except ServiceError as error:
-                if not self._fails_over(error):
+                if not self._fails_over(error, call):
                     raise
                 last = error
         raise last if last is not None else self._all_ejected()

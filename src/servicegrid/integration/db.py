@@ -12,15 +12,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, DateTime, Float, Integer, MetaData, String, Text, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import JSON, DateTime, Float, Integer, MetaData, String, Text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from servicegrid.sql_engine import async_database_url, create_engine
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -129,44 +129,6 @@ class ExecutionStepRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-
-
-def async_database_url(database_url: str) -> str:
-    """``database_url`` with an async driver: ``sqlite`` → aiosqlite, ``postgresql`` → asyncpg.
-
-    ``DATABASE_URL`` is often written for a blocking driver (``postgresql://...``); a URL
-    that already names an async driver is returned unchanged.
-    """
-    url = make_url(database_url)
-    driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
-    if url.drivername in driver:
-        url = url.set(drivername=driver[url.drivername])
-    elif url.drivername == "postgres":
-        url = url.set(drivername="postgresql+asyncpg")
-    return url.render_as_string(hide_password=False)
-
-
-def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for ``database_url`` (an async driver URL, e.g. ``sqlite+aiosqlite``).
-
-    SQLite files run in WAL mode with ``synchronous=NORMAL`` (a commit survives the process
-    being killed) through one connection: SQLite takes one writer at a time anyway, and
-    writers queueing on one connection never meet SQLite's busy-wait sleeps.
-    """
-    if make_url(database_url).get_backend_name() == "sqlite":
-        kwargs = {"pool_size": 1, "max_overflow": 0, "pool_reset_on_return": None, **kwargs}
-    engine = create_async_engine(database_url, **kwargs)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

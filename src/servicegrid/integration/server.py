@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import uvicorn
 from sqlalchemy.engine import make_url
 
 from servicegrid.discovery.registration import announced
 from servicegrid.integration.app import create_app
-from servicegrid.integration.db import async_database_url
 from servicegrid.integration.native import NativeStepRunner
 from servicegrid.runtime.uvicorn_server import GracefulServer
 from servicegrid.settings import Settings
+from servicegrid.sql_engine import async_database_url, prepare_sqlite_folder
 
 __all__ = ["run_integration_service"]
 
 _log = logging.getLogger("servicegrid.integration")
-
-
-def _prepare_sqlite_folder(database_url: str) -> None:
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 async def run_integration_service(settings: Settings, *, host: str, port: int) -> None:
@@ -33,7 +26,7 @@ async def run_integration_service(settings: Settings, *, host: str, port: int) -
     running are resumed by the next start.
     """
     database_url = async_database_url(settings.database_url)
-    _prepare_sqlite_folder(database_url)
+    prepare_sqlite_folder(database_url)
     app = create_app(
         database_url,
         native=NativeStepRunner(settings=settings),

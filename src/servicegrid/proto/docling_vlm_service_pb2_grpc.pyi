@@ -13,6 +13,7 @@ from servicegrid.proto.common_pb2 import ListModelsRequest as ListModelsRequest
 from servicegrid.proto.common_pb2 import ProcessingMetadata as ProcessingMetadata
 from servicegrid.proto.common_pb2 import StatsRequest as StatsRequest
 from servicegrid.proto.common_pb2 import StatsResponse as StatsResponse
+from servicegrid.proto.common_pb2 import StringList as StringList
 import abc as _abc_1
 import grpc as _grpc
 import sys

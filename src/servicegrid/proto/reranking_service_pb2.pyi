@@ -19,6 +19,7 @@ from servicegrid.proto.common_pb2 import ListModelsRequest as ListModelsRequest
 from servicegrid.proto.common_pb2 import ProcessingMetadata as ProcessingMetadata
 from servicegrid.proto.common_pb2 import StatsRequest as StatsRequest
 from servicegrid.proto.common_pb2 import StatsResponse as StatsResponse
+from servicegrid.proto.common_pb2 import StringList as StringList
 import builtins as _builtins
 import sys
 import typing as _typing

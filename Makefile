@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, exactly this CPU build: anything else pulls a multi-GB CUDA wheel
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -e '.[dev,models,documents,gpu,integration,gateway,apps,http2]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,models,documents,gpu,integration,gateway,apps,retrieval,http2]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -46,6 +46,7 @@ def test_every_example_is_covered() -> None:
         "seed001_patterns.py",
         "seed001_status_endpoint.py",
         "seed002_service_discovery.py",  # run by tests/discovery/test_example.py
+        "seed002_orchestrator.py",  # run by tests/retrieval/test_processes.py
         "seed002_service_integration.py",  # run by tests/apps/test_processes.py
         "seed003_integration_client.py",
         "seed004_enhanced_http_client.py",

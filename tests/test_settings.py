@@ -48,7 +48,8 @@ def test_defaults_match_the_seeds() -> None:
     assert s.discovery_order == ("consul", "etcd", "dns", "env")
     assert (s.discovery_ttl, s.discovery_max_stale, s.discovery_timeout) == (30.0, 300.0, 2.0)
     assert s.grpc_targets == {}
-    assert s.qdrant_url == "http://localhost:6333"
+    assert s.qdrant_url is None
+    assert s.qdrant_path == ".servicegrid/qdrant"
     assert s.elasticsearch_url is None
     assert s.http_services == {}
     assert (s.log_level, s.health_interval, s.status_timeout) == ("INFO", 10.0, 2.0)

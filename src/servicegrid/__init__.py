@@ -68,6 +68,8 @@ if TYPE_CHECKING:
         discover_service_async,
     )
     from servicegrid.llm import DistributedLLMClient, LLMHost, LoadBalancingStrategy
+    from servicegrid.retrieval.models import OrchestrationRequest, OrchestrationResponse
+    from servicegrid.retrieval.orchestrator import OrchestratorService, orchestrator_service
 
 __version__ = "0.1.0"
 
@@ -94,6 +96,9 @@ __all__ = [
     "LLMHost",
     "LoadBalancingStrategy",
     "MaxRetriesExceededError",
+    "OrchestrationRequest",
+    "OrchestrationResponse",
+    "OrchestratorService",
     "Pipeline",
     "QuestionServiceClient",
     "QuestionServiceGRPCClient",
@@ -126,6 +131,7 @@ __all__ = [
     "discover_service",
     "discover_service_async",
     "is_retryable",
+    "orchestrator_service",
 ]
 
 # The clients' names, and the module each comes from, loaded on first use.
@@ -148,6 +154,11 @@ _CLIENTS = {
     "QuestionServiceGRPCClient": "servicegrid.clients.questions",
     "APIGatewayClient": "servicegrid.clients.api_gateway",
     "APIGatewayGRPCClient": "servicegrid.clients.api_gateway",
+    # the retrieval orchestrator (the retrieval extra)
+    "OrchestratorService": "servicegrid.retrieval.orchestrator",
+    "orchestrator_service": "servicegrid.retrieval.orchestrator",
+    "OrchestrationRequest": "servicegrid.retrieval.models",
+    "OrchestrationResponse": "servicegrid.retrieval.models",
     "Discovery": "servicegrid.discovery",
     "discover_all": "servicegrid.discovery",
     "discover_all_async": "servicegrid.discovery",

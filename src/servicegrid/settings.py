@@ -170,7 +170,7 @@ class Settings(BaseSettings):
     grpc_targets: dict[str, GrpcTarget] = Field(default_factory=dict)
 
     # stores (seed 002)
-    qdrant_url: HttpUrl = "http://localhost:6333"
+    qdrant_url: HttpUrl | None = None  # unset: Qdrant's local mode in qdrant_path
     elasticsearch_url: HttpUrl | None = None
 
     # HTTP services found by name (seeds 001, 002)
@@ -260,6 +260,18 @@ class Settings(BaseSettings):
     llm_service: str | None = Field(None, validation_alias="SERVICEGRID_LLM_SERVICE")
     openai_api_key: str | None = Field(None, validation_alias="OPENAI_API_KEY")
     document_job_ttl: Seconds = Field(3600.0, validation_alias="SERVICEGRID_DOCUMENT_JOB_TTL")
+
+    # the retrieval orchestrator (gateway): where the index lives and how it ranks
+    qdrant_path: str = Field(".servicegrid/qdrant", validation_alias="SERVICEGRID_QDRANT_PATH")
+    qdrant_api_key: str | None = Field(None, validation_alias="QDRANT_API_KEY")
+    retrieval_collection: str = Field(
+        "servicegrid_chunks",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        validation_alias="SERVICEGRID_RETRIEVAL_COLLECTION",
+    )
+    retrieval_candidates: Count = Field(20, validation_alias="SERVICEGRID_RETRIEVAL_CANDIDATES")
+    retrieval_rerank: bool = Field(True, validation_alias="SERVICEGRID_RETRIEVAL_RERANK")
+    retrieval_rerank_model: str = Field("", validation_alias="SERVICEGRID_RETRIEVAL_RERANK_MODEL")
 
     # seed 002's users (:8001, :50061) and questions (:8002, :50062): SQLite by default,
     # PostgreSQL (postgresql://...) for replicas sharing one database; sample data on first start

@@ -29,8 +29,11 @@ from servicegrid.gateway.routes.chat import chat_router
 from servicegrid.gateway.routes.documents import documents_router
 from servicegrid.gateway.routes.embeddings import embeddings_router
 from servicegrid.gateway.routes.ops import RequestMetrics, ops_router
+from servicegrid.gateway.routes.orchestrate import orchestrate_router
 from servicegrid.gateway.routes.rerank import rerank_router
+from servicegrid.gateway.routes.services import services_router
 from servicegrid.gateway.routes.tei import tei_router
+from servicegrid.retrieval.upstreams import Upstreams
 from servicegrid.settings import Settings
 
 __all__ = ["create_app"]
@@ -41,6 +44,21 @@ _MIB = 1024 * 1024
 
 def _use(app: FastAPI, settings: Settings, clients: GatewayClients, clock: Clock) -> None:
     app.state.clients = clients
+    upstreams = Upstreams(
+        embedding=clients.embedding,
+        reranking=clients.reranking,
+        documents=clients.documents,
+        llm=clients.llm,
+        owned=False,
+    )
+    app.state.upstreams = upstreams
+    try:  # the orchestrator's index needs the retrieval extra (qdrant-client)
+        from servicegrid.retrieval.orchestrator import OrchestratorService
+    except ImportError as error:
+        _log.warning("the /orchestrate routes answer 503: %s", error)
+        app.state.orchestrator = None
+    else:
+        app.state.orchestrator = OrchestratorService(settings, upstreams=upstreams, clock=clock)
     app.state.embedder = EmbeddingCoalescer(
         clients.embedding, max_texts=settings.max_items_per_request
     )
@@ -77,6 +95,8 @@ def create_app(
         finally:
             app.state.ready = False
             await app.state.embedder.aclose()
+            if app.state.orchestrator is not None:
+                await app.state.orchestrator.aclose()
             await jobs.aclose()  # jobs still running are stored as failed, then closed
             if owned is not None:
                 await owned.aclose()
@@ -99,7 +119,10 @@ def create_app(
                 BodyLimitMiddleware,
                 max_bytes=settings.gateway_max_body_mb * _MIB,
                 # a PDF may be as large as the document service takes, plus the form around it
-                per_path={"/v1/documents": (settings.documents_max_mb + 1) * _MIB},
+                per_path=dict.fromkeys(
+                    ("/v1/documents", "/orchestrate/index-documents"),
+                    (settings.documents_max_mb + 1) * _MIB,
+                ),
             ),
         ],
     )
@@ -118,4 +141,6 @@ def create_app(
     app.include_router(tei_router())
     app.include_router(chat_router())
     app.include_router(documents_router())
+    app.include_router(orchestrate_router())
+    app.include_router(services_router())
     return app

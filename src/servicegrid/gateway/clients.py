@@ -10,32 +10,12 @@ from servicegrid.clients.embedding import EmbeddingClient
 from servicegrid.clients.grpc_base import GrpcServiceClient
 from servicegrid.clients.grpc_config import ServiceClientConfig
 from servicegrid.clients.reranking import RerankingClient
-from servicegrid.llm import DistributedLLMClient, LLMHost
+from servicegrid.llm import DistributedLLMClient
+from servicegrid.llm.configured import configured_llm, llm_hosts
 from servicegrid.settings import Settings
 from servicegrid.status import DEFAULT_REGISTRY, StatusRegistry
 
 __all__ = ["GatewayClients", "llm_hosts"]
-
-
-def llm_hosts(urls: tuple[str, ...] | list[str], api_key: str | None) -> list[LLMHost]:
-    """A host per ``name=url`` or bare URL entry (named by its ``host:port``)."""
-    hosts: list[LLMHost] = []
-    for entry in urls:
-        name, sep, url = entry.partition("=")
-        if not sep or "://" in name:
-            url, name = entry, LLMHost.from_url(entry).name
-        hosts.append(LLMHost(name=name.strip(), url=url.strip(), api_key=api_key))
-    return hosts
-
-
-def _llm_client(settings: Settings, hosts: list[LLMHost]) -> DistributedLLMClient | None:
-    """Over ``SERVICEGRID_LLM_URLS``, else over the instances of ``SERVICEGRID_LLM_SERVICE``
-    found through discovery, else none."""
-    if hosts:
-        return DistributedLLMClient(hosts=hosts)
-    if settings.llm_service:
-        return DistributedLLMClient.from_discovery(settings.llm_service)
-    return None
 
 
 @dataclass
@@ -53,7 +33,6 @@ class GatewayClients:
     ) -> GatewayClients:
         """Clients at the settings' targets (``discovery:///...`` included); no LLM without
         ``llm_urls``."""
-        hosts = llm_hosts(settings.llm_urls, settings.openai_api_key)
         return cls(
             embedding=EmbeddingClient(
                 config=ServiceClientConfig.from_settings(settings, "embedding"), registry=registry
@@ -64,7 +43,7 @@ class GatewayClients:
             documents=DoclingVLMClient(
                 config=ServiceClientConfig.from_settings(settings, "documents"), registry=registry
             ),
-            llm=_llm_client(settings, hosts),
+            llm=configured_llm(settings),
         )
 
     def model_services(self) -> dict[str, GrpcServiceClient]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, cast
 
 from fastapi import Request
 
+from servicegrid.errors import ServiceUnavailableError
 from servicegrid.gateway.schemas import check_texts
 from servicegrid.settings import Settings
 
@@ -16,8 +17,18 @@ if TYPE_CHECKING:
     from servicegrid.gateway.clients import GatewayClients
     from servicegrid.gateway.coalescing import EmbeddingCoalescer
     from servicegrid.gateway.models import ModelCatalogue
+    from servicegrid.retrieval.orchestrator import OrchestratorService
+    from servicegrid.retrieval.upstreams import Upstreams
 
-__all__ = ["capped_texts", "catalogue_of", "clients_of", "coalescer_of", "settings_of"]
+__all__ = [
+    "capped_texts",
+    "catalogue_of",
+    "clients_of",
+    "coalescer_of",
+    "orchestrator_of",
+    "settings_of",
+    "upstreams_of",
+]
 
 
 def clients_of(request: Request) -> GatewayClients:
@@ -38,6 +49,21 @@ def catalogue_of(request: Request) -> ModelCatalogue:
 def coalescer_of(request: Request) -> EmbeddingCoalescer:
     """The app's embedding calls, joined per loop turn into one RPC."""
     return cast("EmbeddingCoalescer", request.app.state.embedder)
+
+
+def orchestrator_of(request: Request) -> OrchestratorService:
+    """The app's retrieval orchestrator; ServiceUnavailableError without the retrieval extra."""
+    orchestrator = request.app.state.orchestrator
+    if orchestrator is None:
+        raise ServiceUnavailableError(
+            "the orchestrator needs the retrieval extra: pip install 'servicegrid[retrieval]'"
+        )
+    return cast("OrchestratorService", orchestrator)
+
+
+def upstreams_of(request: Request) -> Upstreams:
+    """The clients of seed 002's services (and the model services) the app calls."""
+    return cast("Upstreams", request.app.state.upstreams)
 
 
 def capped_texts(request: Request, field: str, value: str | list[str]) -> list[str]:

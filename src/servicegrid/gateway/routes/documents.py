@@ -19,7 +19,7 @@ from servicegrid.gateway.document_jobs import DocumentJob, DocumentJobs, JobStat
 from servicegrid.gateway.routes import clients_of, settings_of
 from servicegrid.proto import docling_vlm_service_pb2 as pb
 
-__all__ = ["documents_router"]
+__all__ = ["documents_router", "read_pdf"]
 
 _PDF_MAGIC = b"%PDF-"
 _MAGIC_WINDOW = 1024
@@ -48,7 +48,7 @@ def documents_router() -> APIRouter:
         run_async: Annotated[bool, Query(alias="async")] = False,
     ) -> dict[str, Any]:
         settings = settings_of(request)
-        pdf, filename = await _read_pdf(file, max_mb=settings.documents_max_mb)
+        pdf, filename = await read_pdf(file, max_mb=settings.documents_max_mb)
         config = pb.DoclingConfig(
             model_name=model or "",
             extract_tables=extract_tables,
@@ -81,7 +81,7 @@ def documents_router() -> APIRouter:
     return router
 
 
-async def _read_pdf(file: UploadFile | None, *, max_mb: int) -> tuple[bytes, str]:
+async def read_pdf(file: UploadFile | None, *, max_mb: int) -> tuple[bytes, str]:
     if file is None:
         raise ValidationError.for_field("file", "is required: a PDF sent as multipart form data")
     limit = max_mb * 1024 * 1024

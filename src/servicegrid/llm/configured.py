@@ -1,0 +1,31 @@
+"""The LLM hosts the settings name: ``SERVICEGRID_LLM_URLS`` or ``SERVICEGRID_LLM_SERVICE``."""
+
+from __future__ import annotations
+
+from servicegrid.llm.client import DistributedLLMClient
+from servicegrid.llm.hosts import LLMHost
+from servicegrid.settings import Settings
+
+__all__ = ["configured_llm", "llm_hosts"]
+
+
+def llm_hosts(urls: tuple[str, ...] | list[str], api_key: str | None) -> list[LLMHost]:
+    """A host per ``name=url`` or bare URL entry (named by its ``host:port``)."""
+    hosts: list[LLMHost] = []
+    for entry in urls:
+        name, sep, url = entry.partition("=")
+        if not sep or "://" in name:
+            url, name = entry, LLMHost.from_url(entry).name
+        hosts.append(LLMHost(name=name.strip(), url=url.strip(), api_key=api_key))
+    return hosts
+
+
+def configured_llm(settings: Settings) -> DistributedLLMClient | None:
+    """A client over ``SERVICEGRID_LLM_URLS`` (``OPENAI_API_KEY`` sent to them), else over the
+    instances of ``SERVICEGRID_LLM_SERVICE`` found through discovery, else None."""
+    hosts = llm_hosts(settings.llm_urls, settings.openai_api_key)
+    if hosts:
+        return DistributedLLMClient(hosts=hosts)
+    if settings.llm_service:
+        return DistributedLLMClient.from_discovery(settings.llm_service)
+    return None

@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test check lint format typecheck bench bench-embedding bench-overload bench-documents bench-document-layout bench-integration bench-discovery bench-llm bench-gateway fuzz faults clean install protos
+.PHONY: up test check lint format typecheck bench bench-embedding bench-overload bench-documents bench-document-layout bench-integration bench-discovery bench-llm bench-gateway bench-retrieval fuzz faults clean install protos
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -73,10 +73,18 @@ faults: $(STAMP)
 	$(BIN)/python tools/fault_integration.py --kills 100 --database postgresql
 
 ## fuzz: 5,000 schemathesis requests against the gateway's OpenAPI (no 5xx but the documented),
-## and 5,000 against the users, questions and API gateway services (no 5xx at all)
+## 5,000 against the users, questions and API gateway services (no 5xx at all), and 2,000
+## against the orchestrator's endpoints
 fuzz: $(STAMP)
 	$(BIN)/python tools/fuzz_gateway.py --requests 5000
 	$(BIN)/python tools/fuzz_apps.py --requests 5000
+	$(BIN)/python tools/fuzz_orchestrator.py --requests 2000
+
+## bench-retrieval: the orchestrator's retrieval quality on bench/data/retrieval (BM25, dense,
+## hybrid, hybrid + rerank), its query latency and its indexing throughput (minutes)
+bench-retrieval: $(STAMP)
+	$(BIN)/python bench/bench_retrieval.py
+	$(BIN)/python bench/bench_orchestrator_speed.py
 
 ## bench-gateway: /v1/embeddings through the gateway vs the gRPC API directly vs Infinity
 bench-gateway: $(STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from servicegrid.llm.client import DistributedLLMClient
 from servicegrid.llm.hosts import LLMHost
+from servicegrid.resilience.breaker import CircuitBreakerConfig
 from servicegrid.settings import Settings
 
 __all__ = ["configured_llm", "llm_hosts"]
@@ -22,10 +23,15 @@ def llm_hosts(urls: tuple[str, ...] | list[str], api_key: str | None) -> list[LL
 
 def configured_llm(settings: Settings) -> DistributedLLMClient | None:
     """A client over ``SERVICEGRID_LLM_URLS`` (``OPENAI_API_KEY`` sent to them), else over the
-    instances of ``SERVICEGRID_LLM_SERVICE`` found through discovery, else None."""
+    instances of ``SERVICEGRID_LLM_SERVICE`` found through discovery, else None. Each host's
+    breaker follows ``CIRCUIT_BREAKER_THRESHOLD`` and ``CIRCUIT_BREAKER_TIMEOUT``."""
+    breaker = CircuitBreakerConfig(
+        failure_threshold=settings.circuit_breaker_threshold,
+        recovery_timeout=settings.circuit_breaker_timeout,
+    )
     hosts = llm_hosts(settings.llm_urls, settings.openai_api_key)
     if hosts:
-        return DistributedLLMClient(hosts=hosts)
+        return DistributedLLMClient(hosts=hosts, circuit_breaker=breaker)
     if settings.llm_service:
-        return DistributedLLMClient.from_discovery(settings.llm_service)
+        return DistributedLLMClient.from_discovery(settings.llm_service, circuit_breaker=breaker)
     return None

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 
+import httpx
 from qdrant_client import AsyncQdrantClient, models
+from qdrant_client.http.exceptions import ApiException
 
 from servicegrid.client_state import ClientState
-from servicegrid.errors import ClientStateError
+from servicegrid.errors import ClientStateError, ServiceUnavailableError
 from servicegrid.retrieval.chunks import Chunk, Hit, Source, SparseVector
 
 if TYPE_CHECKING:
@@ -100,6 +103,39 @@ def _dense_size(info: models.CollectionInfo) -> int | None:
     return None
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _qdrant_failures(
+    method: Callable[Concatenate[HybridIndex, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[HybridIndex, P], Coroutine[Any, Any, R]]:
+    """Qdrant that cannot be reached or answers an error becomes ServiceUnavailableError
+    (a 503 to the caller), never a foreign exception."""
+
+    @functools.wraps(method)
+    async def guarded(self: HybridIndex, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(self, *args, **kwargs)
+        except (ApiException, httpx.HTTPError, OSError) as error:
+            raise ServiceUnavailableError(
+                f"the index (Qdrant at {self.url or self.path}) failed: "
+                f"{type(error).__name__}: {error}",
+                service="qdrant",
+            ) from error
+        except RuntimeError as error:
+            if "already accessed" not in str(error):
+                raise
+            raise ServiceUnavailableError(
+                f"the index folder {self.path} is open in another process: local mode serves "
+                "one process; give each its own SERVICEGRID_QDRANT_PATH or share a server "
+                "with QDRANT_URL",
+                service="qdrant",
+            ) from error
+
+    return guarded
+
+
 class HybridIndex:
     """Chunks in a Qdrant collection, searched by dense vector or by BM25.
 
@@ -152,6 +188,7 @@ class HybridIndex:
 
     # ---- lifecycle ------------------------------------------------------------------------
 
+    @_qdrant_failures
     async def open(self) -> None:
         """Connect (local mode: open and lock the folder) and read the collection's dense size
         if it exists. Idempotent; raises ClientStateError once closed."""
@@ -202,6 +239,7 @@ class HybridIndex:
 
     # ---- the collection -------------------------------------------------------------------
 
+    @_qdrant_failures
     async def ensure_collection(self, dimension: int) -> None:
         """Create the collection for dense vectors of ``dimension`` floats if it is missing.
 
@@ -251,6 +289,7 @@ class HybridIndex:
 
     # ---- writing --------------------------------------------------------------------------
 
+    @_qdrant_failures
     async def upsert(
         self,
         chunks: Sequence[Chunk],
@@ -282,6 +321,7 @@ class HybridIndex:
             )
         await client.upsert(self.collection, points=points, wait=True)
 
+    @_qdrant_failures
     async def delete(self, *, source: Source, ref: str, keep: Collection[str] = ()) -> None:
         """Delete the chunks of ``source`` + ``ref`` whose chunk id is not in ``keep``."""
         client = await self._exists()
@@ -297,10 +337,12 @@ class HybridIndex:
 
     # ---- reading --------------------------------------------------------------------------
 
+    @_qdrant_failures
     async def search_dense(self, vector: Sequence[float], *, where: Scope, limit: int) -> list[Hit]:
         """The ``limit`` chunks in scope nearest ``vector`` (cosine), best first."""
         return await self._query(list(vector), using=DENSE, where=where, limit=limit)
 
+    @_qdrant_failures
     async def search_sparse(self, vector: SparseVector, *, where: Scope, limit: int) -> list[Hit]:
         """The ``limit`` chunks in scope with the highest BM25 score, best first."""
         if not vector.indices:
@@ -329,6 +371,7 @@ class HybridIndex:
         )
         return [Hit(_chunk(point.payload or {}), point.score) for point in response.points]
 
+    @_qdrant_failures
     async def count(self, *, source: Source | None = None, user_id: str | None = None) -> int:
         """How many chunks there are, of ``source`` and owned by ``user_id`` where given."""
         client = await self._exists()
@@ -346,6 +389,7 @@ class HybridIndex:
 
     # ---- bookkeeping ----------------------------------------------------------------------
 
+    @_qdrant_failures
     async def get_state(self, key: str) -> dict[str, Any] | None:
         """The value last set under ``key``, or None."""
         client = self._opened()
@@ -359,6 +403,7 @@ class HybridIndex:
         value: dict[str, Any] = records[0].payload["value"]
         return value
 
+    @_qdrant_failures
     async def set_state(self, key: str, value: dict[str, Any]) -> None:
         """Keep the JSON object ``value`` under ``key``, replacing what was there."""
         client = self._opened()

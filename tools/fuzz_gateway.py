@@ -51,6 +51,7 @@ from servicegrid.gateway import create_app  # noqa: E402
 from servicegrid.settings import Settings, load_settings  # noqa: E402
 
 KEY = "fuzz-key"
+ORCHESTRATOR_PREFIXES = ("/orchestrate", "/services")
 STOPPED_UPSTREAM_STATUSES = {502, 503, 504}
 # operation label -> the upstream it needs, for those whose upstream is stopped on purpose
 STOPPED_UPSTREAMS = {"POST /v1/documents": "documents (DOCLING_VLM_SERVICE_URL: a closed port)"}
@@ -217,7 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     ):
         settings = gateway_settings(services, llm, Path(scratch) / "jobs.db")
         with gateway(settings, "the gateway") as url:
-            schema = schemathesis.openapi.from_dict(httpx.get(f"{url}/openapi.json").json())
+            document = httpx.get(f"{url}/openapi.json").json()
+            # the orchestrator's routes need seed 002's services: tools/fuzz_orchestrator.py
+            # fuzzes them with those running
+            document["paths"] = {
+                path: item
+                for path, item in document["paths"].items()
+                if not path.startswith(ORCHESTRATOR_PREFIXES)
+            }
+            schema = schemathesis.openapi.from_dict(document)
             tally = fuzz(
                 url,
                 schema,

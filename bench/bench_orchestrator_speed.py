@@ -2,9 +2,12 @@
 embedding service called directly, in the same run.
 
 The embedding and reranking services run as processes on this machine's CPU, their
-caches off (every text is computed), with the labelled set of bench_retrieval.py
-indexed into a fresh local-mode ``HybridIndex``. The callers run in this process, so
-the services, Qdrant's local mode and the callers share the same cores.
+caches off (every text is computed), and a second reranking service with its cache of
+text vectors on (the bi-encoder measures each passage once, then looks it up; the
+passages recur as candidates across queries, as they do over a fixed corpus), with the
+labelled set of bench_retrieval.py indexed into a fresh local-mode ``HybridIndex``. The
+callers run in this process, so the services, Qdrant's local mode and the callers share
+the same cores.
 
 - Search: ``HybridRetriever.search(query, limit=10, mode="hybrid+rerank")`` (BM25 and
   dense search, fusion, then the reranking service on the candidates) against the floor
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import statistics
 import sys
 import tempfile
@@ -34,7 +38,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tests.services.test_service_processes import wait_serving
 
 from _common import table
 from bench_retrieval import (
@@ -43,17 +50,26 @@ from bench_retrieval import (
     INDEX_BATCH,
     LIMIT,
     SCOPE,
+    START_TIMEOUT,
     Passage,
+    client_config,
     index_passages,
     load_set,
+    model_service,
     model_services,
     retriever_in,
 )
+from servicegrid.clients import RerankingClient
 from servicegrid.proto import embedding_service_pb2
 from servicegrid.retrieval.retriever import HybridRetriever, Mode
 
 CALLERS = (1, 16)
-TARGETS = ("hybrid+rerank search", "hybrid search", "direct embed")
+TARGETS = (
+    "hybrid+rerank search",
+    "hybrid+rerank, reranker cache on",
+    "hybrid search",
+    "direct embed",
+)
 
 
 @dataclass(frozen=True)
@@ -86,10 +102,11 @@ class Runs:
     rates: list[float] = field(default_factory=list)
 
 
-def calls(retriever: HybridRetriever) -> dict[str, Call]:
+def calls(retriever: HybridRetriever, cached: HybridRetriever) -> dict[str, Call]:
+    """The targets: ``cached`` is ``retriever`` with a reranking service whose cache is on."""
     config = embedding_service_pb2.EmbeddingConfig(normalize=True)
 
-    def search(mode: Mode) -> Call:
+    def search(mode: Mode, retriever: HybridRetriever = retriever) -> Call:
         async def call(query: str) -> None:
             found = await retriever.search(query, scope=SCOPE, limit=LIMIT, mode=mode)
             failed = [use for use in found.uses if use.status != "used"]
@@ -104,7 +121,8 @@ def calls(retriever: HybridRetriever) -> dict[str, Call]:
             [query], retriever.embedding_model, config, timeout=CALL_TIMEOUT
         )
 
-    return dict(zip(TARGETS, (search("hybrid+rerank"), search("hybrid"), embed), strict=True))
+    targets = (search("hybrid+rerank"), search("hybrid+rerank", cached), search("hybrid"), embed)
+    return dict(zip(TARGETS, targets, strict=True))
 
 
 async def load(call: Call, queries: Sequence[str], callers: int) -> Runs:
@@ -125,9 +143,8 @@ async def load(call: Call, queries: Sequence[str], callers: int) -> Runs:
 
 
 async def search_speed(
-    retriever: HybridRetriever, queries: Sequence[str], rounds: int
+    targets: dict[str, Call], queries: Sequence[str], rounds: int
 ) -> dict[int, dict[str, Runs]]:
-    targets = calls(retriever)
     for call in targets.values():
         await load(call, queries[:WARM_UP], 1)
     runs = {callers: {target: Runs() for target in TARGETS} for callers in CALLERS}
@@ -139,7 +156,7 @@ async def search_speed(
                 runs[callers][target].latencies += got.latencies
                 runs[callers][target].rates += got.rates
                 print(
-                    f"round {r + 1}/{rounds} {callers:>2} callers {target:<22} "
+                    f"round {r + 1}/{rounds} {callers:>2} callers {target:<32} "
                     f"{got.rates[0]:7.1f} queries/s",
                     file=sys.stderr,
                 )
@@ -206,13 +223,21 @@ def index_table(rates: dict[str, list[float]], passages: int) -> str:
     return table(headers, rows)
 
 
-async def run(args: argparse.Namespace, ports: tuple[int, int], scratch: Path) -> None:
+async def run(
+    args: argparse.Namespace, ports: tuple[int, int], cached_port: int, scratch: Path
+) -> None:
     plan = QUICK if args.quick else FULL
     passages, queries = load_set(args.data)
     texts = [q.query for q in queries[: plan.queries]]
-    async with retriever_in(scratch / "index", ports) as retriever:
+    await wait_serving(cached_port, within=START_TIMEOUT)
+    async with (
+        retriever_in(scratch / "index", ports) as retriever,
+        RerankingClient(config=client_config(cached_port), registry=None) as cached_reranking,
+    ):
         await index_passages(retriever, passages)
-        searches = await search_speed(retriever, texts, plan.search_rounds)
+        cached = copy.copy(retriever)
+        cached.reranking = cached_reranking
+        searches = await search_speed(calls(retriever, cached), texts, plan.search_rounds)
     indexing = await index_speed(
         ports, scratch / "indexing", passages[: plan.passages], plan.index_rounds
     )
@@ -235,8 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     with (
         tempfile.TemporaryDirectory(prefix="bench-orchestrator-speed-") as scratch,
         model_services() as ports,
+        model_service("reranking", cache=True) as cached_port,
     ):
-        asyncio.run(run(args, ports, Path(scratch)))
+        asyncio.run(run(args, ports, cached_port, Path(scratch)))
 
 
 if __name__ == "__main__":

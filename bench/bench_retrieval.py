@@ -19,9 +19,10 @@ cross-encoder, so "rerank" here reorders the fused candidates by the dense retri
 own similarity. ``--rerank-model NAME`` picks a model configured on the reranking
 service (``SERVICEGRID_RERANKING_MODELS``, passed through), such as a cross-encoder.
 
-``--variants`` also scores settings that are the same for every query: the RRF k and the
-dense ranking's RRF weight, the candidates count and BM25's k1, b and average length
-(the product's defaults are left as they are).
+``--variants`` also scores settings that are the same for every query: the fusion (RRF
+and relative score fusion, each with dense weights; each chosen on every other query and
+scored on the rest, with the per-query better of BM25 and dense as the bound any fusion
+has), the candidates count and BM25's k1, b and average length.
 
     .venv/bin/python bench/bench_retrieval.py [--quick] [--candidates N]
         [--rerank-model NAME] [--variants] [--data DIR]
@@ -41,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, get_args
@@ -58,7 +59,7 @@ from tests.support.faulty_server import free_port  # noqa: E402
 from _common import table  # noqa: E402
 from servicegrid.clients import EmbeddingClient, RerankingClient, ServiceClientConfig  # noqa: E402
 from servicegrid.retrieval.chunks import Chunk  # noqa: E402
-from servicegrid.retrieval.fusion import reciprocal_rank_fusion  # noqa: E402
+from servicegrid.retrieval.fusion import Fusion  # noqa: E402
 from servicegrid.retrieval.index import HybridIndex, Scope  # noqa: E402
 from servicegrid.retrieval.indexing import Indexed, Indexer  # noqa: E402
 from servicegrid.retrieval.retriever import HybridRetriever, Mode  # noqa: E402
@@ -75,9 +76,8 @@ INDEX_BATCH = 32
 """Chunks per ``Indexer`` write (one embedding call each)."""
 CALL_TIMEOUT = 120.0
 START_TIMEOUT = 180.0
-RRF_KS = (10, 30, 60, 100)
-DENSE_WEIGHTS = (1.5, 2.0, 3.0)
-"""RRF weights of the dense ranking (BM25's 1.0), tried at k=60."""
+DENSE_WEIGHTS = (2.0, 4.0)
+"""Weights of the dense ranking (BM25's 1.0) tried in each fusion."""
 CANDIDATES = (10, 20, 50)
 BM25_SETTINGS = ((1.2, 0.75), (0.9, 0.4), (1.5, 0.75), (2.0, 0.75), (1.2, 0.3))
 
@@ -166,8 +166,9 @@ class Scores:
 
 
 @contextlib.contextmanager
-def model_service(name: str) -> Iterator[int]:
-    """``servicegrid serve NAME`` on the CPU as a process, its cache off; yields its port.
+def model_service(name: str, *, cache: bool = False) -> Iterator[int]:
+    """``servicegrid serve NAME`` on the CPU as a process, its cache off unless ``cache``;
+    yields its port.
 
     Its log goes to a temporary file, printed when anything fails.
     """
@@ -177,7 +178,7 @@ def model_service(name: str) -> Iterator[int]:
         "SERVICEGRID_DEVICE": "cpu",
         "SERVICEGRID_LOG_LEVEL": "WARNING",
         # every text computed: a cache would answer the second of two compared runs
-        "SERVICEGRID_EMBEDDING_CACHE_SIZE": "0",
+        "SERVICEGRID_EMBEDDING_CACHE_SIZE": "10000" if cache else "0",
     }
     argv = [sys.executable, "-m", "servicegrid.cli", "serve", name]
     log: IO[str] = tempfile.NamedTemporaryFile(  # noqa: SIM115 - read on failure
@@ -258,8 +259,7 @@ async def index_passages(
     indexer = Indexer(retriever)
     for start in range(0, len(passages), batch):
         done = Indexed()
-        # the write index_document and the question feed use, for chunks made here
-        await indexer._write([p.chunk() for p in passages[start : start + batch]], done)
+        await indexer.index_chunks([p.chunk() for p in passages[start : start + batch]], done)
         if not done.dense:
             raise RuntimeError(f"indexed without vectors: {done.uses}")
 
@@ -287,24 +287,69 @@ async def score_modes(
 # ---- variants --------------------------------------------------------------------------------
 
 
-async def rrf_variants(retriever: HybridRetriever, queries: Sequence[Query]) -> dict[str, Scores]:
-    """Hybrid at each RRF k and dense weight: the two rankings ``search`` fuses, fused here."""
-    fusions = {f"RRF k={k}": (k, 1.0) for k in RRF_KS}
-    fusions |= {f"RRF k=60, dense weight {w}": (60, w) for w in DENSE_WEIGHTS}
-    by_name = {name: Scores() for name in fusions}
+FUSIONS: dict[str, Fusion] = {
+    "RRF k=60 (the default)": Fusion(),
+    "RRF k=10": Fusion(k=10),
+    **{f"RRF k=60, dense weight {w}": Fusion(dense_weight=w) for w in DENSE_WEIGHTS},
+    **{f"relative, dense weight {w}": Fusion("relative", dense_weight=w) for w in DENSE_WEIGHTS},
+}
+
+
+def halves(queries: Sequence[Query]) -> tuple[list[Query], list[Query]]:
+    """Every other query to choose a fusion on, the rest held out to score the choice."""
+    return list(queries[0::2]), list(queries[1::2])
+
+
+async def fusion_variants(
+    retriever: HybridRetriever, queries: Sequence[Query]
+) -> list[list[object]]:
+    """Each fusion of the two rankings ``search`` fuses, scored on both halves of the set.
+
+    Rows: variant, nDCG@10 on the choosing half, on the held-out half, recall@5 held out;
+    then the bound any fusion of the two has: the better of BM25 and dense for each query,
+    picked knowing the labels.
+    """
+    choose, held_out = halves(queries)
+    runs: dict[str, dict[str, list[tuple[str, float]]]] = {}
     for query in queries:
-        found = {}
+        runs[query.id] = {}
         for mode in ("bm25", "dense"):
-            hits = await retriever.search(
+            found = await retriever.search(
                 query.query, scope=SCOPE, limit=retriever.candidates, mode=mode
             )
-            found[mode] = [hit.chunk.ref for hit in hits.hits]
-        for name, (k, weight) in fusions.items():
-            fused = reciprocal_rank_fusion(
-                [found["bm25"], found["dense"]], k=k, weights=[1.0, weight]
-            )
-            by_name[name].add(query, [doc for doc, _ in fused[:LIMIT]])
-    return by_name
+            runs[query.id][mode] = [(hit.chunk.ref, hit.score) for hit in found.hits]
+
+    def scores(rank: Callable[[Query], list[str]], part: Sequence[Query]) -> Scores:
+        got = Scores()
+        for query in part:
+            got.add(query, rank(query)[:LIMIT])
+        return got
+
+    def alone(mode: str) -> Callable[[Query], list[str]]:
+        return lambda query: [doc for doc, _ in runs[query.id][mode]]
+
+    def fused(fusion: Fusion) -> Callable[[Query], list[str]]:
+        def rank(query: Query) -> list[str]:
+            found = runs[query.id]
+            return [doc for doc, _ in fusion.fuse(found["bm25"], found["dense"])]
+
+        return rank
+
+    ranks = {mode: alone(mode) for mode in ("bm25", "dense")}
+    ranks |= {name: fused(fusion) for name, fusion in FUSIONS.items()}
+
+    def best_of_two(query: Query) -> list[str]:
+        bm25, dense = ranks["bm25"](query), ranks["dense"](query)
+        better = ndcg_at(bm25, query.relevant) > ndcg_at(dense, query.relevant)
+        return bm25 if better else dense
+
+    ranks["the better of bm25 and dense per query (a bound)"] = best_of_two
+    rows: list[list[object]] = []
+    for name, rank in ranks.items():
+        held = scores(rank, held_out)
+        chosen = scores(rank, choose).mean_ndcg()
+        rows.append([name, _fmt(chosen), _fmt(held.mean_ndcg()), _fmt(held.mean_recall())])
+    return rows
 
 
 async def variants(
@@ -314,8 +359,9 @@ async def variants(
     queries: Sequence[Query],
     *,
     rerank_model: str,
-) -> list[list[object]]:
-    """Rows of hybrid's figures (and BM25's where it changes) under each variant."""
+) -> tuple[list[list[object]], list[list[object]]]:
+    """The fusion rows (see :func:`fusion_variants`), and rows of hybrid's figures (and
+    BM25's where it changes) under the other settings."""
     rows: list[list[object]] = []
 
     def row(name: str, scores: dict[str, Scores]) -> list[object]:
@@ -324,8 +370,7 @@ async def variants(
 
     async with retriever_in(folder / "default", ports, rerank_model=rerank_model) as retriever:
         await index_passages(retriever, passages)
-        for name, scores in (await rrf_variants(retriever, queries)).items():
-            rows.append(row(name, {"hybrid": scores}))
+        fusion_rows = await fusion_variants(retriever, queries)
         for n in CANDIDATES:
             retriever.candidates = n
             rows.append(
@@ -345,7 +390,7 @@ async def variants(
             by_mode = await score_modes(retriever, queries, ("bm25", "hybrid"))
         name = f"BM25 k1={encoder.k1} b={encoder.b} average_length={encoder.average_length}"
         rows.append(row(name, by_mode))
-    return rows
+    return fusion_rows, rows
 
 
 # ---- the report ------------------------------------------------------------------------------
@@ -406,9 +451,17 @@ async def run(args: argparse.Namespace, ports: tuple[int, int], scratch: Path) -
         f"{time.perf_counter() - started:.0f} s)"
     )
     if args.variants:
-        rows = await variants(
+        fusion_rows, rows = await variants(
             ports, scratch / "variants", passages, queries, rerank_model=args.rerank_model
         )
+        choose, held_out = halves(queries)
+        print(
+            f"\nFusions, each chosen on one half of the queries ({len(choose)}: every other "
+            f"one from the first) and scored on the other ({len(held_out)}), "
+            "candidates 20\n"
+        )
+        fusion_headers = ["fusion", "nDCG@10 choosing half", "nDCG@10 held out"]
+        print(table([*fusion_headers, "recall@5 held out"], fusion_rows))
         headers = ["variant (nDCG@10)", *MODES, "hybrid recall@5"]
         print("\nSettings the same for every query; the product defaults are RRF k=60,")
         print("candidates=20, BM25 k1=1.2 b=0.75 average_length=60.0\n")

@@ -241,6 +241,8 @@ def test_timeout_error_message_names_the_variable(monkeypatch: pytest.MonkeyPatc
         ("SERVICEGRID_MAX_QUEUE_TOKENS", "0"),
         ("SERVICEGRID_DEFAULT_DEADLINE", "-5"),
         ("SERVICEGRID_CALIBRATE", "sometimes"),
+        ("SERVICEGRID_RETRIEVAL_FUSION", "mean"),
+        ("SERVICEGRID_RETRIEVAL_DENSE_WEIGHT", "0"),
     ],
 )
 def test_invalid_values_name_the_variable(

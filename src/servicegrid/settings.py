@@ -42,9 +42,9 @@ from pydantic_settings import (
 )
 
 from servicegrid import catalogue
+from servicegrid._settings_errors import format_errors
 from servicegrid._settings_sources import (
     GRPC_SERVICE_ENV,
-    GRPC_TARGET_SUFFIX,
     HttpServicesSource,
     http_service_name,
 )
@@ -247,6 +247,13 @@ class Settings(BaseSettings):
     integration_executor_id: str | None = Field(
         None, validation_alias="SERVICEGRID_INTEGRATION_EXECUTOR_ID"
     )
+    integration_max_body_mb: Count = Field(
+        10, validation_alias="SERVICEGRID_INTEGRATION_MAX_BODY_MB"
+    )
+    # finished executions older than this many days are purged; 0 keeps them forever
+    execution_retention_days: Annotated[float, Field(ge=0)] = Field(
+        30.0, validation_alias="SERVICEGRID_EXECUTION_RETENTION_DAYS"
+    )
 
     # the gateway (:8000): keys, limits, and the LLM hosts its chat endpoint fronts
     api_keys: CommaList = Field((), validation_alias="SERVICEGRID_API_KEYS")
@@ -270,6 +277,12 @@ class Settings(BaseSettings):
         validation_alias="SERVICEGRID_RETRIEVAL_COLLECTION",
     )
     retrieval_candidates: Count = Field(20, validation_alias="SERVICEGRID_RETRIEVAL_CANDIDATES")
+    retrieval_fusion: Literal["rrf", "relative"] = Field(
+        "rrf", validation_alias="SERVICEGRID_RETRIEVAL_FUSION"
+    )
+    retrieval_dense_weight: float = Field(
+        1.0, gt=0, validation_alias="SERVICEGRID_RETRIEVAL_DENSE_WEIGHT"
+    )
     retrieval_rerank: bool = Field(True, validation_alias="SERVICEGRID_RETRIEVAL_RERANK")
     retrieval_rerank_model: str = Field("", validation_alias="SERVICEGRID_RETRIEVAL_RERANK_MODEL")
 
@@ -355,41 +368,6 @@ class Settings(BaseSettings):
         return logging.getLevelNamesMapping()[self.log_level]
 
 
-def _env_var_for(loc: tuple[int | str, ...]) -> str:
-    if not loc:
-        return "configuration"
-    head = str(loc[0])
-    if head == "http_services" and len(loc) > 1:
-        key = str(loc[1])
-        return key.upper() if http_service_name(key) else f"http_services[{key}]"
-    if head == "grpc_targets" and len(loc) > 1:
-        return f"{str(loc[1]).upper()}{GRPC_TARGET_SUFFIX}"
-    return head.upper()
-
-
-def _inner_path(loc: tuple[int | str, ...]) -> str:
-    """Where inside a JSON value the problem is: ``[0].memory_mb``, ``[acme]``."""
-    if not loc or str(loc[0]) in ("http_services", "grpc_targets"):
-        return ""
-    return "".join(
-        f".{part}" if isinstance(part, str) and i else f"[{part}]" for i, part in enumerate(loc[1:])
-    )
-
-
-def _format_errors(exc: PydanticValidationError) -> str:
-    problems: dict[str, list[str]] = {}
-    for error in exc.errors(include_url=False):
-        message = error["msg"].removeprefix("Value error, ")
-        if "input" in error and error["type"] != "missing":
-            message = f"{message} (got {error['input']!r})"
-        if path := _inner_path(error["loc"]):
-            message = f"{path}: {message}"
-        reasons = problems.setdefault(_env_var_for(error["loc"]), [])
-        if message not in reasons:
-            reasons.append(message)
-    return "\n".join(f"{var}: {'; '.join(reasons)}" for var, reasons in problems.items())
-
-
 def _unparsable(exc: SettingsError) -> str:
     """pydantic-settings names the field of a value that is not JSON; name its variable."""
     match = re.search(r'field "(\w+)"', str(exc))
@@ -408,6 +386,6 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except PydanticValidationError as exc:
-        raise ConfigurationError(_format_errors(exc)) from exc
+        raise ConfigurationError(format_errors(exc)) from exc
     except SettingsError as exc:
         raise ConfigurationError(_unparsable(exc)) from exc

@@ -18,6 +18,7 @@ from servicegrid.retrieval.answers import (
     extractive_answer,
 )
 from servicegrid.retrieval.chunks import Chunk, Hit
+from servicegrid.retrieval.indexing import question_chunks
 from tests.support.llm_hosts import LLMHostStandIn
 from tests.support.openai_standin import OpenAIStandIn, Reply
 
@@ -153,6 +154,17 @@ def test_extractive_answer_splits_lines_and_skips_repeats() -> None:
     answer = extractive_answer("otters", [first, again])
     assert answer.text == "Otters swim [1] Otters eat fish [1]"
     assert answer.used == (1,)
+
+
+def test_extractive_answer_never_quotes_a_questions_tags_line() -> None:
+    question = {"id": "q-1", "user_id": "u", "title": "Otters", "body": "Do otters swim?"}
+    [chunk] = question_chunks({**question, "tags": ["otters", "swimming"]})
+    assert "Tags: otters, swimming" in chunk.text  # searched ...
+
+    answer = extractive_answer("otters swimming tags", [Hit(chunk, 1.0)], max_sentences=3)
+
+    assert "Tags" not in answer.text  # ... never quoted
+    assert answer.text == "Otters [1] Do otters swim? [1]"
 
 
 def test_extractive_answer_without_hits() -> None:

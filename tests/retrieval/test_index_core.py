@@ -10,7 +10,7 @@ import pytest
 
 from servicegrid.errors import ClientStateError
 from servicegrid.retrieval.chunks import Chunk, SparseVector
-from servicegrid.retrieval.fusion import reciprocal_rank_fusion
+from servicegrid.retrieval.fusion import Fusion, reciprocal_rank_fusion, relative_score_fusion
 from servicegrid.retrieval.index import HybridIndex, Scope
 from servicegrid.retrieval.sparse import Bm25Encoder, term_id
 from servicegrid.retrieval.text import chunk_text, excerpt, tokenise
@@ -169,6 +169,41 @@ def test_rrf_ties_keep_first_seen_order_and_weights_scale() -> None:
     assert reciprocal_rank_fusion([]) == []
     with pytest.raises(ValueError, match="weights"):
         reciprocal_rank_fusion([["a"]], weights=[1.0, 2.0])
+
+
+def test_relative_score_fusion_hand_example() -> None:
+    bm25 = [("a", 12.0), ("b", 8.0), ("c", 4.0)]  # normalised: a 1, b 0.5, c 0
+    dense = [("b", 0.9), ("d", 0.7), ("a", 0.5)]  # normalised: b 1, d 0.5, a 0
+
+    fused = relative_score_fusion([bm25, dense], weights=[1.0, 3.0])
+
+    assert fused == [
+        ("b", pytest.approx(0.5 + 3.0)),
+        ("d", pytest.approx(1.5)),
+        ("a", pytest.approx(1.0)),
+        ("c", pytest.approx(0.0)),
+    ]
+
+
+def test_relative_score_fusion_edges() -> None:
+    # equal scores all normalise to 1; a repeated id counts at its best score
+    assert relative_score_fusion([[("x", 2.0), ("y", 2.0)]]) == [("x", 1.0), ("y", 1.0)]
+    assert relative_score_fusion([[("x", 1.0), ("y", 3.0), ("x", 5.0)]])[0] == ("x", 1.0)
+    assert relative_score_fusion([[], [("z", 0.1)]]) == [("z", 1.0)]
+    with pytest.raises(ValueError, match="weights"):
+        relative_score_fusion([[("a", 1.0)]], weights=[1.0, 2.0])
+
+
+def test_fusion_policy_chooses_the_method_and_weights_dense() -> None:
+    bm25, dense = [("a", 9.0), ("b", 1.0)], [("b", 0.8), ("a", 0.2)]
+
+    assert [d for d, _ in Fusion().fuse(bm25, dense)] == ["a", "b"]  # a tie: first seen
+    assert [d for d, _ in Fusion(dense_weight=2.0).fuse(bm25, dense)] == ["b", "a"]
+    relative = Fusion("relative", dense_weight=4.0).fuse(bm25, dense)
+    assert relative == [("b", pytest.approx(4.0)), ("a", pytest.approx(1.0))]
+    for bad in ({"method": "mean"}, {"dense_weight": 0.0}, {"k": -1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            Fusion(**bad)  # type: ignore[arg-type]
 
 
 # ---- index ----------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ async def built(tmp_path: Path, services: Services, **options: object) -> Hybrid
     )
     indexer = Indexer(retriever)
     for question in QUESTIONS:
-        await indexer._write(question_chunks(question), Indexed())
+        await indexer.index_chunks(question_chunks(question), Indexed())
     return retriever
 
 
@@ -153,7 +153,7 @@ async def test_chunks_indexed_while_the_embedding_service_is_down_are_found_by_b
     services.embedding_down = True
     late = {"id": "q-9", "user_id": "u-1", "title": "Tidal patterns of the ocean", "body": ""}
     done = Indexed()
-    await Indexer(retriever)._write(question_chunks(late), done)
+    await Indexer(retriever).index_chunks(question_chunks(late), done)
     assert done.dense is False
     found = await retriever.search("ocean tides tidal", scope=SCOPE, limit=1, mode="bm25")
     assert found.hits[0].chunk.ref == "q-9"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from servicegrid.services.embedding.cache import LRUCache, cache_key
+from servicegrid.models.cache import LRUCache, cache_key
 
 
 def test_keys_separate_model_normalisation_and_text() -> None:

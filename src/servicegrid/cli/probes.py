@@ -18,7 +18,7 @@ from servicegrid import errors
 from servicegrid.catalogue import WireProtocol
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.discovery import discover_service_async
-from servicegrid.discovery.balancer import is_discovery_url, parse_discovery_url
+from servicegrid.discovery.urls import is_discovery_url, parse_discovery_url
 from servicegrid.resilience import CircuitBreaker
 from servicegrid.settings import Settings
 from servicegrid.transports.base import AsyncTransport

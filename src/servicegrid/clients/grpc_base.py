@@ -43,9 +43,10 @@ from servicegrid.clients.grpc_checks import invalid_argument, require_message, r
 from servicegrid.clients.grpc_config import ServiceClientConfig
 from servicegrid.clients.state import ClientState
 from servicegrid.clock import SYSTEM_CLOCK, Clock
-from servicegrid.discovery.balancer import BalancedTransport, is_discovery_url, parse_discovery_url
+from servicegrid.discovery.balancer import BalancedTransport
 from servicegrid.discovery.base import Instance
 from servicegrid.discovery.resolver import Discovery
+from servicegrid.discovery.urls import is_discovery_url, parse_discovery_url
 from servicegrid.errors import ClientStateError, ResourceNotFoundError, ServiceError
 from servicegrid.hooks.logging import LoggingHook
 from servicegrid.proto import common_pb2

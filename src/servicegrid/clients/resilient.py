@@ -32,8 +32,9 @@ import requests
 from servicegrid._validate import check_count, check_number
 from servicegrid.clients._requests_compat import as_requests_error
 from servicegrid.clock import SYSTEM_CLOCK, Clock
-from servicegrid.discovery.balancer import balanced_http, is_discovery_url, parse_discovery_url
+from servicegrid.discovery.balancer import balanced_http
 from servicegrid.discovery.resolver import Discovery
+from servicegrid.discovery.urls import is_discovery_url, parse_discovery_url
 from servicegrid.errors import ServiceError
 from servicegrid.hooks.logging import LoggingHook
 from servicegrid.resilience import (

@@ -44,13 +44,14 @@ from servicegrid.discovery.functions import (
 from servicegrid.discovery.resolver import Discovery, backends_from_settings
 
 if TYPE_CHECKING:
-    from servicegrid.discovery.balancer import BalancedTransport, is_discovery_url
+    from servicegrid.discovery.balancer import BalancedTransport
     from servicegrid.discovery.consul import ConsulBackend
     from servicegrid.discovery.dns import DnsBackend
     from servicegrid.discovery.env import EnvBackend
     from servicegrid.discovery.etcd import EtcdBackend
     from servicegrid.discovery.registration import announced
     from servicegrid.discovery.static import StaticBackend
+    from servicegrid.discovery.urls import is_discovery_url
 
 __all__ = [
     "Answer",
@@ -81,7 +82,7 @@ __all__ = [
 
 _LAZY = {
     "BalancedTransport": "servicegrid.discovery.balancer",
-    "is_discovery_url": "servicegrid.discovery.balancer",
+    "is_discovery_url": "servicegrid.discovery.urls",
     "ConsulBackend": "servicegrid.discovery.consul",
     "DnsBackend": "servicegrid.discovery.dns",
     "EnvBackend": "servicegrid.discovery.env",

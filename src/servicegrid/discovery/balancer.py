@@ -39,6 +39,12 @@ from typing import Any, Final, TypeVar
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.discovery.base import Answer, Instance, WireProtocol
 from servicegrid.discovery.resolver import Discovery
+from servicegrid.discovery.urls import (
+    DISCOVERY_SCHEME,
+    is_discovery_url,
+    parse_discovery_url,
+    split_discovery_url,
+)
 from servicegrid.errors import (
     ClientStateError,
     ConnectError,
@@ -60,8 +66,6 @@ __all__ = [
     "parse_discovery_url",
 ]
 
-DISCOVERY_SCHEME: Final = "discovery:///"
-
 INSTANCE_BREAKER: Final = CircuitBreakerConfig(failure_threshold=3, recovery_timeout=10.0)
 """Each instance's breaker: 3 failures in a row eject it, a trial call after 10 s."""
 
@@ -70,35 +74,6 @@ Check = Callable[[Call, Reply], None]
 _IDEMPOTENT_HTTP: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 _log = logging.getLogger("servicegrid.discovery")
-
-
-def is_discovery_url(value: object) -> bool:
-    """Whether ``value`` names a discovered service (``discovery:///user-service``)."""
-    return isinstance(value, str) and value.strip().lower().startswith(DISCOVERY_SCHEME)
-
-
-def _split(url: str) -> tuple[str, str]:
-    """(service, the rest) of ``discovery:///name/rest``; also of ``discovery:/name/rest``,
-    which is how httpx writes the same URL back."""
-    text = url.strip()
-    if not text.lower().startswith("discovery:"):
-        raise ValueError(f"{url!r} is not a discovery:///<service> address")
-    name, slash, rest = text[len("discovery:") :].lstrip("/").partition("/")
-    query = ""
-    if "?" in name:
-        name, _, query = name.partition("?")
-        query = "?" + query
-    if not name:
-        raise ValueError(f"{url!r} names no service: write discovery:///<service>")
-    return name, slash + rest + query
-
-
-def parse_discovery_url(value: str) -> tuple[str, str]:
-    """``discovery:///user-service/api`` -> (``user-service``, ``/api``); ValueError if bad."""
-    if not is_discovery_url(value):
-        raise ValueError(f"{value!r} is not a discovery:///<service> address")
-    name, rest = _split(value)
-    return name, rest.rstrip("/")
 
 
 class _FailedReply(Exception):
@@ -209,7 +184,7 @@ class BalancedTransport:
     def _retarget(self, call: Call, member: _Member) -> Call:
         if self.protocol == "grpc":
             return call
-        _, rest = _split(call.url)
+        _, rest = split_discovery_url(call.url)
         url = member.instance.url + rest
         return Call(
             call.method, url, call.headers, call.body, call.timeout, call.options, call.name

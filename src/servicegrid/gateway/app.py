@@ -44,13 +44,7 @@ _MIB = 1024 * 1024
 
 def _use(app: FastAPI, settings: Settings, clients: GatewayClients, clock: Clock) -> None:
     app.state.clients = clients
-    upstreams = Upstreams(
-        embedding=clients.embedding,
-        reranking=clients.reranking,
-        documents=clients.documents,
-        llm=clients.llm,
-        owned=False,
-    )
+    upstreams = Upstreams(clients, owned=False)
     app.state.upstreams = upstreams
     try:  # the orchestrator's index needs the retrieval extra (qdrant-client)
         from servicegrid.retrieval.orchestrator import OrchestratorService

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from sentence_transformers import CrossEncoder
 
+from servicegrid.models.cache import LRUCache, cache_key
 from servicegrid.models.embedder import (
     CHARS_PER_TOKEN_GUESS,
     EmbedItem,
@@ -27,8 +28,6 @@ from servicegrid.models.embedder import (
 __all__ = ["BiEncoderReranker", "CrossEncoderReranker", "RerankItem"]
 
 _CHARS_PER_TOKEN_BOUND = 32
-# features of the unique texts, and for each pair the (query, document) rows among them
-_Prepared = tuple[dict[str, Any], list[tuple[int, int]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,18 +104,45 @@ class CrossEncoderReranker:
         return [float(score) for score in raw.tolist()]
 
 
+@dataclass(slots=True)
+class _BiPrepared:
+    """A batch for the bi-encoder: its unique texts, the vectors already known for some,
+    the features of the rest, and for each pair its (query, document) rows."""
+
+    texts: list[str]
+    known: dict[int, torch.Tensor]
+    missing: list[int]
+    features: dict[str, Any] | None
+    pairs: list[tuple[int, int]]
+
+
 class BiEncoderReranker:
-    """Cosine similarity of a sentence embedder's vectors for query and document (-1..1)."""
+    """Cosine similarity of a sentence embedder's vectors for query and document (-1..1).
+
+    Each text's unit vector is kept in an LRU cache of ``cache_size`` entries (0: none),
+    so a passage that comes back as a candidate for another query costs a lookup, not a
+    forward pass; ``cache.get_status()`` counts hits and misses. The cache is shared by
+    the engine's threads under a lock.
+    """
 
     kind = "bi-encoder"
 
-    def __init__(self, embedder: SentenceTransformerEmbedder, *, name: str, description: str = ""):
+    def __init__(
+        self,
+        embedder: SentenceTransformerEmbedder,
+        *,
+        name: str,
+        description: str = "",
+        cache_size: int = 10_000,
+    ):
         self.embedder = embedder
         self.name = name
         self.description = description or (
             f"bi-encoder cosine similarity of {embedder.name} embeddings (not a cross-encoder)"
         )
         self.max_length = embedder.max_length
+        self.cache: LRUCache[torch.Tensor] = LRUCache(cache_size)
+        self._cache_lock = threading.Lock()
 
     def item(self, query: str, document: str) -> RerankItem:
         return self.items(query, [document])[0]
@@ -138,23 +164,39 @@ class BiEncoderReranker:
         # query and document are embedded separately: the longer one pads the batch
         return max(item.tokens, 1)
 
-    def preprocess(
-        self, items: Sequence[RerankItem]
-    ) -> tuple[dict[str, Any], list[tuple[int, int]]]:
-        texts: dict[str, int] = {}
+    def _key(self, text: str) -> bytes:
+        return cache_key(self.name, text, normalize=True)
+
+    def preprocess(self, items: Sequence[RerankItem]) -> _BiPrepared:
+        rows: dict[str, int] = {}
         pairs = []
         for item in items:
-            query = texts.setdefault(item.query, len(texts))
-            document = texts.setdefault(item.document, len(texts))
+            query = rows.setdefault(item.query, len(rows))
+            document = rows.setdefault(item.document, len(rows))
             pairs.append((query, document))
-        features = self.embedder.preprocess([EmbedItem(text) for text in texts])
-        return features, pairs
+        texts = list(rows)
+        with self._cache_lock:
+            found = [self.cache.get(self._key(text)) for text in texts]
+        known = {row: vector for row, vector in enumerate(found) if vector is not None}
+        missing = [row for row in range(len(texts)) if row not in known]
+        features = (
+            self.embedder.preprocess([EmbedItem(texts[row]) for row in missing])
+            if missing
+            else None
+        )
+        return _BiPrepared(texts, known, missing, features, pairs)
 
-    def forward(self, prepared: tuple[dict[str, Any], list[tuple[int, int]]]) -> torch.Tensor:
-        features, pairs = prepared
-        vectors = torch.nn.functional.normalize(self.embedder.forward(features), dim=-1)
-        queries = vectors[[q for q, _ in pairs]]
-        documents = vectors[[d for _, d in pairs]]
+    def forward(self, prepared: _BiPrepared) -> torch.Tensor:
+        vectors = dict(prepared.known)
+        if prepared.features is not None:
+            fresh = torch.nn.functional.normalize(self.embedder.forward(prepared.features), dim=-1)
+            with self._cache_lock:
+                for row, vector in zip(prepared.missing, fresh, strict=True):
+                    vectors[row] = vector
+                    self.cache.put(self._key(prepared.texts[row]), vector)
+        table = torch.stack([vectors[row] for row in range(len(prepared.texts))])
+        queries = table[[q for q, _ in prepared.pairs]]
+        documents = table[[d for _, d in prepared.pairs]]
         return (queries * documents).sum(dim=-1)
 
     def postprocess(self, raw: torch.Tensor, items: Sequence[RerankItem]) -> list[float]:

@@ -159,7 +159,7 @@ def extractive_answer(query: str, hits: Sequence[Hit], *, max_sentences: int = 3
     seen: set[str] = set()
     for rank, hit in enumerate(hits[:_EXTRACT_FROM]):
         for position, sentence in enumerate(_sentences(hit.chunk.text)):
-            if sentence.lower() not in seen:
+            if hit.chunk.quotable(sentence) and sentence.lower() not in seen:
                 seen.add(sentence.lower())
                 scored.append((len(wanted & _tokens(sentence)), rank, position, sentence))
     scored.sort(key=lambda item: (-item[0], item[1], item[2]))

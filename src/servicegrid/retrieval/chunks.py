@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Chunk", "Hit", "Source", "SparseVector"]
+__all__ = ["TAGS_PREFIX", "Chunk", "Hit", "Source", "SparseVector"]
 
 Source = Literal["question", "document"]
+
+TAGS_PREFIX = "Tags: "
+"""Starts the line of a question chunk that lists its tags: searched, never quoted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,10 @@ class Chunk:
     page: int | None = None
     user_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def quotable(self, sentence: str) -> bool:
+        """Whether ``sentence`` of :attr:`text` is prose an answer may quote (not its tags)."""
+        return not (self.extra.get("tags") and sentence.startswith(TAGS_PREFIX))
 
 
 @dataclass(frozen=True, slots=True)

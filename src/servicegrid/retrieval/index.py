@@ -6,7 +6,6 @@ import asyncio
 import functools
 import uuid
 from collections.abc import Callable, Collection, Coroutine, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 
@@ -17,6 +16,7 @@ from qdrant_client.http.exceptions import ApiException
 from servicegrid.client_state import ClientState
 from servicegrid.errors import ClientStateError, ServiceUnavailableError
 from servicegrid.retrieval.chunks import Chunk, Hit, Source, SparseVector
+from servicegrid.retrieval.payloads import Scope, chunk_of, match, payload_of, scope_filter
 
 if TYPE_CHECKING:
     from servicegrid.settings import Settings
@@ -29,71 +29,6 @@ NAMESPACE = uuid.UUID("5d6c3b0e-7f43-4d2a-9a57-0c1e8b6f2a91")
 DENSE = "dense"
 SPARSE = "bm25"
 _KEYWORD_FIELDS = ("source", "ref", "user_id")
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """Which chunks a search may return.
-
-    A question chunk matches only when its ``user_id`` equals ``user_id``; a document chunk
-    when its ``user_id`` is None (shared) or equals ``user_id``.
-    """
-
-    sources: frozenset[Source] = frozenset(("question", "document"))
-    user_id: str | None = None
-
-
-def _match(key: str, value: str) -> models.FieldCondition:
-    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
-
-
-def _owned_by(user_id: str | None) -> models.Condition:
-    if user_id is None:
-        return models.IsEmptyCondition(is_empty=models.PayloadField(key="user_id"))
-    return _match("user_id", user_id)
-
-
-def _scope_filter(scope: Scope) -> models.Filter:
-    branches: list[models.Condition] = []
-    if "question" in scope.sources:
-        branches.append(
-            models.Filter(must=[_match("source", "question"), _owned_by(scope.user_id)])
-        )
-    if "document" in scope.sources:
-        visible: list[models.Condition] = [_owned_by(None)]
-        if scope.user_id is not None:
-            visible.append(_owned_by(scope.user_id))
-        branches.append(
-            models.Filter(must=[_match("source", "document"), models.Filter(should=visible)])
-        )
-    return models.Filter(should=branches)
-
-
-def _payload(chunk: Chunk, *, has_dense: bool) -> dict[str, Any]:
-    return {
-        "chunk_id": chunk.id,
-        "source": chunk.source,
-        "ref": chunk.ref,
-        "text": chunk.text,
-        "title": chunk.title,
-        "page": chunk.page,
-        "user_id": chunk.user_id,
-        "extra": chunk.extra,
-        "has_dense": has_dense,
-    }
-
-
-def _chunk(payload: dict[str, Any]) -> Chunk:
-    return Chunk(
-        id=payload["chunk_id"],
-        source=payload["source"],
-        ref=payload["ref"],
-        text=payload["text"],
-        title=payload.get("title", ""),
-        page=payload.get("page"),
-        user_id=payload.get("user_id"),
-        extra=payload.get("extra") or {},
-    )
 
 
 def _dense_size(info: models.CollectionInfo) -> int | None:
@@ -316,7 +251,7 @@ class HybridIndex:
                 models.PointStruct(
                     id=str(uuid.uuid5(NAMESPACE, chunk.id)),
                     vector=vector,
-                    payload=_payload(chunk, has_dense=dense is not None),
+                    payload=payload_of(chunk, has_dense=dense is not None),
                 )
             )
         await client.upsert(self.collection, points=points, wait=True)
@@ -328,7 +263,7 @@ class HybridIndex:
         if client is None:
             return
         stale = models.Filter(
-            must=[_match("source", source), _match("ref", ref)],
+            must=[match("source", source), match("ref", ref)],
             must_not=[models.FieldCondition(key="chunk_id", match=models.MatchAny(any=list(keep)))]
             if keep
             else None,
@@ -365,23 +300,27 @@ class HybridIndex:
             self.collection,
             query=query,
             using=using,
-            query_filter=_scope_filter(where),
+            query_filter=scope_filter(where),
             limit=limit,
             with_payload=True,
         )
-        return [Hit(_chunk(point.payload or {}), point.score) for point in response.points]
+        return [Hit(chunk_of(point.payload or {}), point.score) for point in response.points]
 
     @_qdrant_failures
-    async def count(self, *, source: Source | None = None, user_id: str | None = None) -> int:
-        """How many chunks there are, of ``source`` and owned by ``user_id`` where given."""
+    async def count(
+        self, *, source: Source | None = None, ref: str | None = None, user_id: str | None = None
+    ) -> int:
+        """How many chunks there are, of ``source``, ``ref`` and ``user_id`` where given."""
         client = await self._exists()
         if client is None:
             return 0
         conditions: list[models.Condition] = []
         if source is not None:
-            conditions.append(_match("source", source))
+            conditions.append(match("source", source))
+        if ref is not None:
+            conditions.append(match("ref", ref))
         if user_id is not None:
-            conditions.append(_match("user_id", user_id))
+            conditions.append(match("user_id", user_id))
         result = await client.count(
             self.collection, count_filter=models.Filter(must=conditions), exact=True
         )

@@ -25,7 +25,7 @@ from typing import Any, Final, Protocol
 from servicegrid.clients.documents import DoclingVLMClient
 from servicegrid.errors import ServiceError, ServiceUnavailableError
 from servicegrid.proto import docling_vlm_service_pb2
-from servicegrid.retrieval.chunks import Chunk
+from servicegrid.retrieval.chunks import TAGS_PREFIX, Chunk
 from servicegrid.retrieval.retriever import EMBEDDING, HybridRetriever, ServiceUse
 from servicegrid.retrieval.text import chunk_text
 
@@ -82,7 +82,7 @@ def question_chunks(question: dict[str, Any]) -> list[Chunk]:
     tags = [str(tag) for tag in question.get("tags", ())]
     text = "\n\n".join(part for part in (title, str(question.get("body", ""))) if part)
     if tags:
-        text += "\n\nTags: " + ", ".join(tags)
+        text += f"\n\n{TAGS_PREFIX}" + ", ".join(tags)
     return [
         Chunk(
             id=f"question:{question['id']}:{number}",
@@ -148,7 +148,7 @@ class Indexer:
                 answer = await source.list_questions(user_id=user_id, page=page, per_page=_PAGE)
                 items = list(answer.get("items", ()))
                 for question in items:
-                    await self._write(question_chunks(question), done)
+                    await self.index_chunks(question_chunks(question), done)
                     done.items += 1
                 if page * _PAGE >= int(answer.get("total", 0)) or not items:
                     break
@@ -182,7 +182,7 @@ class Indexer:
         chunks = document_chunks(file_name, response.result, user_id=user_id)
         done = Indexed(items=1)
         async with self._lock:
-            await self._write(chunks, done)
+            await self.index_chunks(chunks, done)
         return done
 
     async def _state(self) -> dict[str, Any]:
@@ -205,7 +205,7 @@ class Indexer:
                 if change["kind"] == "deleted":
                     done.removed += await self._remove(str(question["id"]))
                 else:
-                    await self._write(question_chunks(question), done)
+                    await self.index_chunks(question_chunks(question), done)
                 done.items += 1
             after = int(page.get("next_after", after))
             if not page.get("has_more"):
@@ -215,12 +215,19 @@ class Indexer:
         return done
 
     async def _remove(self, question_id: str) -> int:
-        before = await self.index.count(source="question")
+        """Delete a question's chunks; how many there were (under the lock, nothing races)."""
+        chunks = await self.index.count(source="question", ref=question_id)
         await self.index.delete(source="question", ref=question_id)
-        return before - await self.index.count(source="question")
+        return chunks
 
-    async def _write(self, chunks: Sequence[Chunk], done: Indexed) -> None:
-        """Upsert ``chunks`` (dropping the item's chunks that are gone), embedded if possible."""
+    async def index_chunks(self, chunks: Sequence[Chunk], done: Indexed) -> None:
+        """Upsert ``chunks`` (dropping their items' chunks that are gone), embedded when the
+        embedding service answers, and add what was done to ``done``.
+
+        The write every indexing call makes, for chunks made elsewhere; the caller keeps
+        to one write at a time per item. Raises ServiceUnavailableError when the index
+        does not exist yet and the embedding service, which gives its vector size, is down.
+        """
         if not chunks:
             return
         dense: list[list[float]] | None = None

@@ -30,6 +30,7 @@ from servicegrid.errors import ResourceNotFoundError, ServiceError, ServiceUnava
 from servicegrid.llm import DistributedLLMClient
 from servicegrid.retrieval.answers import compose_answer
 from servicegrid.retrieval.chunks import Hit, Source
+from servicegrid.retrieval.fusion import Fusion
 from servicegrid.retrieval.index import HybridIndex, Scope
 from servicegrid.retrieval.indexing import Indexed, Indexer
 from servicegrid.retrieval.models import (
@@ -115,6 +116,7 @@ class OrchestratorService:
             embedding=self.upstreams.embedding,
             reranking=self.upstreams.reranking if settings.retrieval_rerank else None,
             candidates=settings.retrieval_candidates,
+            fusion=Fusion(settings.retrieval_fusion, settings.retrieval_dense_weight),
             rerank_model=settings.retrieval_rerank_model,
         )
         return _Engine(index, retriever, Indexer(retriever))

@@ -22,7 +22,7 @@ from servicegrid.clients.reranking import RerankingClient
 from servicegrid.errors import ServiceError
 from servicegrid.proto import embedding_service_pb2, reranking_service_pb2
 from servicegrid.retrieval.chunks import Hit
-from servicegrid.retrieval.fusion import reciprocal_rank_fusion
+from servicegrid.retrieval.fusion import DEFAULT_FUSION, Fusion
 from servicegrid.retrieval.index import HybridIndex, Scope
 from servicegrid.retrieval.sparse import Bm25Encoder
 
@@ -61,8 +61,9 @@ class HybridRetriever:
     """Search ``index`` as ``mode`` says; see the module docstring.
 
     ``candidates`` is how many hits each retriever brings to the fusion and the
-    reranker; ``embedding_model`` and ``rerank_model`` name the models ("" for the
-    services' defaults: a cross-encoder configured on the reranking service is
+    reranker; ``fusion`` how the two rankings become one (reciprocal rank fusion
+    by default); ``embedding_model`` and ``rerank_model`` name the models ("" for
+    the services' defaults: a cross-encoder configured on the reranking service is
     chosen by its name here). ``timeout`` (seconds) bounds each service call.
     """
 
@@ -74,6 +75,7 @@ class HybridRetriever:
         reranking: RerankingClient | None,
         encoder: Bm25Encoder | None = None,
         candidates: int = 20,
+        fusion: Fusion = DEFAULT_FUSION,
         embedding_model: str = "",
         rerank_model: str = "",
         timeout: float = 10.0,
@@ -85,6 +87,7 @@ class HybridRetriever:
         self.reranking = reranking
         self.encoder = encoder or Bm25Encoder()
         self.candidates = candidates
+        self.fusion = fusion
         self.embedding_model = embedding_model
         self.rerank_model = rerank_model
         self.timeout = timeout
@@ -103,18 +106,14 @@ class HybridRetriever:
         """The ``limit`` best chunks in ``scope`` for ``query``; never raises for a service
         that is down (see :class:`Retrieval`), only for the index itself."""
         found = Retrieval()
-        rankings: list[list[Hit]] = []
+        bm25 = dense = None
         if mode != "dense":
-            rankings.append(
-                await self.index.search_sparse(
-                    self.encoder.query(query), where=scope, limit=self.candidates
-                )
+            bm25 = await self.index.search_sparse(
+                self.encoder.query(query), where=scope, limit=self.candidates
             )
         if mode != "bm25":
             dense = await self._dense(query, scope, found)
-            if dense is not None:
-                rankings.append(dense)
-        hits = _fuse(rankings)
+        hits = self._fuse(bm25, dense)
         if mode == "hybrid+rerank" and hits:
             hits = await self._rerank(query, hits, found)
         elif mode == "hybrid+rerank":
@@ -152,13 +151,13 @@ class HybridRetriever:
         ]
         return reranked + hits[len(head) :]
 
-
-def _fuse(rankings: list[list[Hit]]) -> list[Hit]:
-    """One ranking as it is; several fused by reciprocal rank (the RRF score as the score)."""
-    if not rankings:
-        return []
-    if len(rankings) == 1:
-        return rankings[0]
-    chunks = {hit.chunk.id: hit.chunk for ranking in rankings for hit in ranking}
-    fused = reciprocal_rank_fusion([[hit.chunk.id for hit in ranking] for ranking in rankings])
-    return [Hit(chunks[chunk_id], score) for chunk_id, score in fused]
+    def _fuse(self, bm25: list[Hit] | None, dense: list[Hit] | None) -> list[Hit]:
+        """One ranking as it is; both fused by :attr:`fusion` (its score as the score)."""
+        if bm25 is None or dense is None:
+            return bm25 or dense or []
+        chunks = {hit.chunk.id: hit.chunk for hit in (*bm25, *dense)}
+        fused = self.fusion.fuse(
+            [(hit.chunk.id, hit.score) for hit in bm25],
+            [(hit.chunk.id, hit.score) for hit in dense],
+        )
+        return [Hit(chunks[chunk_id], score) for chunk_id, score in fused]

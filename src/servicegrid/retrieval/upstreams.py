@@ -9,13 +9,12 @@ from typing import Any
 from servicegrid.clients.api_gateway import APIGatewayClient, APIGatewayGRPCClient
 from servicegrid.clients.documents import DoclingVLMClient
 from servicegrid.clients.embedding import EmbeddingClient
-from servicegrid.clients.grpc_config import ServiceClientConfig
+from servicegrid.clients.model_clients import ModelClients
 from servicegrid.clients.questions import QuestionServiceClient, QuestionServiceGRPCClient
 from servicegrid.clients.reranking import RerankingClient
 from servicegrid.clients.users import UserServiceClient, UserServiceGRPCClient
 from servicegrid.discovery.resolver import Discovery
 from servicegrid.llm import DistributedLLMClient
-from servicegrid.llm.configured import configured_llm
 from servicegrid.settings import Settings
 
 __all__ = ["Upstreams"]
@@ -27,17 +26,14 @@ GatewayClient = APIGatewayClient | APIGatewayGRPCClient
 
 @dataclass
 class Upstreams:
-    """The model services' clients, the LLM client (None: extractive answers), and seed 002's
-    services over REST and over gRPC, each opened on first use.
+    """The model services' and LLM clients (``models``; no LLM: extractive answers), and
+    seed 002's services over REST and over gRPC, each opened on first use.
 
-    :meth:`aclose` closes what this object built; clients handed in (``owned`` False)
-    belong to the caller.
+    :meth:`aclose` closes what this object built; ``models`` handed in with ``owned``
+    False belong to the caller.
     """
 
-    embedding: EmbeddingClient
-    reranking: RerankingClient | None
-    documents: DoclingVLMClient | None
-    llm: DistributedLLMClient | None
+    models: ModelClients
     discovery: Discovery | None = None
     owned: bool = True
     _apps: dict[str, Any] = field(default_factory=dict, init=False)
@@ -46,19 +42,23 @@ class Upstreams:
     @classmethod
     def from_settings(cls, settings: Settings, *, discovery: Discovery | None = None) -> Upstreams:
         """Clients at the settings' targets; the LLM hosts as the gateway's."""
-        return cls(
-            embedding=EmbeddingClient(
-                config=ServiceClientConfig.from_settings(settings, "embedding"), registry=None
-            ),
-            reranking=RerankingClient(
-                config=ServiceClientConfig.from_settings(settings, "reranking"), registry=None
-            ),
-            documents=DoclingVLMClient(
-                config=ServiceClientConfig.from_settings(settings, "documents"), registry=None
-            ),
-            llm=configured_llm(settings),
-            discovery=discovery,
-        )
+        return cls(ModelClients.from_settings(settings, registry=None), discovery=discovery)
+
+    @property
+    def embedding(self) -> EmbeddingClient:
+        return self.models.embedding
+
+    @property
+    def reranking(self) -> RerankingClient | None:
+        return self.models.reranking
+
+    @property
+    def documents(self) -> DoclingVLMClient | None:
+        return self.models.documents
+
+    @property
+    def llm(self) -> DistributedLLMClient | None:
+        return self.models.llm
 
     def _app(self, kind: str, use_grpc: bool) -> Any:
         key = f"{kind}-{'grpc' if use_grpc else 'rest'}"
@@ -87,8 +87,8 @@ class Upstreams:
 
     async def llm_client(self) -> DistributedLLMClient | None:
         """The LLM client, started once (a registry that does not answer yet is no error)."""
-        if self.llm is not None and not self._llm_started and self.owned:
-            await self.llm.start(wait_for_hosts=False)
+        if not self._llm_started and self.owned:
+            await self.models.start()
         self._llm_started = True
         return self.llm
 
@@ -97,7 +97,5 @@ class Upstreams:
         closing: list[Any] = [client.aclose() for client in self._apps.values()]
         self._apps.clear()
         if self.owned:
-            closing += [c.aclose() for c in (self.embedding, self.reranking, self.documents) if c]
-            if self.llm is not None:
-                closing.append(self.llm.stop())
+            closing.append(self.models.aclose())
         await asyncio.gather(*closing, return_exceptions=True)

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from servicegrid.discovery.registration import announcer
 from servicegrid.models import SentenceTransformerEmbedder
+from servicegrid.models.cache import LRUCache
 from servicegrid.models.packaged import MINILM_NAME, resolve_model_path
 from servicegrid.proto import embedding_service_pb2, embedding_service_pb2_grpc
 from servicegrid.runtime import (
@@ -18,7 +19,6 @@ from servicegrid.runtime import (
     serve,
 )
 from servicegrid.services.assembly import bind, forward_workers, limits_from, start_engine
-from servicegrid.services.embedding.cache import LRUCache
 from servicegrid.services.embedding.servicer import EmbeddingModel, EmbeddingServicer
 from servicegrid.settings import Settings
 

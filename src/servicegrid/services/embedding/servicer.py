@@ -21,10 +21,10 @@ import grpc
 from servicegrid.batching import BatchEngine
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.models import Embedding, EmbedItem, SentenceTransformerEmbedder
+from servicegrid.models.cache import LRUCache, cache_key
 from servicegrid.proto import common_pb2, embedding_service_pb2, embedding_service_pb2_grpc
 from servicegrid.resilience.deadline import current_deadline, earliest
 from servicegrid.runtime import gpu_memory_used_mb
-from servicegrid.services.embedding.cache import LRUCache, cache_key
 from servicegrid.services.reporting import health_response, measured, processing_metadata
 from servicegrid.services.stats import ServiceStats
 from servicegrid.services.validation import (

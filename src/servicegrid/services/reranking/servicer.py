@@ -165,11 +165,24 @@ class RerankingServicer(reranking_service_pb2_grpc.RerankingServiceServicer):
         request: common_pb2.StatsRequest,
         context: grpc.aio.ServicerContext[common_pb2.StatsRequest, common_pb2.StatsResponse],
     ) -> common_pb2.StatsResponse:
-        # no cache here: the cache fields stay 0
         return self.stats.to_proto(
             engines=[model.engine.stats() for model in self.models.values()],
+            cache=self._cache_status(),
             gpu_memory_used_mb=gpu_memory_used_mb(self.device),
         )
+
+    def _cache_status(self) -> dict[str, float] | None:
+        """The bi-encoders' vector caches added together; None when only cross-encoders run."""
+        caches = [
+            model.reranker.cache
+            for model in self.models.values()
+            if isinstance(model.reranker, BiEncoderReranker)
+        ]
+        if not caches:
+            return None
+        hits, misses = sum(c.hits for c in caches), sum(c.misses for c in caches)
+        lookups = hits + misses
+        return {"hits": hits, "misses": misses, "hit_rate": hits / lookups if lookups else 0.0}
 
     # ---- the work ------------------------------------------------------------------
 

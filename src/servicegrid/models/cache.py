@@ -1,4 +1,8 @@
-"""An LRU cache of embeddings keyed by SHA-256 (seed 004), with hit and miss counts."""
+"""An LRU cache of embeddings keyed by SHA-256 (seed 004), with hit and miss counts.
+
+The embedding service caches whole answers in it; the bi-encoder reranker, the
+vectors of the texts it has measured. Neither is thread-safe: its owner confines it.
+"""
 
 from __future__ import annotations
 

@@ -56,6 +56,10 @@ if TYPE_CHECKING:
     from servicegrid.clients.factory import ServiceClientFactory
     from servicegrid.clients.grpc_config import ServiceClientConfig
     from servicegrid.clients.health import HealthChecker, HealthStatus
+    from servicegrid.clients.integration import (
+        ServiceIntegrationClient,
+        ServiceIntegrationClientSync,
+    )
     from servicegrid.clients.questions import QuestionServiceClient, QuestionServiceGRPCClient
     from servicegrid.clients.reranking import RerankingClient
     from servicegrid.clients.resilient import ResilientServiceClient
@@ -113,6 +117,8 @@ __all__ = [
     "ServiceClientConfig",
     "ServiceClientFactory",
     "ServiceError",
+    "ServiceIntegrationClient",
+    "ServiceIntegrationClientSync",
     "ServiceTimeoutError",
     "ServiceUnavailable",
     "ServiceUnavailableError",
@@ -154,6 +160,8 @@ _CLIENTS = {
     "QuestionServiceGRPCClient": "servicegrid.clients.questions",
     "APIGatewayClient": "servicegrid.clients.api_gateway",
     "APIGatewayGRPCClient": "servicegrid.clients.api_gateway",
+    "ServiceIntegrationClient": "servicegrid.clients.integration",
+    "ServiceIntegrationClientSync": "servicegrid.clients.integration",
     # the retrieval orchestrator (the retrieval extra)
     "OrchestratorService": "servicegrid.retrieval.orchestrator",
     "orchestrator_service": "servicegrid.retrieval.orchestrator",

@@ -53,6 +53,8 @@ __all__ = [
 
 Sleep = Callable[[float], Awaitable[None]]
 
+_ONE_ATTEMPT = StepRetry(max_attempts=1)
+
 RESOLVE_TTL = 1.0
 RESOLVE_CACHE_SIZE = 4096
 
@@ -202,17 +204,18 @@ class ActionInvoker:
         input_data: Any,
         *,
         idempotency_key: str,
-        retry: StepRetry,
+        retry: StepRetry | None,
         timeout: float,  # noqa: ASYNC109 - a per-attempt limit, not the call's
         headers: Mapping[str, str] | None = None,
         on_attempt: Callable[[int], None] | None = None,
     ) -> ActionCall:
-        """Call ``target`` until it succeeds, fails for good, or ``retry`` runs out.
+        """Call ``target`` until it succeeds, fails for good, or ``retry`` runs out (None: one
+        attempt). Every attempt sends the same ``idempotency_key``.
 
         Each attempt may take ``timeout`` seconds. A transient failure on the last attempt is
         raised as it is; the caller counts the attempts through ``on_attempt``.
         """
-        spec = retry.retry_spec()
+        spec = (retry or _ONE_ATTEMPT).retry_spec()
         started = time.perf_counter()
         attempt = 0
         while True:

@@ -63,12 +63,14 @@ class StepRetry(BaseModel):
     """How often a failed action call is tried again: exponential backoff with full jitter.
 
     Only transient failures (unavailable, timed out, 429, 5xx) are retried; a 4xx answer or an
-    output that does not match the action's schema fails the step at once.
+    output that does not match the action's schema fails the step at once. A step without a
+    ``retry`` of its own gets the defaults: 4 attempts (3 retries), as Conductor's tasks do;
+    ``"retry": null`` makes one attempt.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    max_attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
+    max_attempts: int = Field(default=4, ge=1, le=MAX_ATTEMPTS)
     initial_delay_seconds: float = Field(default=0.5, ge=0, le=60, allow_inf_nan=False)
     max_delay_seconds: float = Field(default=10.0, ge=0, le=600, allow_inf_nan=False)
 
@@ -117,7 +119,7 @@ class Step(BaseModel):
     fork: list[StepId] | None = Field(default=None, min_length=1, max_length=50)
     next: Next = None
     input: JsonValue = None
-    retry: StepRetry = Field(default_factory=StepRetry)
+    retry: StepRetry | None = Field(default_factory=StepRetry)
     timeout_seconds: float = Field(
         default=30.0, gt=0, le=MAX_STEP_TIMEOUT_SECONDS, allow_inf_nan=False
     )

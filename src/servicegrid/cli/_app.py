@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from servicegrid.cli._executions import executions_app
 from servicegrid.cli._monitor import Monitor, ServiceReport
 from servicegrid.cli._render import reports_json, reports_table
 from servicegrid.cli._serve import LocalService, port_for, serve_service
@@ -38,6 +39,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(executions_app, name="executions")
 
 
 def _positive(value: float | None) -> float | None:

@@ -12,8 +12,9 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from servicegrid import http_limits
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import RateLimited
 from servicegrid.gateway.auth import OPEN_PATHS, bearer_token
@@ -79,12 +80,8 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
-
-
-class BodyLimitMiddleware:
-    """413 for a request body over ``max_bytes``; the body is read once, then replayed.
+class BodyLimitMiddleware(http_limits.BodyLimitMiddleware):
+    """413 in the gateway's problem format for a request body over ``max_bytes``.
 
     ``per_path`` gives other limits to paths starting with a prefix (document uploads).
     """
@@ -92,56 +89,14 @@ class BodyLimitMiddleware:
     def __init__(
         self, app: ASGIApp, *, max_bytes: int, per_path: Mapping[str, int] | None = None
     ) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.per_path = dict(per_path or {})
+        super().__init__(app, max_bytes=max_bytes, refuse=_too_large, per_path=per_path)
 
-    def _limit(self, path: str) -> int:
-        for prefix, limit in self.per_path.items():
-            if path.startswith(prefix):
-                return limit
-        return self.max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self._limit(scope["path"])
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                await self._refuse(scope, receive, send, limit)
-                return
-        try:
-            messages = await self._read(receive, limit)
-        except _TooLarge:
-            await self._refuse(scope, receive, send, limit)
-            return
-
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _read(self, receive: Receive, limit: int) -> list[Message]:
-        messages: list[Message] = []
-        size = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                return messages
-            size += len(message.get("body", b""))
-            if size > limit:
-                raise _TooLarge
-            if not message.get("more_body", False):
-                return messages
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        mib = limit / (1024 * 1024)
-        response = problem_response(
-            scope["path"],
-            413,
-            f"request body is larger than the gateway's limit of {mib:g} MiB",
-            code="request_too_large",
-        )
-        await response(scope, receive, send)
+def _too_large(path: str, limit: int) -> ASGIApp:
+    mib = limit / (1024 * 1024)
+    return problem_response(
+        path,
+        413,
+        f"request body is larger than the gateway's limit of {mib:g} MiB",
+        code="request_too_large",
+    )

@@ -7,15 +7,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from servicegrid import catalogue
+from servicegrid.clock import SYSTEM_CLOCK, Clock
+from servicegrid.errors import PayloadTooLarge
+from servicegrid.http_limits import BodyLimitMiddleware
 from servicegrid.integration.actions import ActionInvoker
 from servicegrid.integration.db import create_engine, session_factory, upgrade_to_head
 from servicegrid.integration.engine import ExecutionEngine, dbos_system_url
 from servicegrid.integration.executions import ExecutionStore
-from servicegrid.integration.handlers import install_error_handlers
+from servicegrid.integration.handlers import SafeJSONResponse, error_body, install_error_handlers
 from servicegrid.integration.native import NativeStepRunner
 from servicegrid.integration.registry import ServiceRegistry
+from servicegrid.integration.retention import DEFAULT_PURGE_INTERVAL, RetentionSweeper
 from servicegrid.integration.routes.actions import create_actions_router
 from servicegrid.integration.routes.executions import create_executions_router
 from servicegrid.integration.routes.health import create_health_router
@@ -24,11 +29,21 @@ from servicegrid.integration.routes.workflows import create_workflows_router
 from servicegrid.integration.service_health import ServiceHealthBoard
 from servicegrid.integration.workflows import WorkflowStore
 
-__all__ = ["API_PREFIX", "DEFAULT_PORT", "create_app"]
+__all__ = ["API_PREFIX", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_PORT", "create_app"]
 
 _SPEC = catalogue.lookup("integration")
 API_PREFIX = _SPEC.base_path
 DEFAULT_PORT = _SPEC.port
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+"""The largest request body the app takes by default (10 MiB)."""
+
+
+def _too_large(path: str, limit: int) -> ASGIApp:
+    error = PayloadTooLarge(
+        f"request body is larger than the limit of {limit / (1024 * 1024):g} MiB",
+        details={"max_bytes": limit},
+    )
+    return SafeJSONResponse(status_code=error.http_status, content=error_body(error))
 
 
 def create_app(
@@ -39,6 +54,10 @@ def create_app(
     executor_id: str | None = None,
     health_interval: float = 30.0,
     engine_poll_interval: float = 1.0,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    retention_days: float = 0,
+    purge_interval: float = DEFAULT_PURGE_INTERVAL,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> FastAPI:
     """The app for ``database_url``; its lifespan migrates the database, then serves.
 
@@ -48,6 +67,10 @@ def create_app(
     (default: one configured from the environment when the app starts, never inside a step).
     ``engine_poll_interval`` is how often the durable engine's background threads poll, and so
     how long shutdown may wait.
+
+    A request body over ``max_body_bytes`` is answered 413. With ``retention_days`` above 0,
+    executions finished longer ago are purged at start and every ``purge_interval`` seconds
+    (see :mod:`~servicegrid.integration.retention`; ``clock`` tells the time); 0 keeps them.
     """
 
     @asynccontextmanager
@@ -73,10 +96,22 @@ def create_app(
         app.state.invoker = invoker
         app.state.health_board = board
         app.state.engine_runner = runner
+        sweeper = (
+            RetentionSweeper(
+                engine, retention_days=retention_days, interval=purge_interval, clock=clock
+            )
+            if retention_days > 0
+            else None
+        )
+        app.state.retention = sweeper
         await runner.start()
+        if sweeper is not None:
+            sweeper.start()
         try:
             yield
         finally:
+            if sweeper is not None:
+                await sweeper.aclose()
             await runner.stop()
             await board.aclose()
             await invoker.aclose()
@@ -84,6 +119,7 @@ def create_app(
 
     app = FastAPI(title="servicegrid integration service", lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, refuse=_too_large)
     for router in (
         create_services_router(),
         create_workflows_router(),

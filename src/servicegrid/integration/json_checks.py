@@ -10,7 +10,8 @@ so none of them reaches the database as a 500.
 
 JSON Schemas must also be usable as they are stored: a known ``$schema``, valid against its
 metaschema, and every ``$ref`` resolvable inside the schema itself. Schemas are never resolved
-over the network (:data:`SCHEMA_REGISTRY` knows the published metaschemas only).
+over the network (:data:`SCHEMA_REGISTRY` knows the published metaschemas only). Their patterns
+must compile, and are matched under a time bound (:mod:`~servicegrid.integration.schema_patterns`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from jsonschema_specifications import REGISTRY  # type: ignore[import-untyped]
 from pydantic import AfterValidator, Field
 from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
+
+from servicegrid.integration.schema_patterns import safe_format_checker, safe_validator_class
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -101,12 +104,17 @@ def schema_validator(schema: Mapping[str, Any] | bool) -> Any:
     """A validator for ``schema`` (of the draft its ``$schema`` names, else 2020-12).
 
     It resolves ``$ref`` inside the schema and to the published metaschemas, never over the
-    network. Raises :class:`ValueError` when ``$schema`` names no draft this service knows.
+    network, and matches patterns under a time bound. Raises :class:`ValueError` when
+    ``$schema`` names no draft this service knows.
     """
     return _validator_class(schema)(schema, registry=SCHEMA_REGISTRY)
 
 
 def _validator_class(schema: Mapping[str, Any] | bool) -> Any:
+    return safe_validator_class(_draft_class(schema))
+
+
+def _draft_class(schema: Mapping[str, Any] | bool) -> Any:
     if isinstance(schema, bool) or "$schema" not in schema:
         return jsonschema_validators.validator_for(schema)
     dialect = schema["$schema"]
@@ -127,9 +135,12 @@ def check_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
     The message says where the problem is (``at 'properties/a/type'``).
     """
     check_json_value(schema)
-    cls = _validator_class(schema)
+    draft = _draft_class(schema)
+    cls = safe_validator_class(draft)
     try:
-        cls.check_schema(schema)
+        # the draft's own metaschema, with patterns ("format": "regex") compiled by the engine
+        # that runs them
+        cls.check_schema(schema, format_checker=safe_format_checker(draft))
     except jsonschema_exceptions.SchemaError as exc:
         where = _where(list(exc.absolute_path))
         raise ValueError(f"not a valid JSON Schema{where}: {exc.message}") from None

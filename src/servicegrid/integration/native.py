@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Self, TypeVar, cast
 
 from google.protobuf.json_format import MessageToDict
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from jsonschema import exceptions as jsonschema_exceptions
+from jsonschema import exceptions as jsonschema_exceptions  # type: ignore[import-untyped]
 
 from servicegrid.clients.documents import DoclingVLMClient
 from servicegrid.clients.embedding import EmbeddingClient
@@ -40,6 +39,7 @@ from servicegrid.clients.grpc_base import GrpcServiceClient, ServiceClientConfig
 from servicegrid.clients.reranking import RerankingClient
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import ResourceNotFoundError, ValidationError
+from servicegrid.integration.json_checks import schema_validator
 from servicegrid.proto import docling_vlm_service_pb2, embedding_service_pb2, reranking_service_pb2
 from servicegrid.settings import Settings, load_settings
 from servicegrid.status import DEFAULT_REGISTRY, StatusRegistry
@@ -258,7 +258,7 @@ _ACTIONS: Final[dict[tuple[str, str], NativeAction]] = {
 }
 # Built from private copies: a caller editing a NativeAction's schema changes nothing here.
 _VALIDATORS: Final[dict[tuple[str, str], Any]] = {
-    key: Draft202012Validator(copy.deepcopy(a.input_schema)) for key, a in _ACTIONS.items()
+    key: schema_validator(copy.deepcopy(a.input_schema)) for key, a in _ACTIONS.items()
 }
 
 

@@ -31,6 +31,8 @@ async def run_integration_service(settings: Settings, *, host: str, port: int) -
         database_url,
         native=NativeStepRunner(settings=settings),
         executor_id=settings.integration_executor_id,
+        max_body_bytes=settings.integration_max_body_mb * 1024 * 1024,
+        retention_days=settings.execution_retention_days,
     )
     config = uvicorn.Config(
         app,

@@ -1,10 +1,51 @@
-"""Shared helpers for the benchmarks: timing loops and a plain-text table."""
+"""Shared helpers for the benchmarks: timing loops, percentiles, a plain-text table, and
+servicegrid processes with their logs kept for when something fails."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pct(values: Sequence[float], fraction: float) -> float:
+    """The ``fraction`` percentile of ``values`` (nearest rank below)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+@contextlib.contextmanager
+def logged_process(
+    argv: list[str], env: dict[str, str], name: str, *, prefix: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``argv`` run from the repository root, its output in a temporary file whose end is
+    printed if anything fails; SIGTERM on the way out, SIGKILL after 60 s."""
+    log: IO[str] = tempfile.NamedTemporaryFile(  # noqa: SIM115 - read on failure
+        "w+", prefix=f"{prefix}-{name}-", suffix=".log", delete=False
+    )
+    child = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        yield child
+    except BaseException:
+        log.seek(0)
+        print(f"the {name}'s log ({log.name}) ends:\n{log.read()[-4000:]}", file=sys.stderr)
+        raise
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def per_call_us(fn: Callable[[], object], calls: int, rounds: int = 9) -> float:

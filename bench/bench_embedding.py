@@ -38,7 +38,7 @@ from tests.services.test_service_processes import wait_serving  # noqa: E402
 from tests.support.faulty_server import free_port  # noqa: E402
 
 import _infinity  # noqa: E402
-from _common import table  # noqa: E402
+from _common import pct, table  # noqa: E402
 from servicegrid.clients import EmbeddingClient, ServiceClientConfig  # noqa: E402
 from servicegrid.models import MINILM_NAME, SentenceTransformerEmbedder, resolve_model_path  # noqa: E402
 from servicegrid.proto import embedding_service_pb2  # noqa: E402
@@ -83,11 +83,6 @@ async def load(
     started = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(concurrency)))
     return total / (time.perf_counter() - started), latencies
-
-
-def pct(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def measure(

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,7 +54,7 @@ from tests.services.test_service_processes import wait_serving  # noqa: E402
 from tests.support.faulty_server import free_port  # noqa: E402
 
 import _infinity  # noqa: E402
-from _common import table  # noqa: E402
+from _common import logged_process, pct, table  # noqa: E402
 from bench_embedding import BASE  # noqa: E402
 from servicegrid.clients import EmbeddingClient, ServiceClientConfig  # noqa: E402
 from servicegrid.models import (  # noqa: E402
@@ -103,11 +102,6 @@ Call = Callable[[list[str]], Awaitable[None]]
 def texts(tag: str, count: int) -> list[str]:
     """``count`` unique texts shaped as bench_embedding.py's corpus."""
     return [f"{BASE} ({tag} {i:05d})" for i in range(count)]
-
-
-def pct(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 @dataclass
@@ -227,28 +221,6 @@ async def profile_gateway(call: Call, pid: int, out: Path) -> None:
     print(f"py-spy: the gateway's collapsed stacks are in {out}", file=sys.stderr)
 
 
-@contextlib.contextmanager
-def process(argv: list[str], env: dict[str, str], name: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A servicegrid process with its log in a temporary file, printed if anything fails."""
-    log: IO[str] = tempfile.NamedTemporaryFile(  # noqa: SIM115 - read on failure
-        "w+", prefix=f"bench-gateway-{name}-", suffix=".log", delete=False
-    )
-    child = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
-    try:
-        yield child
-    except BaseException:
-        log.seek(0)
-        print(f"the {name}'s log ({log.name}) ends:\n{log.read()[-4000:]}", file=sys.stderr)
-        raise
-    finally:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
 def wait_ready(url: str, child: subprocess.Popen[bytes]) -> None:
     give_up = time.monotonic() + START_TIMEOUT
     while time.monotonic() < give_up:
@@ -333,15 +305,17 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Runs]]:
             "DATABASE_URL": f"sqlite+aiosqlite:///{scratch}/gateway.db",
         }
         with (
-            process(
+            logged_process(
                 [*cli, "embedding", "--host", "127.0.0.1", "--port", str(service_port)],
                 {**quiet, "SERVICEGRID_DEVICE": "cpu"},
                 "embedding service",
+                prefix="bench-gateway",
             ),
-            process(
+            logged_process(
                 [*cli, "gateway", "--host", "127.0.0.1", "--port", str(gateway_port)],
                 gateway_env,
                 "gateway",
+                prefix="bench-gateway",
             ) as gateway_process,
             maybe_infinity(model_path, wanted=not args.no_infinity) as infinity,
         ):

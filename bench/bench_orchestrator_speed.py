@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tests.services.test_service_processes import wait_serving
 
-from _common import table
+from _common import pct, table
 from bench_retrieval import (
     CALL_TIMEOUT,
     DATA,
@@ -87,11 +87,6 @@ QUICK = Plan(search_rounds=1, queries=16, index_rounds=1, passages=96)
 WARM_UP = 8
 
 Call = Callable[[str], Awaitable[None]]
-
-
-def pct(values: Sequence[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 @dataclass

@@ -36,16 +36,14 @@ import contextlib
 import json
 import math
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, get_args
+from typing import Any, get_args
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -56,7 +54,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from tests.services.test_service_processes import wait_serving  # noqa: E402
 from tests.support.faulty_server import free_port  # noqa: E402
 
-from _common import table  # noqa: E402
+from _common import logged_process, table  # noqa: E402
 from servicegrid.clients import EmbeddingClient, RerankingClient, ServiceClientConfig  # noqa: E402
 from servicegrid.retrieval.chunks import Chunk  # noqa: E402
 from servicegrid.retrieval.fusion import Fusion  # noqa: E402
@@ -181,29 +179,9 @@ def model_service(name: str, *, cache: bool = False) -> Iterator[int]:
         "SERVICEGRID_EMBEDDING_CACHE_SIZE": "10000" if cache else "0",
     }
     argv = [sys.executable, "-m", "servicegrid.cli", "serve", name]
-    log: IO[str] = tempfile.NamedTemporaryFile(  # noqa: SIM115 - read on failure
-        "w+", prefix=f"bench-retrieval-{name}-", suffix=".log", delete=False
-    )
-    child = subprocess.Popen(
-        [*argv, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    try:
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    with logged_process(argv, env, f"{name} service", prefix="bench-retrieval"):
         yield port
-    except BaseException:
-        log.seek(0)
-        print(f"the {name} service's log ({log.name}) ends:\n{log.read()[-4000:]}", file=sys.stderr)
-        raise
-    finally:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 @contextlib.contextmanager

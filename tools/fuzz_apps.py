@@ -13,31 +13,24 @@ Prints a table of operation x status counts; exits 0 when all holds, 1 otherwise
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-import hypothesis  # noqa: E402
 import schemathesis  # noqa: E402
 from tests.support.app_processes import APPS, AppProcesses  # noqa: E402
-from tools.fuzzing import Tally, fuzz, print_table, verdict  # noqa: E402
+from tools.fuzzing import Tally, fuzz, fuzz_arguments, print_table, verdict  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--requests", type=int, default=5_000, help="at least this many in all")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)
-    warnings.filterwarnings("ignore", category=hypothesis.errors.HypothesisDeprecationWarning)
+    args = fuzz_arguments(
+        argv, doc=__doc__, requests=5_000, requests_help="at least this many in all"
+    )
 
     started = time.monotonic()
     problems: list[str] = []

@@ -19,15 +19,12 @@ Prints a table of operation x status counts; exits 0 when all holds, 1 otherwise
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import logging
 import os
 import sys
 import tempfile
 import threading
 import time
-import warnings
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -40,12 +37,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import httpx  # noqa: E402
-import hypothesis  # noqa: E402
 import schemathesis  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 from tests.support.llm_hosts import LLMHostStandIn  # noqa: E402
 from tests.support.threaded_server import ThreadedServer, free_port  # noqa: E402
-from tools.fuzzing import Tally, fuzz, print_table, verdict  # noqa: E402
+from tools.fuzzing import Tally, fuzz, fuzz_arguments, print_table, verdict  # noqa: E402
 
 from servicegrid.gateway import create_app  # noqa: E402
 from servicegrid.settings import Settings, load_settings  # noqa: E402
@@ -202,12 +198,7 @@ def check_rate_limit(url: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--requests", type=int, default=5_000, help="at least this many")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)
-    warnings.filterwarnings("ignore", category=hypothesis.errors.HypothesisDeprecationWarning)
+    args = fuzz_arguments(argv, doc=__doc__, requests=5_000, requests_help="at least this many")
 
     started = time.monotonic()
     problems: list[str] = []

@@ -23,13 +23,10 @@ Prints a table of operation x status counts; exits 0 when all holds, 1 otherwise
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-import hypothesis  # noqa: E402
 import schemathesis  # noqa: E402
 from tests.support.app_processes import APPS, AppProcesses  # noqa: E402
 from tests.support.llm_hosts import LLMHostStandIn  # noqa: E402
@@ -48,7 +44,7 @@ from tools.fuzz_gateway import (  # noqa: E402
     gateway_settings,
     model_services,
 )
-from tools.fuzzing import Tally, fuzz, print_table, verdict  # noqa: E402
+from tools.fuzzing import Tally, fuzz, fuzz_arguments, print_table, verdict  # noqa: E402
 
 FUZZED_PREFIXES = ("/orchestrate", "/services")
 DOCUMENTS = "POST /orchestrate/index-documents"
@@ -164,12 +160,7 @@ def check_health(url: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--requests", type=int, default=2_000, help="at least this many")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)
-    warnings.filterwarnings("ignore", category=hypothesis.errors.HypothesisDeprecationWarning)
+    args = fuzz_arguments(argv, doc=__doc__, requests=2_000, requests_help="at least this many")
 
     started = time.monotonic()
     problems: list[str] = []

@@ -10,7 +10,10 @@ status)`` says otherwise.
 
 from __future__ import annotations
 
+import argparse
+import logging
 import math
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,12 +25,27 @@ from hypothesis import HealthCheck
 from hypothesis.errors import HypothesisException
 from schemathesis.generation import GenerationMode
 
-__all__ = ["Allowed", "Tally", "fuzz", "print_table", "verdict"]
+__all__ = ["Allowed", "Tally", "fuzz", "fuzz_arguments", "print_table", "verdict"]
 
 REQUEST_TIMEOUT = 60.0  # seconds per generated request
 
 Allowed = Callable[[str, int], bool]
 """Whether a 5xx ``status`` answered by ``operation`` is expected (a stopped upstream's)."""
+
+
+def fuzz_arguments(
+    argv: list[str] | None, *, doc: str | None, requests: int, requests_help: str
+) -> argparse.Namespace:
+    """A fuzz tool's ``--requests`` (default ``requests``) and ``--seed`` from ``argv``, its
+    description the first line of ``doc``; logs quietened to errors and hypothesis's
+    deprecation warnings off, so only the tool's own report is printed."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--requests", type=int, default=requests, help=requests_help)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    warnings.filterwarnings("ignore", category=hypothesis.errors.HypothesisDeprecationWarning)
+    return args
 
 
 def _never(operation: str, status: int) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+
+from _common import logged_process
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".servicegrid" / "bench-venvs" / "infinity"
@@ -66,19 +67,10 @@ def infinity_server(model_path: Path, port: int, *, batch_size: int = 32) -> Ite
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
     env["DO_NOT_TRACK"] = "1"
-    with tempfile.NamedTemporaryFile("w+", prefix="bench-infinity-", suffix=".log") as log:
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+    with logged_process(command, env, "Infinity server", prefix="bench") as server:
         url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_healthy(url, server)
-            yield url
-        except BaseException:
-            log.seek(0)
-            print(f"Infinity's log ends:\n{log.read()[-4000:]}", file=sys.stderr)
-            raise
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+        _wait_healthy(url, server)
+        yield url
 
 
 def _wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:

@@ -21,6 +21,7 @@ from servicegrid.cli._executions import EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_UNRE
 from servicegrid.integration import create_app
 from tests.integration.conftest import make_service
 from tests.support.action_services import ACTION_SCHEMAS, ActionServices
+from tests.support.fixtures import started_per_module
 from tests.support.threaded_server import ThreadedServer, free_port
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
@@ -31,10 +32,7 @@ STEPS = [
 SLOW = "/text-extraction/api/extract"
 
 
-@pytest.fixture(scope="module")
-def services() -> Iterator[ActionServices]:
-    with ActionServices() as running:
-        yield running
+services = started_per_module(ActionServices)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +15,14 @@ from servicegrid.discovery.base import Instance, ServiceName
 from servicegrid.discovery.dns import DnsBackend, system_nameserver
 from servicegrid.errors import DiscoveryError
 from tests.support.dns_server import DnsServer, Mode
+from tests.support.fixtures import started_per_module
 
 USERS = ServiceName.parse("users")  # HTTP 8001, gRPC 50061 (as user-service-grpc)
 NAME = "user-service.default.svc.cluster.local"
 GRPC_NAME = "user-service-grpc.default.svc.cluster.local"
 
 
-@pytest.fixture(scope="module")
-def dns_server() -> Iterator[DnsServer]:
-    with DnsServer() as running:
-        yield running
+dns_server = started_per_module(DnsServer)
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from servicegrid.integration import create_app
+from tests.support.action_services import ActionServices
+from tests.support.fixtures import started_per_module
 
 Running = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -58,6 +60,16 @@ def sync_url(database_url: str) -> str:
 async def client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with running(db_url) as started:
         yield started
+
+
+running_services = started_per_module(ActionServices)
+
+
+@pytest.fixture
+def services(running_services: ActionServices) -> ActionServices:
+    """The real action services, started once per module, their call log emptied for this test."""
+    running_services.log.reset()
+    return running_services
 
 
 def make_service(name: str = "text-extraction", **overrides: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ HTTP client; workflow steps call the real action services of :mod:`tests.support
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,12 +36,6 @@ MIB = 1024 * 1024
 # a pattern that backtracks exponentially in the regex engine too, on a string it cannot match
 EVIL_PATTERN = "^(a|a)*$"
 EVIL_INPUT = "a" * 40 + "!"
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[ActionServices]:
-    with ActionServices() as running:
-        yield running
 
 
 @asynccontextmanager
@@ -102,23 +96,29 @@ async def test_the_default_limit_is_ten_mib(tmp_path: Any) -> None:
 # ---- patterns in registered schemas ----------------------------------------------------
 
 
-def _with_pattern(name: str, pattern: str, endpoint: str) -> dict[str, Any]:
-    return make_service(
-        name,
-        endpoint=endpoint,
-        actions=[
-            {
-                "name": "extract",
-                "input_schema": {
-                    "type": "object",
-                    "properties": {"code": {"type": "string", "pattern": pattern}},
-                    "patternProperties": {pattern: {"type": "string"}},
-                    "required": ["code"],
-                },
-                "output_schema": {"type": "object"},
-            }
-        ],
-    )
+async def _register_with_pattern(
+    api: httpx.AsyncClient, pattern: str, services: ActionServices
+) -> str:
+    """Register text-extraction with ``pattern`` on its input's ``code`` and property names."""
+    body = make_service("text-extraction", endpoint=services.endpoint("text-extraction"))
+    body["actions"][0]["input_schema"] = {
+        "type": "object",
+        "properties": {"code": {"type": "string", "pattern": pattern}},
+        "patternProperties": {pattern: {"type": "string"}},
+        "required": ["code"],
+    }
+    body["actions"][0]["output_schema"] = {"type": "object"}
+    registered = await api.post("/api/services", json=body)
+    assert registered.status_code == 201, registered.text
+    return str(registered.json()["id"])
+
+
+async def _extract(
+    api: httpx.AsyncClient, service_id: str, input_data: dict[str, Any]
+) -> httpx.Response:
+    """Run the service's action on ``input_data``, which the service checks first."""
+    path = f"/api/services/{service_id}/actions/extract/execute"
+    return await api.post(path, json={"input_data": input_data})
 
 
 async def test_a_pattern_that_does_not_compile_is_refused_naming_the_field(
@@ -138,36 +138,21 @@ async def test_a_pattern_that_does_not_compile_is_refused_naming_the_field(
 async def test_a_pathological_pattern_fails_validation_within_its_bound(
     tmp_path: Any, services: ActionServices
 ) -> None:
-    endpoint = services.endpoint("text-extraction")
     async with started(f"sqlite+aiosqlite:///{tmp_path}/i.db") as (_, api):
-        registered = await api.post(
-            "/api/services", json=_with_pattern("text-extraction", EVIL_PATTERN, endpoint)
-        )
-        assert registered.status_code == 201, registered.text
-        service_id = registered.json()["id"]
-
-        response = await api.post(
-            f"/api/services/{service_id}/actions/extract/execute",
-            json={"input_data": {"code": EVIL_INPUT}},
-        )
+        service_id = await _register_with_pattern(api, EVIL_PATTERN, services)
+        response = await _extract(api, service_id, {"code": EVIL_INPUT})
         assert response.status_code == 422, response.text
         text = response.text
         assert "code" in text
         assert f"within {MATCH_TIMEOUT:g} s" in text
 
         # a property name is matched under the same bound
-        response = await api.post(
-            f"/api/services/{service_id}/actions/extract/execute",
-            json={"input_data": {"code": "aa", EVIL_INPUT: "x"}},
-        )
+        response = await _extract(api, service_id, {"code": "aa", EVIL_INPUT: "x"})
         assert response.status_code == 422, response.text
         assert "could not be matched" in response.text
 
         # and the pattern still works on what it can decide
-        response = await api.post(
-            f"/api/services/{service_id}/actions/extract/execute",
-            json={"input_data": {"code": "b"}},
-        )
+        response = await _extract(api, service_id, {"code": "b"})
         assert response.status_code == 422, response.text
         assert "does not match" in response.text
 
@@ -175,16 +160,9 @@ async def test_a_pathological_pattern_fails_validation_within_its_bound(
 async def test_a_nested_quantifier_is_matched_without_backtracking_forever(
     tmp_path: Any, services: ActionServices
 ) -> None:
-    endpoint = services.endpoint("text-extraction")
     async with started(f"sqlite+aiosqlite:///{tmp_path}/i.db") as (_, api):
-        registered = await api.post(
-            "/api/services", json=_with_pattern("text-extraction", "^(a+)+$", endpoint)
-        )
-        assert registered.status_code == 201, registered.text
-        response = await api.post(
-            f"/api/services/{registered.json()['id']}/actions/extract/execute",
-            json={"input_data": {"code": "a" * 36 + "!"}},
-        )
+        service_id = await _register_with_pattern(api, "^(a+)+$", services)
+        response = await _extract(api, service_id, {"code": "a" * 36 + "!"})
         assert response.status_code == 422, response.text
         assert "does not match" in response.text
 

@@ -3,10 +3,7 @@ for every attempt, and ``"retry": null`` to opt out. Real integration service an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
 from tests.integration.conftest import make_service
 from tests.integration.test_workflows import (
@@ -20,17 +17,6 @@ from tests.support.action_services import ActionServices
 from tests.support.faulty_server import free_port
 
 ANALYZE = "/sentiment-analysis/api/analyze"
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[ActionServices]:
-    with ActionServices() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _clean_log(services: ActionServices) -> None:
-    services.log.reset()
 
 
 def _without_retry_key(steps: list[dict[str, object]]) -> list[dict[str, object]]:

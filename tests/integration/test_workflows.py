@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,17 +12,6 @@ from tests.integration.conftest import make_service
 from tests.support.action_services import ACTION_SCHEMAS, ActionServices, object_schema
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[ActionServices]:
-    with ActionServices() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _clean_log(services: ActionServices) -> None:
-    services.log.reset()
 
 
 async def register_all(client: httpx.AsyncClient, services: ActionServices) -> None:

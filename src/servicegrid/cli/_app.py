@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from servicegrid.cli._executions import executions_app
+from servicegrid.cli._executions import command_group, executions_app
 from servicegrid.cli._monitor import Monitor, ServiceReport
 from servicegrid.cli._render import reports_json, reports_table
 from servicegrid.cli._serve import LocalService, port_for, serve_service
@@ -32,12 +32,8 @@ T = TypeVar("T")
 EXIT_CONFIG = 2
 """Exit status for invalid configuration (the same as a usage error)."""
 
-app = typer.Typer(
-    name="servicegrid",
-    help="Run AI model services over gRPC and watch the services they depend on.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = command_group(
+    "servicegrid", "Run AI model services over gRPC and watch the services they depend on."
 )
 app.add_typer(executions_app, name="executions")
 
@@ -54,7 +50,7 @@ TimeoutOption = Annotated[
         "--timeout",
         metavar="SECONDS",
         callback=_positive,
-        help="Per-probe timeout [default: SERVICEGRID_STATUS_TIMEOUT, 2.0].",
+        help="Per-probe timeout; default: SERVICEGRID_STATUS_TIMEOUT, 2.0.",
         show_default=False,
     ),
 ]
@@ -161,8 +157,8 @@ def serve(
             min=1,
             max=65535,
             help=(
-                "Port to listen on [default: the port of its *_SERVICE_URL or *_URL, "
-                "or 50051-50054/8005/8000/8001-8003]."
+                "Port to listen on; default: the port of its *_SERVICE_URL or *_URL, "
+                "or 50051-50054/8005/8000/8001-8003."
             ),
             show_default=False,
         ),
@@ -175,8 +171,8 @@ def serve(
             min=1,
             max=65535,
             help=(
-                "gRPC port of users, questions and api-gateway [default: the port of its "
-                "*_GRPC_TARGET, or 50061-50063]."
+                "gRPC port of users, questions and api-gateway; default: the port of its "
+                "*_GRPC_TARGET, or 50061-50063."
             ),
             show_default=False,
         ),
@@ -223,7 +219,7 @@ def up(
             "--interval",
             metavar="SECONDS",
             callback=_positive,
-            help="Seconds between refreshes [default: SERVICEGRID_HEALTH_INTERVAL, 10.0].",
+            help="Seconds between refreshes; default: SERVICEGRID_HEALTH_INTERVAL, 10.0.",
             show_default=False,
         ),
     ] = None,

@@ -16,7 +16,7 @@ an exit status that tells its kind:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -41,6 +41,7 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_NOT_FOUND",
     "EXIT_UNREACHABLE",
+    "command_group",
     "executions_app",
 ]
 
@@ -61,12 +62,21 @@ _STATUS_STYLE = {
     "PENDING": "dim",
 }
 
-executions_app = typer.Typer(
-    name="executions",
-    help="List, show, cancel and resume the workflow executions of a running integration service.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+
+def command_group(name: str, summary: str) -> typer.Typer:
+    """A group of commands as servicegrid's are: help when given none, plain tracebacks."""
+    return typer.Typer(
+        name=name,
+        help=summary,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+
+executions_app = command_group(
+    "executions",
+    "List, show, cancel and resume the workflow executions of a running integration service.",
 )
 
 UrlOption = Annotated[
@@ -74,7 +84,7 @@ UrlOption = Annotated[
     typer.Option(
         "--url",
         metavar="URL",
-        help="The service's API [default: INTEGRATION_SERVICE_URL, http://localhost:8005/api].",
+        help="The service's API; default: INTEGRATION_SERVICE_URL, http://localhost:8005/api.",
         show_default=False,
     ),
 ]
@@ -291,40 +301,37 @@ def _print_execution(execution: dict[str, Any], json_output: bool) -> None:
         console.print(table)
 
 
-@executions_app.command("show")
-def show_execution(
-    execution_id: ExecutionId,
-    json_output: JsonOption = False,
-    url: UrlOption = None,
-    timeout: TimeoutOption = 30.0,
-) -> None:
-    """Show one execution: its status, input, output, error and every step."""
-    with _client(url, timeout) as client:
-        execution = dict(client.get_workflow_execution_status(execution_id))
-    _print_execution(execution, json_output)
+ExecutionCall = Callable[[ServiceIntegrationClientSync, str], Mapping[str, Any]]
 
 
-@executions_app.command("cancel")
-def cancel_execution(
-    execution_id: ExecutionId,
-    json_output: JsonOption = False,
-    url: UrlOption = None,
-    timeout: TimeoutOption = 30.0,
-) -> None:
-    """Cancel a pending or running execution (exit 4 if it has already finished)."""
-    with _client(url, timeout) as client:
-        execution = dict(client.cancel_workflow_execution(execution_id))
-    _print_execution(execution, json_output)
+def _add_execution_command(name: str, call: ExecutionCall, summary: str) -> None:
+    """Add the command ``name``: ``call`` on one execution, its answer printed."""
+
+    def command(
+        execution_id: ExecutionId,
+        json_output: JsonOption = False,
+        url: UrlOption = None,
+        timeout: TimeoutOption = 30.0,
+    ) -> None:
+        with _client(url, timeout) as client:
+            execution = dict(call(client, execution_id))
+        _print_execution(execution, json_output)
+
+    executions_app.command(name, help=summary)(command)
 
 
-@executions_app.command("resume")
-def resume_execution(
-    execution_id: ExecutionId,
-    json_output: JsonOption = False,
-    url: UrlOption = None,
-    timeout: TimeoutOption = 30.0,
-) -> None:
-    """Run a failed or cancelled execution again from the step it stopped at (else exit 4)."""
-    with _client(url, timeout) as client:
-        execution = dict(client.resume_workflow_execution(execution_id))
-    _print_execution(execution, json_output)
+_add_execution_command(
+    "show",
+    ServiceIntegrationClientSync.get_workflow_execution_status,
+    "Show one execution: its status, input, output, error and every step.",
+)
+_add_execution_command(
+    "cancel",
+    ServiceIntegrationClientSync.cancel_workflow_execution,
+    "Cancel a pending or running execution (exit 4 if it has already finished).",
+)
+_add_execution_command(
+    "resume",
+    ServiceIntegrationClientSync.resume_workflow_execution,
+    "Run a failed or cancelled execution again from the step it stopped at (else exit 4).",
+)

@@ -1,57 +1,60 @@
-"""Calling one action: check its input, call the service, check its output.
+"""The action invoker: check an action's input, call it, check its output.
 
-Registered services are called over HTTP through the resilient client of the foundation
-(:class:`~servicegrid.clients.EnhancedHTTPClient`, one per service, with its circuit breaker),
-by default ``POST {endpoint}/{action}`` with the input as the JSON body and the JSON answer as
-the output; an action may declare its own ``method`` and ``path``. Native actions
-(``embedding.generate``, ...) go through the typed gRPC clients
-(:class:`~servicegrid.integration.native.NativeStepRunner`).
+Registered services are called over HTTP through the transport seam: by default
+``POST {endpoint}/{action}`` with the input as the JSON body and the JSON answer as the output; an
+action may declare its own ``method`` and ``path``. Native actions (``embedding.generate``, ...)
+go through the typed gRPC clients (:class:`~servicegrid.integration.native.NativeStepRunner`).
 
-Every call carries an ``Idempotency-Key`` header so that a callee can tell a retried or replayed
-request from a new one. Retries are this module's (per step, see
-:class:`~servicegrid.integration.workflow_models.StepRetry`): the HTTP client makes one attempt.
+Each call is one resilience pipeline: the step's retry (see
+:class:`~servicegrid.integration.workflow_models.StepRetry`), the service's circuit breaker, and
+attempts of the step's timeout each. Every attempt carries the same ``Idempotency-Key`` header, so
+a callee can tell a retried or replayed request from a new one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import random
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from referencing.exceptions import Unresolvable
-
-from servicegrid.clients.enhanced import EnhancedHTTPClient, RetryConfig
+from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import (
     ConflictError,
     DeadlineExceeded,
     InvalidResponse,
     ResourceNotFoundError,
-    ServiceError,
     ValidationError,
     field_error,
 )
-from servicegrid.integration.json_checks import check_json_value, schema_validator
+from servicegrid.integration.json_checks import (
+    check_json_value,
+    dotted,
+    schema_key,
+    schema_problems,
+)
 from servicegrid.integration.models import HttpMethod, Service, ServiceAction, ServiceStatus
-from servicegrid.integration.native import NativeStepRunner, native_action
+from servicegrid.integration.native import NativeAction, NativeStepRunner, native_action
 from servicegrid.integration.registry import ServiceRegistry
 from servicegrid.integration.workflow_models import StepRetry
+from servicegrid.resilience.breaker import CircuitBreaker, CircuitBreakerConfig
 from servicegrid.resilience.deadline import deadline_scope
+from servicegrid.resilience.pipeline import Pipeline
+from servicegrid.resilience.retry import Retry
+from servicegrid.transports.http import StatusCheck
+from servicegrid.transports.http1 import Http1Transport
+from servicegrid.transports.httpx_compat import RequestEncoder
+from servicegrid.transports.resilient import ResilientTransport
 
 __all__ = [
     "ActionCall",
     "ActionInvoker",
     "ActionOutputInvalid",
     "ActionTarget",
-    "schema_key",
-    "schema_problems",
 ]
 
-Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 _ONE_ATTEMPT = StepRetry(max_attempts=1)
 
@@ -65,38 +68,10 @@ class ActionOutputInvalid(InvalidResponse):
     default_message = "the action's answer does not match its output schema"
 
 
-def schema_key(schema: Mapping[str, Any]) -> str:
-    """``schema`` as canonical JSON: the key its compiled validator is cached under."""
-    return json.dumps(schema, sort_keys=True)
-
-
-@functools.lru_cache(maxsize=1024)
-def _validator(schema_json: str) -> Any:
-    return schema_validator(json.loads(schema_json))
-
-
-def schema_problems(schema_json: str, value: Any) -> list[tuple[list[str | int], str]]:
-    """Each place where ``value`` breaks the schema ``schema_json`` (see :func:`schema_key`).
-
-    A schema that cannot be used (a ``$ref`` to nowhere or one that loops, stored before
-    registration checked for them) is one problem at the root, not a crash.
-    """
-    try:
-        validator = _validator(schema_json)
-        if validator.is_valid(value):
-            return []
-        errors = list(validator.iter_errors(value))
-    except (Unresolvable, RecursionError, ValueError, OverflowError) as exc:
-        return [([], f"the schema cannot be used: {type(exc).__name__}: {exc}")]
-    found = []
-    for error in sorted(errors, key=lambda e: list(e.absolute_path)):
-        found.append((list(error.absolute_path), str(error.message)))
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class ActionTarget:
-    """What to call: a registered service's action, or a native one when ``service`` is None."""
+    """What to call: a registered service's action (``service`` and ``action``), or a native one
+    (``native``)."""
 
     service_name: str
     action_name: str
@@ -104,6 +79,7 @@ class ActionTarget:
     output_schema: Mapping[str, Any]
     service: Service | None = None
     action: ServiceAction | None = None
+    native: NativeAction | None = None
     input_key: str = field(init=False)
     output_key: str = field(init=False)
 
@@ -123,21 +99,30 @@ class ActionCall:
 
 
 class ActionInvoker:
-    """Resolves actions in the registry and calls them with per-call retry and timeout."""
+    """Resolves actions in the registry and calls them, each call with its own retry and deadline.
+
+    A call runs through the resilience pipeline of the transport seam: the step's
+    :class:`~servicegrid.resilience.Retry` outermost, then the called service's circuit breaker
+    (one per service, shared by every step that calls it), then one attempt, whose timeout is the
+    step's. ``clock`` and ``rng`` drive the backoff between attempts.
+    """
 
     def __init__(
         self,
         services: ServiceRegistry,
         *,
         native: NativeStepRunner,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
+        breaker: CircuitBreakerConfig | None = None,
     ) -> None:
         self._services = services
         self._native = native
-        self._sleep = sleep
+        self._clock = clock
         self._rng = rng or random.Random()
-        self._clients: dict[tuple[str, str], EnhancedHTTPClient] = {}
+        self._breaker = breaker or CircuitBreakerConfig()
+        self._links: dict[tuple[str, str], _ServiceLink] = {}
+        self._retries: dict[tuple[str, int, float, float], Retry] = {}
         self._resolved: dict[tuple[str, str], tuple[int, float, asyncio.Future[ActionTarget]]] = {}
 
     async def resolve(self, service: str, action: str) -> ActionTarget:
@@ -148,7 +133,7 @@ class ActionInvoker:
         """
         key = (service, action)
         cached = self._resolved.get(key)
-        now = time.monotonic()
+        now = self._clock.now()
         if cached is not None and cached[0] == self._services.version and cached[1] > now:
             return await cached[2]
         # one lookup at a time per action: concurrent steps share it
@@ -166,7 +151,9 @@ class ActionInvoker:
     async def _resolve(self, service: str, action: str) -> ActionTarget:
         native = native_action(service, action)
         if native is not None:
-            return ActionTarget(service, action, native.input_schema, native.output_schema)
+            return ActionTarget(
+                service, action, native.input_schema, native.output_schema, native=native
+            )
         found = await self._services.get(service)
         for candidate in found.actions:
             if candidate.name == action:
@@ -185,7 +172,7 @@ class ActionInvoker:
         ``loc`` is where ``input_data`` sits (``["input_data"]`` in a request body)."""
         problems = schema_problems(target.input_key, input_data)
         if problems:
-            fields = [".".join(str(p) for p in [*loc, *path]) for path, _ in problems]
+            fields = [dotted([*loc, *path]) for path, _ in problems]
             errors = [
                 field_error(field, message, "schema")
                 for field, (_, message) in zip(fields, problems, strict=True)
@@ -210,58 +197,52 @@ class ActionInvoker:
         on_attempt: Callable[[int], None] | None = None,
     ) -> ActionCall:
         """Call ``target`` until it succeeds, fails for good, or ``retry`` runs out (None: one
-        attempt). Every attempt sends the same ``idempotency_key``.
-
-        Each attempt may take ``timeout`` seconds. A transient failure on the last attempt is
-        raised as it is; the caller counts the attempts through ``on_attempt``.
+        attempt). Every attempt sends the same ``idempotency_key`` and may take ``timeout``
+        seconds; ``on_attempt`` hears the number of each attempt as it starts.
         """
-        spec = (retry or _ONE_ATTEMPT).retry_spec()
-        started = time.perf_counter()
-        attempt = 0
-        while True:
-            attempt += 1
-            if on_attempt is not None:
-                on_attempt(attempt)
-            try:
-                output = await self._attempt(target, input_data, idempotency_key, timeout, headers)
-                break
-            except (ServiceError, TimeoutError) as error:
-                if isinstance(error, TimeoutError):
-                    error = DeadlineExceeded(
-                        f"no answer within {timeout:g}s", service=target.service_name
-                    )
-                if attempt >= spec.attempts or not spec.on(error):
-                    raise error from None
-                await self._sleep(spec.backoff.delay(attempt, self._rng))
+        started = self._clock.now()
+        attempts = _CountedAttempts(on_attempt)
+        policy = self._retry(target.service_name, retry)
+        if target.native is not None:
+            pipeline = Pipeline(policy, attempts, name=target.service_name)
+            output = await pipeline.acall(self._native_attempt, target, input_data, timeout)
+        else:
+            assert target.service is not None
+            link = self._link(target.service)
+            output = await link.call(
+                target, input_data, idempotency_key, headers, timeout, policy, attempts
+            )
         self._check_output(target, output)
-        return ActionCall(output, attempt, (time.perf_counter() - started) * 1000)
+        return ActionCall(output, attempts.count, (self._clock.now() - started) * 1000)
 
-    async def _attempt(
+    def _retry(self, service: str, retry: StepRetry | None) -> Retry:
+        spec = retry or _ONE_ATTEMPT
+        key = (service, spec.max_attempts, spec.initial_delay_seconds, spec.max_delay_seconds)
+        policy = self._retries.get(key)
+        if policy is None:
+            if len(self._retries) >= RESOLVE_CACHE_SIZE:
+                self._retries.clear()
+            policy = spec.retry_spec().build(name=service, clock=self._clock, rng=self._rng)
+            self._retries[key] = policy
+        return policy
+
+    async def _native_attempt(
         self,
         target: ActionTarget,
         input_data: Any,
-        idempotency_key: str,
         timeout: float,  # noqa: ASYNC109 - a per-attempt limit, not the call's
-        headers: Mapping[str, str] | None,
     ) -> Any:
-        async with asyncio.timeout(timeout):
-            with deadline_scope(time.monotonic() + timeout):
-                if target.service is None:
-                    return await self._native.run(
-                        target.service_name, target.action_name, input_data, timeout=timeout
-                    )
-                return await self._http(target, input_data, idempotency_key, headers)
+        try:
+            async with asyncio.timeout(timeout):
+                with deadline_scope(self._clock.now() + timeout):
+                    assert target.native is not None
+                    return await self._native.run_action(target.native, input_data, timeout=timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"no answer within {timeout:g}s", service=target.service_name
+            ) from None
 
-    async def _http(
-        self,
-        target: ActionTarget,
-        input_data: Any,
-        idempotency_key: str,
-        headers: Mapping[str, str] | None,
-    ) -> Any:
-        service, action = target.service, target.action
-        assert service is not None
-        assert action is not None
+    def _link(self, service: Service) -> _ServiceLink:
         if service.status is not ServiceStatus.ACTIVE:
             # the state of the registry, not of the service: 409, and no retry (it cannot change)
             raise ConflictError(
@@ -269,40 +250,12 @@ class ActionInvoker:
                 service=service.name,
                 details={"resource_type": "service", "resource_id": service.id},
             )
-        client = await self._client(service)
-        path = action.path or f"/{action.name}"
-        sent = {"Idempotency-Key": idempotency_key, **(headers or {})}
-        if action.method in (HttpMethod.GET, HttpMethod.DELETE):
-            params = dict(input_data or {})
-            response = await client.request(action.method.value, path, params=params, headers=sent)
-        else:
-            response = await client.request(
-                action.method.value, path, json=input_data, headers=sent
-            )
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise ActionOutputInvalid(
-                f"{service.name}.{action.name} answered {response.status_code} "
-                f"with a body that is not JSON",
-                service=service.name,
-            ) from None
-
-    async def _client(self, service: Service) -> EnhancedHTTPClient:
         key = (service.name, service.endpoint)
-        client = self._clients.get(key)
-        if client is None:
-            client = EnhancedHTTPClient(
-                service.name,
-                service.endpoint.rstrip("/"),
-                retry_config=RetryConfig(max_retries=1),
-                registry=None,
-            )
-            await client.start()
-            self._clients[key] = client
-        return client
+        link = self._links.get(key)
+        if link is None:
+            link = _ServiceLink(service, self._breaker, self._clock)
+            self._links[key] = link
+        return link
 
     def _check_output(self, target: ActionTarget, output: Any) -> None:
         try:
@@ -327,8 +280,79 @@ class ActionInvoker:
             )
 
     async def aclose(self) -> None:
-        """Close every HTTP client and the native clients."""
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+        """Close every connection to the services and the native clients."""
+        links, self._links = list(self._links.values()), {}
+        for link in links:
+            await link.http.aclose()
         await self._native.aclose()
+
+
+class _CountedAttempts:
+    """The innermost policy of a call: counts its attempts and reports each as it starts."""
+
+    __slots__ = ("_report", "count")
+
+    def __init__(self, report: Callable[[int], None] | None) -> None:
+        self.count = 0
+        self._report = report
+
+    def _next(self) -> None:
+        self.count += 1
+        if self._report is not None:
+            self._report(self.count)
+
+    def invoke(self, inner: Callable[[], T]) -> T:
+        self._next()
+        return inner()
+
+    async def ainvoke(self, inner: Callable[[], Awaitable[T]]) -> T:
+        self._next()
+        return await inner()
+
+
+class _ServiceLink:
+    """The way to one registered service: its connections, its circuit breaker, its requests."""
+
+    def __init__(self, service: Service, breaker: CircuitBreakerConfig, clock: Clock) -> None:
+        self.name = service.name
+        self.encoder = RequestEncoder(service.endpoint.rstrip("/"))
+        self.http = Http1Transport(default_headers=self.encoder.default_headers, service=self.name)
+        self.breaker = CircuitBreaker(name=self.name, config=breaker, clock=clock)
+        self.check = StatusCheck(client_errors=True, service=self.name)
+        self.clock = clock
+
+    async def call(
+        self,
+        target: ActionTarget,
+        input_data: Any,
+        idempotency_key: str,
+        headers: Mapping[str, str] | None,
+        timeout: float,  # noqa: ASYNC109 - a per-attempt limit, not the call's
+        retry: Retry,
+        attempts: _CountedAttempts,
+    ) -> Any:
+        """Send the action's request through retry → breaker → one attempt; its JSON answer."""
+        action = target.action
+        assert action is not None
+        sent = {"Idempotency-Key": idempotency_key, **(headers or {})}
+        path = action.path or f"/{action.name}"
+        body: dict[str, Any] = {"headers": sent, "timeout": timeout}
+        if action.method in (HttpMethod.GET, HttpMethod.DELETE):
+            body["params"] = dict(input_data or {})
+        else:
+            body["json"] = input_data
+        call = self.encoder.encode(action.method.value, path, body)
+        pipeline = Pipeline(retry, self.breaker, attempts, name=self.name)
+        transport = ResilientTransport(
+            self.http, pipeline, check=self.check, name=self.name, clock=self.clock
+        )
+        reply = await transport.asend(call)
+        if not reply.content:
+            return None
+        try:
+            return reply.json()
+        except ValueError:
+            raise ActionOutputInvalid(
+                f"{self.name}.{action.name} answered {reply.status} with a body that is not JSON",
+                service=self.name,
+            ) from None

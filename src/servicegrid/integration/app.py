@@ -76,35 +76,36 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade_to_head, database_url)
-        engine = create_engine(database_url)
-        sessions = session_factory(engine)
+        database = create_engine(database_url)
+        sessions = session_factory(database)
         registry = ServiceRegistry(sessions)
         executions = ExecutionStore(sessions)
-        invoker = ActionInvoker(registry, native=native or NativeStepRunner())
+        invoker = ActionInvoker(registry, native=native or NativeStepRunner(), clock=clock)
         board = ServiceHealthBoard(interval=health_interval)
-        runner = ExecutionEngine(
+        engine = ExecutionEngine(
             executions,
             invoker,
             system_database_url=system_database_url or dbos_system_url(database_url),
             executor_id=executor_id,
             poll_interval=engine_poll_interval,
+            clock=clock,
         )
-        app.state.engine = engine
+        app.state.database = database
         app.state.service_registry = registry
         app.state.workflows = WorkflowStore(sessions, registry)
         app.state.executions = executions
         app.state.invoker = invoker
         app.state.health_board = board
-        app.state.engine_runner = runner
+        app.state.execution_engine = engine
         sweeper = (
             RetentionSweeper(
-                engine, retention_days=retention_days, interval=purge_interval, clock=clock
+                database, retention_days=retention_days, interval=purge_interval, clock=clock
             )
             if retention_days > 0
             else None
         )
         app.state.retention = sweeper
-        await runner.start()
+        await engine.start()
         if sweeper is not None:
             sweeper.start()
         try:
@@ -112,10 +113,10 @@ def create_app(
         finally:
             if sweeper is not None:
                 await sweeper.aclose()
-            await runner.stop()
+            await engine.stop()
             await board.aclose()
             await invoker.aclose()
-            await engine.dispose()
+            await database.dispose()
 
     app = FastAPI(title="servicegrid integration service", lifespan=lifespan)
     install_error_handlers(app)

@@ -8,7 +8,7 @@ one stays cancelled), and a step's row is keyed by (execution, step).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,15 +23,17 @@ from servicegrid.integration.db import ExecutionRow, ExecutionStepRow
 from servicegrid.integration.execution_models import (
     ExecuteRequest,
     Execution,
+    ExecutionJob,
     ExecutionPage,
     ExecutionStatus,
     ExecutionStep,
     ExecutionStepStatus,
+    StepRecord,
 )
-from servicegrid.integration.rows import as_utc, new_id, page_count, utcnow
-from servicegrid.integration.workflow_models import Workflow
+from servicegrid.integration.rows import as_utc, new_id, read_page, utcnow
+from servicegrid.integration.workflow_models import Step, StepGraph, Workflow
 
-__all__ = ["ExecutionStore", "StepRecord"]
+__all__ = ["ExecutionStore"]
 
 _STEP_KEY = ("execution_id", "step_id")
 _OPEN = (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value)
@@ -66,15 +68,20 @@ def _maybe_utc(moment: datetime | None) -> datetime | None:
 
 
 def _step_model(row: ExecutionStepRow) -> ExecutionStep:
-    return ExecutionStep(
+    return _record(row).as_step()
+
+
+def _record(row: ExecutionStepRow) -> StepRecord:
+    return StepRecord(
         id=row.step_id,
+        sequence=row.sequence,
         service=row.service,
         action=row.action,
+        started_at=_maybe_utc(row.started_at),
         status=ExecutionStepStatus(row.status),
         input=row.input,
         output=row.output,
         attempts=row.attempts,
-        started_at=_maybe_utc(row.started_at),
         finished_at=_maybe_utc(row.finished_at),
         duration_ms=row.duration_ms,
         error=row.error,
@@ -98,10 +105,6 @@ def _to_model(row: ExecutionRow, steps: Sequence[ExecutionStepRow] = ()) -> Exec
         finished_at=_maybe_utc(row.finished_at),
         updated_at=as_utc(row.updated_at),
     )
-
-
-StepRecord = dict[str, Any]
-"""A step's row as a JSON-ready dict: what a durable step returns and the store writes."""
 
 
 class ExecutionStore:
@@ -193,11 +196,23 @@ class ExecutionStore:
             )
             return _to_model(row, list(steps))
 
-    async def plan(self, execution_id: str) -> tuple[list[dict[str, Any]], ExecutionRow]:
-        """The steps the execution runs, and its row."""
+    async def job(self, execution_id: str) -> ExecutionJob:
+        """What a run of the execution needs: its steps, input and context."""
         async with self._sessions() as session:
             row = await self._row(session, execution_id)
-            return row.plan, row
+            return ExecutionJob(
+                execution_id=row.id,
+                workflow_id=row.workflow_id,
+                graph=StepGraph([Step.model_validate(step) for step in row.plan]),
+                input_data=row.input_data,
+                context=row.context,
+            )
+
+    async def run_state(self, execution_id: str) -> tuple[ExecutionStatus, str]:
+        """The execution's status and the id of its current durable run."""
+        async with self._sessions() as session:
+            row = await self._row(session, execution_id)
+            return ExecutionStatus(row.status), row.run_id
 
     async def list(
         self,
@@ -211,21 +226,10 @@ class ExecutionStore:
         query = select(ExecutionRow).where(ExecutionRow.workflow_id == workflow_id)
         if status is not None:
             query = query.where(ExecutionRow.status == status.value)
+        order = (ExecutionRow.created_at.desc(), ExecutionRow.id)
         async with self._sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = await session.scalars(
-                query.order_by(ExecutionRow.created_at.desc(), ExecutionRow.id)
-                .offset((page - 1) * per_page)
-                .limit(per_page)
-            )
-            items = [_to_model(row) for row in rows]
-        return ExecutionPage(
-            items=items,
-            total=total,
-            page=page,
-            per_page=per_page,
-            pages=page_count(total, per_page),
-        )
+            rows, numbers = await read_page(session, query, order, page, per_page)
+            return ExecutionPage(items=[_to_model(row) for row in rows], **numbers)
 
     async def unfinished(self) -> builtins.list[tuple[str, str]]:
         """(execution id, run id) of every PENDING or RUNNING execution."""
@@ -292,24 +296,37 @@ class ExecutionStore:
                     ExecutionStepRow.status == ExecutionStepStatus.COMPLETED.value,
                 )
             )
-            return {row.step_id: _step_model(row).model_dump(mode="json") for row in rows}
+            return {row.step_id: _record(row) for row in rows}
 
-    async def save_step(self, execution_id: str, sequence: int, record: StepRecord) -> None:
-        """Insert or replace the row of ``record['id']`` (one statement: an upsert)."""
+    async def step_records(
+        self, execution_id: str, step_ids: Collection[str]
+    ) -> dict[str, StepRecord]:
+        """The records of ``step_ids`` that have a row, by step id."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ExecutionStepRow).where(
+                    ExecutionStepRow.execution_id == execution_id,
+                    ExecutionStepRow.step_id.in_(list(step_ids)),
+                )
+            )
+            return {row.step_id: _record(row) for row in rows}
+
+    async def save_step(self, execution_id: str, record: StepRecord) -> None:
+        """Insert or replace the row of ``record.id`` (one statement: an upsert)."""
         values = {
             "execution_id": execution_id,
-            "step_id": record["id"],
-            "sequence": sequence,
-            "status": record["status"],
-            "service": record.get("service"),
-            "action": record.get("action"),
-            "input": record.get("input"),
-            "output": record.get("output"),
-            "attempts": record.get("attempts", 0),
-            "started_at": _parse(record.get("started_at")),
-            "finished_at": _parse(record.get("finished_at")),
-            "duration_ms": record.get("duration_ms"),
-            "error": record.get("error"),
+            "step_id": record.id,
+            "sequence": record.sequence,
+            "status": record.status.value,
+            "service": record.service,
+            "action": record.action,
+            "input": record.input,
+            "output": record.output,
+            "attempts": record.attempts,
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+            "duration_ms": record.duration_ms,
+            "error": record.error,
         }
         async with self._engine.begin() as connection:
             await connection.execute(self._save_step, values)
@@ -319,9 +336,3 @@ class ExecutionStore:
         if row is None:
             raise ResourceNotFoundError(resource_type="execution", resource_id=execution_id)
         return row
-
-
-def _parse(moment: str | datetime | None) -> datetime | None:
-    if moment is None or isinstance(moment, datetime):
-        return moment
-    return datetime.fromisoformat(moment)

@@ -12,15 +12,27 @@ JSON Schemas must also be usable as they are stored: a known ``$schema``, valid 
 metaschema, and every ``$ref`` resolvable inside the schema itself. Schemas are never resolved
 over the network (:data:`SCHEMA_REGISTRY` knows the published metaschemas only). Their patterns
 must compile, and are matched under a time bound (:mod:`~servicegrid.integration.schema_patterns`).
+
+Last, the one check of a value against a stored schema, for registered and native actions alike:
+a schema is identified by its canonical JSON (:func:`schema_key`), its compiled validator is
+cached under that key, and :func:`schema_problems` lists what is wrong as ``(path, message)``
+pairs whose messages a caller can show as they are (never echoing a large value):
+
+.. code-block:: python
+
+    schema_problems(schema_key({"type": "object", "required": ["texts"]}), {})
+    # [(["texts"], "is required")]
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, TypeAlias
 
 import referencing.jsonschema
 from jsonschema import exceptions as jsonschema_exceptions  # type: ignore[import-untyped]
@@ -34,15 +46,21 @@ from servicegrid.integration.schema_patterns import safe_format_checker, safe_va
 
 __all__ = [
     "MAX_JSON_DEPTH",
+    "MAX_MESSAGE_LENGTH",
     "MAX_TEXT_LENGTH",
     "SCHEMA_REGISTRY",
     "JsonObject",
     "JsonValue",
+    "Problem",
     "SafeStr",
     "Text",
+    "bracketed",
     "check_json_schema",
     "check_json_value",
     "check_text",
+    "dotted",
+    "schema_key",
+    "schema_problems",
     "schema_validator",
 ]
 
@@ -207,3 +225,125 @@ JsonValue = Annotated[Any, AfterValidator(check_json_value)]
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_value)]
 """A JSON object that :func:`check_json_value` accepts."""
+
+
+# ---- checking values against a schema ---------------------------------------------
+
+MAX_MESSAGE_LENGTH: Final = 200
+"""The longest message :func:`schema_problems` gives; longer ones are cut, ending in ``...``."""
+
+Problem: TypeAlias = tuple[list[str | int], str]
+"""Where a value breaks its schema (the path to the part, ``[]`` for the whole) and how."""
+
+_JSON_TYPES: Final = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+    (type(None), "null"),
+)
+
+
+def schema_key(schema: Mapping[str, Any]) -> str:
+    """``schema`` as canonical JSON: the key its compiled validator is cached under."""
+    return json.dumps(schema, sort_keys=True)
+
+
+@functools.lru_cache(maxsize=1024)
+def _validator(schema_json: str) -> Any:
+    return schema_validator(json.loads(schema_json))
+
+
+def schema_problems(schema_json: str, value: Any) -> list[Problem]:
+    """Each place where ``value`` breaks the schema ``schema_json`` (see :func:`schema_key`).
+
+    Problems come ordered by path, then by the keyword that failed, each listed once. A
+    missing or unaccepted property is named at its own path (``["texts"]``: ``is required``).
+    A schema that cannot be used (a ``$ref`` to nowhere or one that loops, stored before
+    registration checked for them) is one problem at the root, not a crash.
+    """
+    try:
+        validator = _validator(schema_json)
+        if validator.is_valid(value):
+            return []
+        errors = list(validator.iter_errors(value))
+    except (Unresolvable, RecursionError, ValueError, OverflowError) as exc:
+        return [([], _capped(f"the schema cannot be used: {type(exc).__name__}: {exc}"))]
+    errors.sort(key=lambda e: ([_sortable(part) for part in e.absolute_path], str(e.validator)))
+    found: list[Problem] = []
+    seen: set[tuple[tuple[str | int, ...], str]] = set()
+    for error in errors:
+        for path, message in _explained(error):
+            if (tuple(path), message) not in seen:
+                seen.add((tuple(path), message))
+                found.append((path, message))
+    return found
+
+
+def dotted(path: Sequence[str | int]) -> str:
+    """``path`` as dotted names: ``["texts", 0]`` is ``"texts.0"``; the root is ``""``."""
+    return ".".join(str(part) for part in path)
+
+
+def bracketed(path: Sequence[str | int]) -> str:
+    """``path`` as Python would index it: ``["texts", 0]`` is ``"texts[0]"``, root ``""``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
+
+
+def _explained(error: jsonschema_exceptions.ValidationError) -> list[Problem]:
+    """What one schema error means, where it is; messages never echo a (large) value."""
+    where: list[str | int] = list(error.absolute_path)
+    kind, limit, instance = error.validator, error.validator_value, error.instance
+    if kind == "required" and isinstance(instance, Mapping):
+        return [([*where, name], "is required") for name in limit if name not in instance]
+    if kind == "additionalProperties" and _closed_without_patterns(error):
+        accepted = list(error.schema.get("properties", {}))
+        message = "is not an accepted field"
+        if accepted:
+            message = _capped(f"{message}; accepted: {', '.join(accepted)}")
+        return [([*where, name], message) for name in instance if name not in accepted]
+    if kind == "type":
+        wanted = " or ".join(limit) if isinstance(limit, list) else limit
+        return [(where, f"must be of type {wanted}, got {_json_type(instance)}")]
+    if kind in ("minItems", "minLength") and limit == 1:
+        return [(where, "must not be empty")]
+    if kind == "minItems":
+        return [(where, _capped(f"must have at least {limit} items"))]
+    if kind == "minimum":
+        return [(where, _capped(f"must be >= {limit}, got {instance}"))]
+    if kind == "maximum":
+        return [(where, _capped(f"must be <= {limit}, got {instance}"))]
+    return [(where, _capped(str(error.message)))]
+
+
+def _closed_without_patterns(error: jsonschema_exceptions.ValidationError) -> bool:
+    # with patternProperties, an extra name is one no pattern matched, or one whose match
+    # timed out: the validator's own message says which
+    return (
+        error.validator_value is False
+        and isinstance(error.instance, Mapping)
+        and "patternProperties" not in error.schema
+    )
+
+
+def _sortable(part: str | int) -> tuple[int, str]:
+    # indexes in numeric order (2 before 10), and never an int compared with a str
+    return (0, f"{part:020d}") if isinstance(part, int) else (1, part)
+
+
+def _json_type(value: object) -> str:
+    for kind, name in _JSON_TYPES:  # bool first: it is also an int
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _capped(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_LENGTH:
+        return message
+    return message[: MAX_MESSAGE_LENGTH - 3] + "..."

@@ -19,8 +19,7 @@ from servicegrid.integration.models import (
     ServiceStatus,
     ServiceUpdate,
 )
-from servicegrid.integration.named_rows import NamedRows
-from servicegrid.integration.rows import as_utc, new_id, utcnow
+from servicegrid.integration.rows import NamedRows, as_utc, new_id, utcnow
 
 __all__ = ["ServiceRegistry"]
 

@@ -1,7 +1,7 @@
 """The workflow store: create, read, list, update and delete workflow definitions.
 
 Before a definition is stored, its steps must form a runnable graph
-(:func:`~servicegrid.integration.workflow_graph.check_graph`) and every action a step names
+(:func:`~servicegrid.integration.workflow_models.check_graph`) and every action a step names
 must exist: on a registered service, or on one of our own model services
 (:mod:`servicegrid.integration.native`). Problems are a :class:`ValidationError` whose
 ``validation_errors`` give each field's location, as FastAPI's own 422 answers do.
@@ -17,18 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicegrid.errors import ValidationError, field_error
 from servicegrid.integration.db import WorkflowRow
-from servicegrid.integration.named_rows import NamedRows
 from servicegrid.integration.native import native_action
 from servicegrid.integration.registry import ServiceRegistry
-from servicegrid.integration.rows import as_utc, new_id, utcnow
-from servicegrid.integration.workflow_graph import GraphProblem, check_graph
+from servicegrid.integration.rows import NamedRows, as_utc, new_id, utcnow
 from servicegrid.integration.workflow_models import (
+    GraphProblem,
     Step,
     Workflow,
     WorkflowCreate,
     WorkflowPage,
     WorkflowStatus,
     WorkflowUpdate,
+    check_graph,
 )
 
 __all__ = ["WorkflowStore", "validation_error"]

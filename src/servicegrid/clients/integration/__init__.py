@@ -61,7 +61,8 @@ Error answers become typed errors: 422 → :class:`ValidationError` whose
 404 → :class:`ResourceNotFoundError` (``resource_type``, ``resource_id``),
 409 → :class:`ConflictError`, 503 → :class:`ServiceUnavailableError`.
 
-:class:`ServiceIntegrationClientSync` has the same methods, all synchronous.
+:class:`ServiceIntegrationClientSync` has the same methods, all synchronous: each
+runs the async client's method from the calling thread, without an event loop.
 
 The modules: ``policies`` (operation types and their retry policies),
 ``requests`` (each REST call, no I/O), ``answers`` (replies to answers or typed

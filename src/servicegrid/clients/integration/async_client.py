@@ -8,27 +8,15 @@ is awaited like a coroutine or used as a mapping, as seed 003's code does both.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
-
-import httpx
 
 from servicegrid._validate import check_number
 from servicegrid.clients.integration import requests as rest
 from servicegrid.clients.integration.answers import WorkflowExecution, execution_id, poll_wait
-from servicegrid.clients.integration.connection import (
-    DEFAULT_BASE_URL,
-    SERVICE_NAME,
-    IntegrationConnection,
-)
+from servicegrid.clients.integration.connection import IntegrationConnection
 from servicegrid.clients.integration.deferred import DeferredRead
-from servicegrid.clients.integration.policies import OperationRetryPolicy, OperationType
 from servicegrid.clients.state import ClientState
-from servicegrid.clock import SYSTEM_CLOCK, Clock
-from servicegrid.discovery.resolver import Discovery
-from servicegrid.resilience import CircuitBreakerConfig
-from servicegrid.resilience.events import Hook
 
 __all__ = ["ServiceIntegrationClient"]
 
@@ -43,44 +31,12 @@ class ServiceIntegrationClient(IntegrationConnection):
     """Async client for the integration service (seed 003); see the package docstring.
 
     ``timeout`` (seconds) bounds each HTTP attempt and how long ``execute_workflow``
-    waits for an execution to finish. ``retry_policies`` replaces the policy of
-    the operation types it names; ``circuit_breaker_config`` configures the one
-    breaker guarding every call. ``clock`` drives every sleep (backoff, polling)
-    and ``rng`` the jitter, so tests take no wall time. ``transport`` and
-    ``sync_transport`` replace the network for the async and the synchronous path
-    (reads used without ``await`` take the synchronous one).
+    waits for an execution to finish. ``transport`` and ``sync_transport`` replace
+    the network for the async and the synchronous path (reads used without
+    ``await`` take the synchronous one); the other keyword options are
+    :class:`~servicegrid.clients.integration.connection.ClientOptions`. Read
+    methods (``get_*``) return a :class:`DeferredRead`: await it or use it as a dict.
     """
-
-    def __init__(
-        self,
-        base_url: str = DEFAULT_BASE_URL,
-        timeout: float = 30,
-        *,
-        service_name: str = SERVICE_NAME,
-        retry_policies: Mapping[OperationType, OperationRetryPolicy] | None = None,
-        circuit_breaker_config: CircuitBreakerConfig | None = None,
-        headers: Mapping[str, str] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sync_transport: httpx.BaseTransport | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-        rng: random.Random | None = None,
-        hooks: Sequence[Hook] = (),
-        discovery: Discovery | None = None,
-    ) -> None:
-        super().__init__(
-            base_url,
-            timeout,
-            service_name=service_name,
-            retry_policies=retry_policies,
-            circuit_breaker_config=circuit_breaker_config,
-            headers=headers,
-            transport=sync_transport,
-            async_transport=transport,
-            clock=clock,
-            rng=rng,
-            hooks=hooks,
-            discovery=discovery,
-        )
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -103,6 +59,10 @@ class ServiceIntegrationClient(IntegrationConnection):
 
         return DeferredRead(lambda: shape(self._send(request)), fetch, request.describe())
 
+    async def _pause(self, seconds: float) -> None:
+        """Wait between two polls of an execution."""
+        await self._clock.asleep(seconds)
+
     # ---- workflows -----------------------------------------------------------------
 
     async def create_workflow(
@@ -114,7 +74,8 @@ class ServiceIntegrationClient(IntegrationConnection):
         status: str | None = None,
     ) -> dict[str, Any]:
         """Create a workflow (POST /workflows); the server validates the steps."""
-        return await self._asend(rest.create_workflow(name, description, steps, metadata, status))
+        fields = rest.WorkflowFields(name, description, steps, metadata, status)
+        return await self._asend(rest.WORKFLOWS.create(fields))
 
     async def update_workflow(
         self,
@@ -126,22 +87,23 @@ class ServiceIntegrationClient(IntegrationConnection):
         status: str | None = None,
     ) -> dict[str, Any]:
         """Change the given fields of a workflow (PATCH); fields left as None are not sent."""
-        request = rest.update_workflow(workflow_id, name, description, steps, metadata, status)
+        fields = rest.WorkflowFields(name, description, steps, metadata, status)
+        request = rest.WORKFLOWS.update(workflow_id, fields)
         return await self._asend(request)
 
     async def delete_workflow(self, workflow_id: str) -> dict[str, Any]:
         """Delete a workflow; answers ``{"id", "name", "deleted": True}``."""
-        return await self._asend(rest.delete_workflow(workflow_id))
+        return await self._asend(rest.WORKFLOWS.delete(workflow_id))
 
     def get_workflow(self, workflow_id: str) -> DeferredRead[dict[str, Any]]:
-        """One workflow; await it or use it as a dict."""
-        return self._read(rest.get_workflow(workflow_id), _as_is)
+        """One workflow."""
+        return self._read(rest.WORKFLOWS.get(workflow_id), _as_is)
 
     def get_workflows(
         self, status: str | None = None, page: int = 1, per_page: int = 20
     ) -> DeferredRead[dict[str, Any]]:
         """A page of workflows ``{items, total, page, per_page, pages}``."""
-        return self._read(rest.list_workflows(status, page, per_page), _as_is)
+        return self._read(rest.WORKFLOWS.page(status, page, per_page), _as_is)
 
     # ---- executions ----------------------------------------------------------------
 
@@ -165,15 +127,15 @@ class ServiceIntegrationClient(IntegrationConnection):
         execution = WorkflowExecution(await self._asend(start))
         if not wait:
             return execution
-        poll = rest.get_execution(execution_id(execution, self.service_name))
+        poll = rest.EXECUTIONS.get(execution_id(execution, self.service_name))
         while (pause := poll_wait(execution, deadline, poll_interval, self._clock)) is not None:
-            await self._clock.asleep(pause)
+            await self._pause(pause)
             execution = WorkflowExecution(await self._asend(poll))
         return execution
 
     def get_workflow_execution_status(self, execution_id: str) -> DeferredRead[WorkflowExecution]:
-        """One execution (its status, steps, output); await it or use it as a dict."""
-        return self._read(rest.get_execution(execution_id), WorkflowExecution)
+        """One execution (its status, steps, output)."""
+        return self._read(rest.EXECUTIONS.get(execution_id), WorkflowExecution)
 
     def get_workflow_executions(
         self, workflow_id: str, status: str | None = None, page: int = 1, per_page: int = 20
@@ -202,7 +164,8 @@ class ServiceIntegrationClient(IntegrationConnection):
         status: str | None = None,
     ) -> dict[str, Any]:
         """Register a service (POST /services); ConflictError when the name is taken."""
-        request = rest.register_service(name, description, endpoint, actions, metadata, status)
+        fields = rest.ServiceFields(name, description, endpoint, status, actions, metadata)
+        request = rest.SERVICES.create(fields)
         return await self._asend(request)
 
     async def update_service(
@@ -216,24 +179,23 @@ class ServiceIntegrationClient(IntegrationConnection):
         metadata: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Change the given fields of a service (PATCH); fields left as None are not sent."""
-        request = rest.update_service(
-            service_id, name, description, endpoint, status, actions, metadata
-        )
+        fields = rest.ServiceFields(name, description, endpoint, status, actions, metadata)
+        request = rest.SERVICES.update(service_id, fields)
         return await self._asend(request)
 
     async def deregister_service(self, service_id: str) -> dict[str, Any]:
         """Deregister a service; answers ``{"id", "name", "deregistered": True}``."""
-        return await self._asend(rest.deregister_service(service_id))
+        return await self._asend(rest.SERVICES.delete(service_id))
 
     def get_service(self, service_id: str) -> DeferredRead[dict[str, Any]]:
-        """One service, by id or name; await it or use it as a dict."""
-        return self._read(rest.get_service(service_id), _as_is)
+        """One service, by id or name."""
+        return self._read(rest.SERVICES.get(service_id), _as_is)
 
     def get_services(
         self, status: str | None = None, page: int = 1, per_page: int = 20
     ) -> DeferredRead[dict[str, Any]]:
         """A page of services ``{items, total, page, per_page, pages}``."""
-        return self._read(rest.list_services(status, page, per_page), _as_is)
+        return self._read(rest.SERVICES.page(status, page, per_page), _as_is)
 
     async def execute_service_action(
         self,

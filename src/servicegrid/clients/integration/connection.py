@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 
 import httpx
 
@@ -40,16 +40,37 @@ from servicegrid.transports.http import PhaseTimeouts
 from servicegrid.transports.httpx_transport import HttpxTransport
 from servicegrid.transports.resilient import Check, ResilientTransport
 
-__all__ = ["DEFAULT_BASE_URL", "SERVICE_NAME", "IntegrationConnection"]
+__all__ = ["DEFAULT_BASE_URL", "SERVICE_NAME", "ClientOptions", "IntegrationConnection"]
 
 DEFAULT_BASE_URL: Final = catalogue.lookup("integration").default_address
 SERVICE_NAME: Final = "service-integration"  # seed 003's name for it in errors (an alias)
 
 
+class ClientOptions(TypedDict, total=False):
+    """The keyword options both clients take besides their transports.
+
+    ``service_name`` (``"service-integration"``) names the service in errors and
+    the breaker; ``retry_policies`` replaces the policy of the operation types it
+    names; ``circuit_breaker_config`` configures the one breaker guarding every
+    call; ``headers`` go with every request; ``clock`` drives every sleep (backoff,
+    polling) and ``rng`` the jitter; ``hooks`` hear the resilience events;
+    ``discovery`` resolves a ``discovery:///<service>`` base URL.
+    """
+
+    service_name: str
+    retry_policies: Mapping[OperationType, OperationRetryPolicy] | None
+    circuit_breaker_config: CircuitBreakerConfig | None
+    headers: Mapping[str, str] | None
+    clock: Clock
+    rng: random.Random | None
+    hooks: Sequence[Hook]
+    discovery: Discovery | None
+
+
 class IntegrationConnection:
     """Configuration, policies and both send paths; the base of both clients.
 
-    ``transport`` (threads) and ``async_transport`` (event loops) replace httpx's
+    ``transport`` (event loops) and ``sync_transport`` (threads) replace httpx's
     network layer. The state follows :class:`ClientState`: the first call opens
     it, closing it makes every later call raise ClientStateError.
     """
@@ -59,28 +80,22 @@ class IntegrationConnection:
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 30,
         *,
-        service_name: str = SERVICE_NAME,
-        retry_policies: Mapping[OperationType, OperationRetryPolicy] | None = None,
-        circuit_breaker_config: CircuitBreakerConfig | None = None,
-        headers: Mapping[str, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
-        async_transport: httpx.AsyncBaseTransport | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-        rng: random.Random | None = None,
-        hooks: Sequence[Hook] = (),
-        discovery: Discovery | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sync_transport: httpx.BaseTransport | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
         self.base_url = validate_base_url(base_url)
         self.timeout = check_number("timeout", timeout, inclusive=False)
-        self.service_name = service_name
-        self.headers = dict(headers or {})
+        self.service_name = service_name = options.get("service_name", SERVICE_NAME)
+        self.headers = dict(options.get("headers") or {})
         self.retry_policies: Mapping[OperationType, OperationRetryPolicy] = MappingProxyType(
-            {**INTEGRATION_RETRY_POLICIES, **(retry_policies or {})}
+            {**INTEGRATION_RETRY_POLICIES, **(options.get("retry_policies") or {})}
         )
-        self._clock = clock
+        self._clock = clock = options.get("clock", SYSTEM_CLOCK)
+        hooks = options.get("hooks", ())
         self.circuit_breaker = CircuitBreaker(
             name=service_name,
-            config=circuit_breaker_config or CircuitBreakerConfig(),
+            config=options.get("circuit_breaker_config") or CircuitBreakerConfig(),
             clock=clock,
             hooks=hooks,
         )
@@ -89,16 +104,16 @@ class IntegrationConnection:
             self.base_url,
             HttpxTransport(
                 timeouts=every_phase,
-                transport=transport,
-                async_transport=async_transport,
+                transport=sync_transport,
+                async_transport=transport,
                 service=service_name,
             ),
             service=service_name,
-            discovery=discovery,
+            discovery=options.get("discovery"),
             clock=clock,
             hooks=hooks,
         )
-        rng = rng or random.Random()
+        rng = options.get("rng") or random.Random()
         self._transports = {
             op: ResilientTransport(
                 self.http,

@@ -1,9 +1,11 @@
 """Each REST call of the integration API as a :class:`Request`: method, path, query, body.
 
-Nothing here does I/O. Both clients build their requests with these functions,
-so a bad id (an empty string, not a string) raises ``ValueError`` naming the
-argument before anything is sent, and :func:`to_call` turns a request into the
-transport's :class:`~servicegrid.transports.base.Call`.
+Nothing here does I/O. The clients build their requests here: the same five
+calls on each :class:`Collection` (:data:`WORKFLOWS`, :data:`SERVICES`,
+:data:`EXECUTIONS`), and a function for each other call. A bad id (an empty
+string, not a string) raises ``ValueError`` naming the argument before anything
+is sent, and :func:`to_call` turns a request into the transport's
+:class:`~servicegrid.transports.base.Call`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
@@ -20,26 +22,21 @@ from servicegrid.transports.base import Call
 from servicegrid.transports.httpx_compat import json_body
 
 __all__ = [
+    "EXECUTIONS",
     "IDEMPOTENCY_HEADER",
+    "SERVICES",
+    "WORKFLOWS",
+    "Collection",
     "Request",
-    "create_workflow",
-    "delete_workflow",
-    "deregister_service",
+    "ServiceFields",
+    "WorkflowFields",
     "execute_service_action",
     "execute_workflow",
     "execution_action",
-    "get_execution",
-    "get_service",
-    "get_workflow",
     "integration_health",
-    "list_services",
     "list_workflow_executions",
-    "list_workflows",
-    "register_service",
     "service_health",
     "to_call",
-    "update_service",
-    "update_workflow",
 ]
 
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
@@ -104,10 +101,6 @@ def _segment(name: str, value: object) -> str:
     return quote(value, safe="")
 
 
-def _given(**fields: Any) -> dict[str, Any]:
-    return {key: value for key, value in fields.items() if value is not None}
-
-
 def _page(status: str | None, page: int, per_page: int) -> dict[str, str | int]:
     params: dict[str, str | int] = {"page": page, "per_page": per_page}
     if status is not None:
@@ -121,81 +114,80 @@ def _run_body(
     return {"input_data": dict(input_data or {}), "context": dict(context or {})}
 
 
-def _as_list(items: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
-    return None if items is None else [dict(item) for item in items]
+def _as_json(value: object) -> object:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [dict(item) for item in value]
+    return value
 
 
-def _as_dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    return None if value is None else dict(value)
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """The fields a create or an update sends; a field left None is not sent."""
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: each field given, a mapping as a dict, a list of mappings as dicts."""
+        given = ((field.name, getattr(self, field.name)) for field in fields(self))
+        return {name: _as_json(value) for name, value in given if value is not None}
 
 
-def _workflow(workflow_id: str) -> tuple[str, tuple[str, str]]:
-    return f"/workflows/{_segment('workflow_id', workflow_id)}", ("workflow", workflow_id)
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """The items of one kind: workflows live at ``/workflows/<workflow_id>``.
+
+    Creating, updating, reading and deleting one, and listing a page of them, are the same
+    calls for every kind; a 404 names the kind and the id.
+    """
+
+    kind: str
+
+    @property
+    def path(self) -> str:
+        return f"/{self.kind}s"
+
+    def item(self, item_id: str) -> tuple[str, tuple[str, str]]:
+        """The item's path and its ``resource``; an id that is not a non-empty string raises."""
+        path = f"{self.path}/{_segment(f'{self.kind}_id', item_id)}"
+        return path, (self.kind, item_id)
+
+    def create(self, fields: _Fields) -> Request:
+        body = fields.body()
+        return Request(_CREATE, "POST", self.path, body=body, idempotency_key=True)
+
+    def update(self, item_id: str, fields: _Fields) -> Request:
+        path, resource = self.item(item_id)
+        return Request(_UPDATE, "PATCH", path, body=fields.body(), resource=resource)
+
+    def get(self, item_id: str) -> Request:
+        path, resource = self.item(item_id)
+        return Request(_READ, "GET", path, resource=resource)
+
+    def delete(self, item_id: str) -> Request:
+        path, resource = self.item(item_id)
+        return Request(_DELETE, "DELETE", path, resource=resource)
+
+    def page(self, status: str | None, page: int, per_page: int) -> Request:
+        return Request(_READ, "GET", self.path, _page(status, page, per_page))
 
 
-def _service(service_id: str) -> tuple[str, tuple[str, str]]:
-    return f"/services/{_segment('service_id', service_id)}", ("service", service_id)
-
-
-def _execution(execution_id: str) -> tuple[str, tuple[str, str]]:
-    return f"/executions/{_segment('execution_id', execution_id)}", ("execution", execution_id)
+WORKFLOWS: Final = Collection("workflow")
+SERVICES: Final = Collection("service")
+EXECUTIONS: Final = Collection("execution")
 
 
 # ---- workflows ----------------------------------------------------------------------------
 
 
-def _workflow_body(
-    name: str | None,
-    description: str | None,
-    steps: Sequence[Mapping[str, Any]] | None,
-    metadata: Mapping[str, Any] | None,
-    status: str | None,
-) -> dict[str, Any]:
-    return _given(
-        name=name,
-        description=description,
-        steps=_as_list(steps),
-        metadata=_as_dict(metadata),
-        status=status,
-    )
+@dataclass(frozen=True, slots=True)
+class WorkflowFields(_Fields):
+    """The fields of a workflow that a create or an update sets."""
 
-
-def create_workflow(
-    name: str,
-    description: str,
-    steps: Sequence[Mapping[str, Any]] | None,
-    metadata: Mapping[str, Any] | None,
-    status: str | None,
-) -> Request:
-    body = _workflow_body(name, description, steps, metadata, status)
-    return Request(_CREATE, "POST", "/workflows", body=body, idempotency_key=True)
-
-
-def update_workflow(
-    workflow_id: str,
-    name: str | None,
-    description: str | None,
-    steps: Sequence[Mapping[str, Any]] | None,
-    metadata: Mapping[str, Any] | None,
-    status: str | None,
-) -> Request:
-    path, resource = _workflow(workflow_id)
-    body = _workflow_body(name, description, steps, metadata, status)
-    return Request(_UPDATE, "PATCH", path, body=body, resource=resource)
-
-
-def delete_workflow(workflow_id: str) -> Request:
-    path, resource = _workflow(workflow_id)
-    return Request(_DELETE, "DELETE", path, resource=resource)
-
-
-def get_workflow(workflow_id: str) -> Request:
-    path, resource = _workflow(workflow_id)
-    return Request(_READ, "GET", path, resource=resource)
-
-
-def list_workflows(status: str | None, page: int, per_page: int) -> Request:
-    return Request(_READ, "GET", "/workflows", _page(status, page, per_page))
+    name: str | None
+    description: str | None
+    steps: Sequence[Mapping[str, Any]] | None
+    metadata: Mapping[str, Any] | None
+    status: str | None
 
 
 # ---- executions ---------------------------------------------------------------------------
@@ -204,91 +196,40 @@ def list_workflows(status: str | None, page: int, per_page: int) -> Request:
 def execute_workflow(
     workflow_id: str, input_data: Mapping[str, Any] | None, context: Mapping[str, Any] | None
 ) -> Request:
-    path, resource = _workflow(workflow_id)
+    path, resource = WORKFLOWS.item(workflow_id)
     body = _run_body(input_data, context)
     return Request(
         _CREATE, "POST", f"{path}/execute", body=body, resource=resource, idempotency_key=True
     )
 
 
-def get_execution(execution_id: str) -> Request:
-    path, resource = _execution(execution_id)
-    return Request(_READ, "GET", path, resource=resource)
-
-
 def list_workflow_executions(
     workflow_id: str, status: str | None, page: int, per_page: int
 ) -> Request:
-    path, resource = _workflow(workflow_id)
+    path, resource = WORKFLOWS.item(workflow_id)
     params = _page(status, page, per_page)
     return Request(_READ, "GET", f"{path}/executions", params, resource=resource)
 
 
 def execution_action(execution_id: str, action: str) -> Request:
     """``action`` is ``"cancel"`` or ``"resume"``."""
-    path, resource = _execution(execution_id)
+    path, resource = EXECUTIONS.item(execution_id)
     return Request(_UPDATE, "POST", f"{path}/{action}", resource=resource, idempotency_key=True)
 
 
 # ---- services -----------------------------------------------------------------------------
 
 
-def _service_body(
-    name: str | None,
-    description: str | None,
-    endpoint: str | None,
-    status: str | None,
-    actions: Sequence[Mapping[str, Any]] | None,
-    metadata: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    return _given(
-        name=name,
-        description=description,
-        endpoint=endpoint,
-        status=status,
-        actions=_as_list(actions),
-        metadata=_as_dict(metadata),
-    )
+@dataclass(frozen=True, slots=True)
+class ServiceFields(_Fields):
+    """The fields of a service that a registration or an update sets."""
 
-
-def register_service(
-    name: str,
-    description: str,
-    endpoint: str | None,
-    actions: Sequence[Mapping[str, Any]] | None,
-    metadata: Mapping[str, Any] | None,
-    status: str | None,
-) -> Request:
-    body = _service_body(name, description, endpoint, status, actions, metadata)
-    return Request(_CREATE, "POST", "/services", body=body, idempotency_key=True)
-
-
-def update_service(
-    service_id: str,
-    name: str | None,
-    description: str | None,
-    endpoint: str | None,
-    status: str | None,
-    actions: Sequence[Mapping[str, Any]] | None,
-    metadata: Mapping[str, Any] | None,
-) -> Request:
-    path, resource = _service(service_id)
-    body = _service_body(name, description, endpoint, status, actions, metadata)
-    return Request(_UPDATE, "PATCH", path, body=body, resource=resource)
-
-
-def deregister_service(service_id: str) -> Request:
-    path, resource = _service(service_id)
-    return Request(_DELETE, "DELETE", path, resource=resource)
-
-
-def get_service(service_id: str) -> Request:
-    path, resource = _service(service_id)
-    return Request(_READ, "GET", path, resource=resource)
-
-
-def list_services(status: str | None, page: int, per_page: int) -> Request:
-    return Request(_READ, "GET", "/services", _page(status, page, per_page))
+    name: str | None
+    description: str | None
+    endpoint: str | None
+    status: str | None
+    actions: Sequence[Mapping[str, Any]] | None
+    metadata: Mapping[str, Any] | None
 
 
 def execute_service_action(
@@ -297,7 +238,7 @@ def execute_service_action(
     input_data: Mapping[str, Any] | None,
     context: Mapping[str, Any] | None,
 ) -> Request:
-    path, resource = _service(service_id)
+    path, resource = SERVICES.item(service_id)
     return Request(
         _CREATE,
         "POST",
@@ -316,5 +257,5 @@ def integration_health() -> Request:
 
 
 def service_health(service_id: str) -> Request:
-    path, resource = _service(service_id)
+    path, resource = SERVICES.item(service_id)
     return Request(_READ, "GET", f"{path}/health", resource=resource, accept=_REPORTS)

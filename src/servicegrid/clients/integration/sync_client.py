@@ -1,34 +1,110 @@
-"""``ServiceIntegrationClientSync``: the synchronous twin of the async client.
+"""``ServiceIntegrationClientSync``: the async client's methods, answered from the calling thread.
 
-Same methods, same requests, same policies and breaker; each method sends from
-the calling thread and returns the answer itself.
+Each method is the async client's method of the same name, made blocking by
+:func:`blocking`: it runs that method's coroutine on a private
+:class:`ServiceIntegrationClient` whose sends and pauses are synchronous, so no
+``await`` in it ever suspends and the coroutine ends in one step, without an
+event loop. The requests, policies, breaker, answers and errors are the async
+client's; the network is reached through the synchronous transport, from the
+calling thread, so the client works from any thread (from a coroutine too,
+blocking its loop as any synchronous call does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
-from servicegrid._validate import check_number
-from servicegrid.clients.integration import requests as rest
-from servicegrid.clients.integration.answers import WorkflowExecution, execution_id, poll_wait
-from servicegrid.clients.integration.connection import IntegrationConnection
+import httpx
+
+from servicegrid.clients.integration.async_client import ServiceIntegrationClient
+from servicegrid.clients.integration.connection import DEFAULT_BASE_URL, ClientOptions
+from servicegrid.clients.integration.requests import Request
 from servicegrid.clients.state import ClientState
+from servicegrid.resilience import CircuitBreaker
 
 __all__ = ["ServiceIntegrationClientSync"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-class ServiceIntegrationClientSync(IntegrationConnection):
+
+class _SendingInline(ServiceIntegrationClient):
+    """The async client sending and pausing from the calling thread: its awaits never suspend."""
+
+    async def _asend(self, request: Request) -> dict[str, Any]:
+        return self._send(request)
+
+    async def _pause(self, seconds: float) -> None:
+        self._clock.sleep(seconds)
+
+    def close(self) -> None:
+        """Close the synchronous connection pool, the only one this client opens."""
+        self.state = ClientState.CLOSED
+        self.http.close()
+
+
+def run_inline(operation: Awaitable[R]) -> R:
+    """The result of ``operation``, an awaitable whose awaits all complete at once.
+
+    It is driven to its end in one step, with no event loop; one that suspends
+    (waits on a loop) is closed and raises RuntimeError.
+    """
+    steps = operation.__await__()
+    try:
+        steps.send(None)
+    except StopIteration as finished:
+        result: R = finished.value
+        return result
+    steps.close()
+    raise RuntimeError(f"{operation!r} waits on an event loop: it cannot be run inline")
+
+
+def blocking(
+    method: Callable[Concatenate[ServiceIntegrationClient, P], Awaitable[R]],
+) -> Callable[Concatenate[ServiceIntegrationClientSync, P], R]:
+    """The sync client's method that runs ``method``, the async client's, and returns its result."""
+
+    def run(client: ServiceIntegrationClientSync, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return run_inline(method(client._client, *args, **kwargs))
+
+    run.__name__ = method.__name__
+    run.__qualname__ = f"ServiceIntegrationClientSync.{method.__name__}"
+    run.__doc__ = method.__doc__
+    # what help() and inspect show: the async method's parameters, not its awaitable answer
+    signature = inspect.signature(method).replace(return_annotation=inspect.Signature.empty)
+    run.__signature__ = signature  # type: ignore[attr-defined]
+    return run
+
+
+class ServiceIntegrationClientSync:
     """The synchronous twin of :class:`ServiceIntegrationClient`: same methods, same policies.
 
-    Every method returns its answer directly; ``close()`` (or ``with``) releases the pool.
-    ``transport`` replaces the network (an ``httpx.BaseTransport``).
+    Every method returns its answer directly (a read, a plain ``dict``); ``close()``
+    (or ``with``) releases the pool. ``transport`` replaces the network (an
+    ``httpx.BaseTransport``); the other keyword options are the async client's
+    (:class:`~servicegrid.clients.integration.connection.ClientOptions`).
     """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 30,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        self._client = _SendingInline(base_url, timeout, sync_transport=transport, **options)
+
+    @property
+    def circuit_breaker(self) -> CircuitBreaker:
+        """The one breaker guarding every call of this client."""
+        return self._client.circuit_breaker
 
     def close(self) -> None:
         """Close the connection pool; idempotent. Later calls raise ClientStateError."""
-        self.state = ClientState.CLOSED
-        self.http.close()
+        self._client.close()
 
     def __enter__(self) -> ServiceIntegrationClientSync:
         return self
@@ -36,153 +112,27 @@ class ServiceIntegrationClientSync(IntegrationConnection):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # ---- workflows -----------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._client.base_url!r})"
 
-    def create_workflow(
-        self,
-        name: str,
-        description: str = "",
-        steps: Sequence[Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        status: str | None = None,
-    ) -> dict[str, Any]:
-        """Create a workflow (POST /workflows); the server validates the steps."""
-        return self._send(rest.create_workflow(name, description, steps, metadata, status))
+    create_workflow = blocking(ServiceIntegrationClient.create_workflow)
+    update_workflow = blocking(ServiceIntegrationClient.update_workflow)
+    delete_workflow = blocking(ServiceIntegrationClient.delete_workflow)
+    get_workflow = blocking(ServiceIntegrationClient.get_workflow)
+    get_workflows = blocking(ServiceIntegrationClient.get_workflows)
 
-    def update_workflow(
-        self,
-        workflow_id: str,
-        name: str | None = None,
-        description: str | None = None,
-        steps: Sequence[Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        status: str | None = None,
-    ) -> dict[str, Any]:
-        """Change the given fields of a workflow (PATCH); fields left as None are not sent."""
-        request = rest.update_workflow(workflow_id, name, description, steps, metadata, status)
-        return self._send(request)
+    execute_workflow = blocking(ServiceIntegrationClient.execute_workflow)
+    get_workflow_execution_status = blocking(ServiceIntegrationClient.get_workflow_execution_status)
+    get_workflow_executions = blocking(ServiceIntegrationClient.get_workflow_executions)
+    cancel_workflow_execution = blocking(ServiceIntegrationClient.cancel_workflow_execution)
+    resume_workflow_execution = blocking(ServiceIntegrationClient.resume_workflow_execution)
 
-    def delete_workflow(self, workflow_id: str) -> dict[str, Any]:
-        """Delete a workflow; answers ``{"id", "name", "deleted": True}``."""
-        return self._send(rest.delete_workflow(workflow_id))
+    register_service = blocking(ServiceIntegrationClient.register_service)
+    update_service = blocking(ServiceIntegrationClient.update_service)
+    deregister_service = blocking(ServiceIntegrationClient.deregister_service)
+    get_service = blocking(ServiceIntegrationClient.get_service)
+    get_services = blocking(ServiceIntegrationClient.get_services)
+    execute_service_action = blocking(ServiceIntegrationClient.execute_service_action)
 
-    def get_workflow(self, workflow_id: str) -> dict[str, Any]:
-        """One workflow."""
-        return self._send(rest.get_workflow(workflow_id))
-
-    def get_workflows(
-        self, status: str | None = None, page: int = 1, per_page: int = 20
-    ) -> dict[str, Any]:
-        """A page of workflows ``{items, total, page, per_page, pages}``."""
-        return self._send(rest.list_workflows(status, page, per_page))
-
-    # ---- executions ----------------------------------------------------------------
-
-    def execute_workflow(
-        self,
-        workflow_id: str,
-        input_data: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        *,
-        wait: bool = True,
-        poll_interval: float = 0.2,
-    ) -> WorkflowExecution:
-        """Start an execution; with ``wait`` poll it every ``poll_interval`` seconds until it ends.
-
-        Returns the execution once it is COMPLETED, FAILED or CANCELLED, or as it
-        stands when ``timeout`` seconds have passed; without ``wait``, the 202 answer.
-        """
-        check_number("poll_interval", poll_interval, inclusive=False)
-        deadline = self._clock.now() + self.timeout
-        start = rest.execute_workflow(workflow_id, input_data, context)
-        execution = WorkflowExecution(self._send(start))
-        if not wait:
-            return execution
-        poll = rest.get_execution(execution_id(execution, self.service_name))
-        while (pause := poll_wait(execution, deadline, poll_interval, self._clock)) is not None:
-            self._clock.sleep(pause)
-            execution = WorkflowExecution(self._send(poll))
-        return execution
-
-    def get_workflow_execution_status(self, execution_id: str) -> WorkflowExecution:
-        """One execution (its status, steps, output)."""
-        return WorkflowExecution(self._send(rest.get_execution(execution_id)))
-
-    def get_workflow_executions(
-        self, workflow_id: str, status: str | None = None, page: int = 1, per_page: int = 20
-    ) -> dict[str, Any]:
-        """A page of a workflow's executions."""
-        return self._send(rest.list_workflow_executions(workflow_id, status, page, per_page))
-
-    def cancel_workflow_execution(self, execution_id: str) -> WorkflowExecution:
-        """Cancel a pending or running execution; answers the execution."""
-        return WorkflowExecution(self._send(rest.execution_action(execution_id, "cancel")))
-
-    def resume_workflow_execution(self, execution_id: str) -> WorkflowExecution:
-        """Resume a failed or cancelled execution from the step it stopped at."""
-        return WorkflowExecution(self._send(rest.execution_action(execution_id, "resume")))
-
-    # ---- services ------------------------------------------------------------------
-
-    def register_service(
-        self,
-        name: str,
-        description: str = "",
-        endpoint: str | None = None,
-        actions: Sequence[Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        status: str | None = None,
-    ) -> dict[str, Any]:
-        """Register a service (POST /services); ConflictError when the name is taken."""
-        request = rest.register_service(name, description, endpoint, actions, metadata, status)
-        return self._send(request)
-
-    def update_service(
-        self,
-        service_id: str,
-        name: str | None = None,
-        description: str | None = None,
-        endpoint: str | None = None,
-        status: str | None = None,
-        actions: Sequence[Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Change the given fields of a service (PATCH); fields left as None are not sent."""
-        request = rest.update_service(
-            service_id, name, description, endpoint, status, actions, metadata
-        )
-        return self._send(request)
-
-    def deregister_service(self, service_id: str) -> dict[str, Any]:
-        """Deregister a service; answers ``{"id", "name", "deregistered": True}``."""
-        return self._send(rest.deregister_service(service_id))
-
-    def get_service(self, service_id: str) -> dict[str, Any]:
-        """One service, by id or name."""
-        return self._send(rest.get_service(service_id))
-
-    def get_services(
-        self, status: str | None = None, page: int = 1, per_page: int = 20
-    ) -> dict[str, Any]:
-        """A page of services ``{items, total, page, per_page, pages}``."""
-        return self._send(rest.list_services(status, page, per_page))
-
-    def execute_service_action(
-        self,
-        service_id: str,
-        action: str,
-        input_data: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Run one action of a service through the integration service."""
-        return self._send(rest.execute_service_action(service_id, action, input_data, context))
-
-    # ---- health --------------------------------------------------------------------
-
-    def get_integration_health(self) -> dict[str, Any]:
-        """The integration service's health report (an "unhealthy" 503 report is returned too)."""
-        return self._send(rest.integration_health())
-
-    def get_service_health(self, service_id: str) -> dict[str, Any]:
-        """One registered service's health report."""
-        return self._send(rest.service_health(service_id))
+    get_integration_health = blocking(ServiceIntegrationClient.get_integration_health)
+    get_service_health = blocking(ServiceIntegrationClient.get_service_health)

@@ -19,7 +19,7 @@ def create_health_router(service_name: str = "integration") -> APIRouter:
 
     @router.get("/health", summary="Integration service health")
     async def health(request: Request) -> JSONResponse:
-        engine = cast(AsyncEngine, request.app.state.engine)
+        engine = cast(AsyncEngine, request.app.state.database)
         checks: dict[str, Any] = {}
         try:
             async with engine.connect() as connection:

@@ -49,7 +49,7 @@ def get_workflows(request: Request) -> WorkflowStore:
 
 
 def get_engine(request: Request) -> ExecutionEngine:
-    return cast(ExecutionEngine, request.app.state.engine_runner)
+    return cast(ExecutionEngine, request.app.state.execution_engine)
 
 
 def get_executions(request: Request) -> ExecutionStore:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,10 +52,12 @@ for the execution's input, the ids of the steps that ran before the fork)."""
 
 @dataclass(frozen=True, slots=True)
 class RunState:
-    """Where DBOS says a run stands: ``status`` is DBOS's (SUCCESS, ERROR, CANCELLED, ...)."""
+    """Where DBOS says a run stands: ``status`` is DBOS's (SUCCESS, ERROR, CANCELLED, ...);
+    ``version`` is the :data:`APP_VERSION` that started it."""
 
     status: str
     error: str | None
+    version: str | None
 
 
 def dbos_system_url(database_url: str) -> str:
@@ -165,6 +168,9 @@ class DurableRuns:
             # the registry goes too: the workflows registered were bound to this object
             await asyncio.to_thread(DBOS.destroy, destroy_registry=True)
             self._launched = False
+            # DBOS made its thread pool this loop's default executor and has just shut it down:
+            # give the loop a live one, so that to_thread (and an engine started again) works
+            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())
 
     @property
     def running(self) -> int:
@@ -227,7 +233,8 @@ class DurableRuns:
         status = await DBOS.get_workflow_status_async(run_id)
         if status is None:
             return None
-        return RunState(status.status, None if status.error is None else str(status.error))
+        error = None if status.error is None else str(status.error)
+        return RunState(status.status, error, status.app_version)
 
     async def cancel(self, run_id: str) -> None:
         """Cancel the run and its branches; the step running now is the last to run."""

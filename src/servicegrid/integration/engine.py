@@ -94,6 +94,13 @@ class ExecutionEngine:
             elif state.status in ("ERROR", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"):
                 error = {"type": "ExecutionError", "message": state.error or state.status}
                 await self.executions.finish(execution_id, ExecutionStatus.FAILED, error=error)
+            elif state.version != APP_VERSION and state.status in ("PENDING", "ENQUEUED"):
+                # DBOS recovers only its own version's runs: this one would wait forever
+                error = {
+                    "type": "ExecutionError",
+                    "message": "started by an earlier version of the service; resume it",
+                }
+                await self.executions.finish(execution_id, ExecutionStatus.FAILED, error=error)
             elif state.status == "CANCELLED":
                 await self.executions.finish(execution_id, ExecutionStatus.CANCELLED)
             elif state.status == "SUCCESS":

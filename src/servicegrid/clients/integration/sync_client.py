@@ -29,6 +29,8 @@ __all__ = ["ServiceIntegrationClientSync"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
+_SHARED_ATTRIBUTES = frozenset({"base_url", "timeout", "service_name", "headers", "state"})
+
 
 class _SendingInline(ServiceIntegrationClient):
     """The async client sending and pausing from the calling thread: its awaits never suspend."""
@@ -101,6 +103,12 @@ class ServiceIntegrationClientSync:
     def circuit_breaker(self) -> CircuitBreaker:
         """The one breaker guarding every call of this client."""
         return self._client.circuit_breaker
+
+    def __getattr__(self, name: str) -> Any:
+        # base_url, timeout, service_name, headers and state read as the async client's
+        if name in _SHARED_ATTRIBUTES:
+            return getattr(self._client, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def close(self) -> None:
         """Close the connection pool; idempotent. Later calls raise ClientStateError."""

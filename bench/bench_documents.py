@@ -12,11 +12,8 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +26,7 @@ from fpdf import FPDF  # noqa: E402
 from tests.services.test_service_processes import wait_serving  # noqa: E402
 from tests.support.faulty_server import free_port  # noqa: E402
 
-from _common import table  # noqa: E402
+from _common import logged_process, table  # noqa: E402
 from servicegrid.clients import DoclingVLMClient, ServiceClientConfig  # noqa: E402
 from servicegrid.documents import ExtractOptions, TextLayerEngine  # noqa: E402
 
@@ -107,26 +104,14 @@ async def measure(port: int, docs: list[bytes]) -> dict[str, list[float]]:
 def main() -> list[list[object]]:
     docs = [document(i) for i in range(DOCUMENTS)]
     port = free_port()
-    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the server and read on failure
-        "w+", prefix="bench-documents-", suffix=".log", delete=False
-    )
-    server = subprocess.Popen(
+    with logged_process(
         [sys.executable, "-m", "servicegrid.cli", "serve", "documents", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "SERVICEGRID_LOG_LEVEL": "WARNING"},
-        stdout=log,
-        stderr=log,
-    )
-    try:
+        {**os.environ, "SERVICEGRID_LOG_LEVEL": "WARNING"},
+        "service",
+        prefix="bench-documents",
+    ):
         asyncio.run(wait_serving(port, within=120.0))
         runs = asyncio.run(measure(port, docs))
-    except BaseException:
-        log.seek(0)
-        print(f"the service's log ({log.name}) ends:\n{log.read()[-4000:]}", file=sys.stderr)
-        raise
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
     engine = statistics.median(runs["engine"])
     ratio = statistics.median(s / e for s, e in zip(runs["service"], runs["engine"], strict=True))
     rows: list[list[object]] = [

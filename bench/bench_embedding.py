@@ -19,11 +19,8 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,7 +35,7 @@ from tests.services.test_service_processes import wait_serving  # noqa: E402
 from tests.support.faulty_server import free_port  # noqa: E402
 
 import _infinity  # noqa: E402
-from _common import pct, table  # noqa: E402
+from _common import logged_process, pct, table  # noqa: E402
 from servicegrid.clients import EmbeddingClient, ServiceClientConfig  # noqa: E402
 from servicegrid.models import MINILM_NAME, SentenceTransformerEmbedder, resolve_model_path  # noqa: E402
 from servicegrid.proto import embedding_service_pb2  # noqa: E402
@@ -141,17 +138,12 @@ def main(argv: list[str] | None = None) -> list[list[object]]:
     base1 = in_process(embedder, 1, "batch 1")
 
     port = free_port()
-    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the server and read on failure
-        "w+", prefix="bench-embedding-", suffix=".log", delete=False
-    )
-    server = subprocess.Popen(
+    with logged_process(
         [sys.executable, "-m", "servicegrid.cli", "serve", "embedding", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "SERVICEGRID_DEVICE": "cpu", "SERVICEGRID_LOG_LEVEL": "WARNING"},
-        stdout=log,
-        stderr=log,
-    )
-    try:
+        {**os.environ, "SERVICEGRID_DEVICE": "cpu", "SERVICEGRID_LOG_LEVEL": "WARNING"},
+        "service",
+        prefix="bench-embedding",
+    ):
         infinity = (
             contextlib.nullcontext(None)
             if args.no_infinity
@@ -160,13 +152,6 @@ def main(argv: list[str] | None = None) -> list[list[object]]:
         with infinity as infinity_url:
             asyncio.run(wait_serving(port))
             runs = asyncio.run(measure(embedder, port, infinity_url))
-    except BaseException:
-        log.seek(0)
-        print(f"the service's log ({log.name}) ends:\n{log.read()[-4000:]}", file=sys.stderr)
-        raise
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
     return report(runs, base1, with_infinity=not args.no_infinity)
 
 

@@ -27,11 +27,8 @@ import argparse
 import asyncio
 import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,7 +43,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from tests.services.test_service_processes import wait_serving  # noqa: E402
 from tests.support.faulty_server import free_port  # noqa: E402
 
-from _common import table  # noqa: E402
+from _common import logged_process, table  # noqa: E402
 from servicegrid.clients import EmbeddingClient, ServiceClientConfig  # noqa: E402
 from servicegrid.errors import DeadlineExceeded, ResourceExhausted  # noqa: E402
 from servicegrid.proto import embedding_service_pb2  # noqa: E402
@@ -274,31 +271,19 @@ def main(argv: list[str] | None = None) -> None:
             for c, n, d in LOADS.values()
         }
     port = free_port()
-    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the server and read on failure
-        "w+", prefix="bench-overload-", suffix=".log", delete=False
-    )
-    server = subprocess.Popen(
+    with logged_process(
         [sys.executable, "-m", "servicegrid.cli", "serve", "embedding", "--port", str(port)],
-        cwd=ROOT,
-        env={
+        {
             **os.environ,
             "SERVICEGRID_DEVICE": "cpu",
             "SERVICEGRID_LOG_LEVEL": os.environ.get("BENCH_SERVICE_LOG_LEVEL", "ERROR"),
         },
-        stdout=log,
-        stderr=log,
-    )
-    try:
+        "service",
+        prefix="bench-overload",
+    ) as server:
         asyncio.run(wait_serving(port))
         with Memory(server.pid) as memory:
             asyncio.run(measure(port, memory, loads))
-    except BaseException:
-        log.seek(0)
-        print(f"the service's log ({log.name}) ends:\n{log.read()[-4000:]}", file=sys.stderr)
-        raise
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
 
 
 if __name__ == "__main__":

@@ -278,10 +278,12 @@ async def test_404_carries_the_resource(api: ServiceIntegrationClient) -> None:
 
 
 async def test_409_on_a_taken_name(api: ServiceIntegrationClient) -> None:
-    await api.register_service(**make_service("text-extraction"))
+    first = await api.register_service(**make_service("text-extraction"))
     await api.register_service(**make_service("other"))
+    again = await api.register_service(**make_service("text-extraction"))
+    assert again == first  # the same service again: it is returned
     with pytest.raises(ConflictError) as caught:
-        await api.register_service(**make_service("text-extraction"))
+        await api.register_service(**make_service("text-extraction", description="another"))
     assert "already exists" in str(caught.value)
     with pytest.raises(ConflictError):
         await api.update_service("other", name="text-extraction")
@@ -422,7 +424,7 @@ def test_sync_client_errors(api_sync: ServiceIntegrationClientSync) -> None:
     assert (missing.value.resource_type, missing.value.resource_id) == ("service", "456")
     api_sync.register_service(**make_service("svc"))
     with pytest.raises(ConflictError):
-        api_sync.register_service(**make_service("svc"))
+        api_sync.register_service(**make_service("svc", description="another"))
     with pytest.raises(ValidationError) as invalid:
         api_sync.update_service("svc", endpoint="not a url")
     assert [p["field"] for p in invalid.value.validation_errors] == ["endpoint"]

@@ -116,9 +116,16 @@ async def test_unknown_service_is_404_naming_it(client: httpx.AsyncClient) -> No
         assert "nope" in body["detail"]
 
 
-async def test_duplicate_name_is_409(client: httpx.AsyncClient) -> None:
-    await register(client)
-    response = await client.post("/api/services", json=make_service())
+async def test_the_same_service_again_is_200_and_a_different_one_409(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await register(client)
+    again = await client.post("/api/services", json=make_service())
+    assert again.status_code == 200, again.text
+    assert again.json() == first
+    assert (await client.get("/api/services")).json()["total"] == 1
+
+    response = await client.post("/api/services", json=make_service(endpoint="http://x.test/"))
     assert response.status_code == 409
     assert response.json()["error"] == "ConflictError"
     assert "text-extraction" in response.json()["detail"]
@@ -242,8 +249,10 @@ async def test_services_survive_a_restart(db_url: str) -> None:
         assert (await second.get(f"/api/services/{service['id']}")).json() == service
         listing = (await second.get("/api/services")).json()
         assert [s["name"] for s in listing["items"]] == ["text-extraction", "other"]
-        duplicate = await second.post("/api/services", json=make_service())
-        assert duplicate.status_code == 409
+        again = await second.post("/api/services", json=make_service())
+        assert again.status_code == 200
+        different = await second.post("/api/services", json=make_service(description="x"))
+        assert different.status_code == 409
 
 
 async def test_health_checks_the_database(client: httpx.AsyncClient) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from servicegrid.errors import ConflictError
 from servicegrid.integration.db import ServiceRow
 from servicegrid.integration.models import (
     HttpMethod,
@@ -53,6 +54,17 @@ def _actions_json(actions: list[ServiceAction]) -> list[dict[str, Any]]:
     return [action.model_dump(mode="json") for action in actions]
 
 
+def _same(stored: Service, spec: ServiceCreate) -> bool:
+    """Whether registering ``spec`` would store what ``stored`` already is."""
+    return (
+        stored.description == spec.description
+        and stored.endpoint == spec.endpoint
+        and stored.status is spec.status
+        and stored.metadata == dict(spec.metadata)
+        and _actions_json(stored.actions) == _actions_json(spec.actions)
+    )
+
+
 class ServiceRegistry:
     """Services persisted through ``sessions``; names are unique, ids are generated UUIDs.
 
@@ -83,8 +95,22 @@ class ServiceRegistry:
     def _changed(self) -> None:
         self.version += 1
 
-    async def register(self, spec: ServiceCreate) -> Service:
-        """Store a new service; :class:`ConflictError` when the name is taken."""
+    async def register(self, spec: ServiceCreate) -> tuple[Service, bool]:
+        """Store a new service; returns it, and whether it is new.
+
+        Registering again a service identical to the one stored under its name returns that
+        one (so a registration can be repeated); a different one under a taken name is a
+        :class:`ConflictError`.
+        """
+        try:
+            return await self._add(spec), True
+        except ConflictError:
+            existing = await self._rows.get(spec.name)
+            if not _same(existing, spec):
+                raise
+            return existing, False
+
+    async def _add(self, spec: ServiceCreate) -> Service:
         now = self._clock()
         row = ServiceRow(
             id=self._new_id(),

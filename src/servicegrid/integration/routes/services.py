@@ -2,7 +2,7 @@
 
 .. code-block:: text
 
-    POST   /services                 register            201 Service
+    POST   /services                 register            201 Service (200: the same one again)
     GET    /services                 list                200 ServicePage  (?status=&page=&per_page=)
     GET    /services/{service_id}    get                 200 Service
     PUT    /services/{service_id}    update (partial)    200 Service
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import AfterValidator
 
 from servicegrid.integration.json_checks import check_text
@@ -59,9 +59,19 @@ def create_services_router() -> APIRouter:
     """A router with the service registry endpoints under ``/services``."""
     router = APIRouter(prefix="/services", tags=["services"])
 
-    @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a service")
-    async def register_service(body: ServiceCreate, registry: Registry) -> Service:
-        return await registry.register(body)
+    @router.post(
+        "",
+        status_code=status.HTTP_201_CREATED,
+        summary="Register a service",
+        responses={200: {"description": "An identical service was registered already"}},
+    )
+    async def register_service(
+        body: ServiceCreate, registry: Registry, response: Response
+    ) -> Service:
+        service, created = await registry.register(body)
+        if not created:
+            response.status_code = status.HTTP_200_OK
+        return service
 
     @router.get("", summary="List services")
     async def list_services(

@@ -18,13 +18,18 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from servicegrid.clock import SYSTEM_CLOCK, Clock
+from servicegrid.discovery.balancer import balanced_http
+from servicegrid.discovery.resolver import Discovery
 from servicegrid.errors import (
     ConflictError,
     DeadlineExceeded,
+    DiscoveryError,
     InvalidResponse,
     ResourceNotFoundError,
+    UnknownServiceError,
     ValidationError,
     field_error,
 )
@@ -115,8 +120,10 @@ class ActionInvoker:
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         breaker: CircuitBreakerConfig | None = None,
+        discovery: Discovery | None = None,
     ) -> None:
         self._services = services
+        self._discovery = discovery
         self._native = native
         self._clock = clock
         self._rng = rng or random.Random()
@@ -208,7 +215,7 @@ class ActionInvoker:
             output = await pipeline.acall(self._native_attempt, target, input_data, timeout)
         else:
             assert target.service is not None
-            link = self._link(target.service)
+            link = await self._link(target.service)
             output = await link.call(
                 target, input_data, idempotency_key, headers, timeout, policy, attempts
             )
@@ -242,7 +249,7 @@ class ActionInvoker:
                 f"no answer within {timeout:g}s", service=target.service_name
             ) from None
 
-    def _link(self, service: Service) -> _ServiceLink:
+    async def _link(self, service: Service) -> _ServiceLink:
         if service.status is not ServiceStatus.ACTIVE:
             # the state of the registry, not of the service: 409, and no retry (it cannot change)
             raise ConflictError(
@@ -253,9 +260,26 @@ class ActionInvoker:
         key = (service.name, service.endpoint)
         link = self._links.get(key)
         if link is None:
-            link = _ServiceLink(service, self._breaker, self._clock)
-            self._links[key] = link
+            base_url = await self._base_url(service.endpoint)
+            link = self._links.get(key)  # another step may have made it meanwhile
+            if link is None:
+                link = _ServiceLink(service, base_url, self._breaker, self._clock, self._discovery)
+                self._links[key] = link
         return link
+
+    async def _base_url(self, endpoint: str) -> str:
+        """``endpoint``, or ``discovery:///<host><path>`` when its host is a name that discovery
+        knows (``text-extraction-service``): its instances' addresses and ports replace the
+        URL's, and the path is kept. Any other host is left to DNS."""
+        parts = urlsplit(endpoint.rstrip("/"))
+        host = parts.hostname or ""
+        if self._discovery is None or not _names_a_service(host):
+            return endpoint
+        try:
+            await self._discovery.resolve(host, "http")
+        except (UnknownServiceError, DiscoveryError):
+            return endpoint
+        return f"discovery:///{host}{parts.path}"
 
     def _check_output(self, target: ActionTarget, output: Any) -> None:
         try:
@@ -287,6 +311,13 @@ class ActionInvoker:
         await self._native.aclose()
 
 
+def _names_a_service(host: str) -> bool:
+    """Whether ``host`` is a bare service name, not an address or a domain name."""
+    if not host or "." in host or ":" in host or host == "localhost":
+        return False
+    return not host.isdigit()
+
+
 class _CountedAttempts:
     """The innermost policy of a call: counts its attempts and reports each as it starts."""
 
@@ -313,10 +344,20 @@ class _CountedAttempts:
 class _ServiceLink:
     """The way to one registered service: its connections, its circuit breaker, its requests."""
 
-    def __init__(self, service: Service, breaker: CircuitBreakerConfig, clock: Clock) -> None:
+    def __init__(
+        self,
+        service: Service,
+        base_url: str,
+        breaker: CircuitBreakerConfig,
+        clock: Clock,
+        discovery: Discovery | None,
+    ) -> None:
         self.name = service.name
-        self.encoder = RequestEncoder(service.endpoint.rstrip("/"))
-        self.http = Http1Transport(default_headers=self.encoder.default_headers, service=self.name)
+        self.encoder = RequestEncoder(base_url.rstrip("/"))
+        network = Http1Transport(default_headers=self.encoder.default_headers, service=self.name)
+        self.http = balanced_http(
+            base_url, network, service=self.name, discovery=discovery, clock=clock
+        )
         self.breaker = CircuitBreaker(name=self.name, config=breaker, clock=clock)
         self.check = StatusCheck(client_errors=True, service=self.name)
         self.clock = clock

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 
 from servicegrid import catalogue
 from servicegrid.clock import SYSTEM_CLOCK, Clock
+from servicegrid.discovery.resolver import Discovery
 from servicegrid.errors import PayloadTooLarge
 from servicegrid.http_limits import BodyLimitMiddleware
 from servicegrid.integration.actions import ActionInvoker
@@ -58,6 +59,7 @@ def create_app(
     retention_days: float = 0,
     purge_interval: float = DEFAULT_PURGE_INTERVAL,
     clock: Clock = SYSTEM_CLOCK,
+    discovery: Discovery | None = None,
 ) -> FastAPI:
     """The app for ``database_url``; its lifespan migrates the database, then serves.
 
@@ -71,6 +73,9 @@ def create_app(
     A request body over ``max_body_bytes`` is answered 413. With ``retention_days`` above 0,
     executions finished longer ago are purged at start and every ``purge_interval`` seconds
     (see :mod:`~servicegrid.integration.retention`; ``clock`` tells the time); 0 keeps them.
+
+    With ``discovery`` (owned by the caller), a registered endpoint whose host is a service name
+    it knows (``http://text-extraction-service:8000/api``) is called at the instances it finds.
     """
 
     @asynccontextmanager
@@ -80,7 +85,9 @@ def create_app(
         sessions = session_factory(database)
         registry = ServiceRegistry(sessions)
         executions = ExecutionStore(sessions)
-        invoker = ActionInvoker(registry, native=native or NativeStepRunner(), clock=clock)
+        invoker = ActionInvoker(
+            registry, native=native or NativeStepRunner(), clock=clock, discovery=discovery
+        )
         board = ServiceHealthBoard(interval=health_interval)
         engine = ExecutionEngine(
             executions,

@@ -8,6 +8,7 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from servicegrid.discovery.registration import announced
+from servicegrid.discovery.resolver import Discovery
 from servicegrid.integration.app import create_app
 from servicegrid.integration.native import NativeStepRunner
 from servicegrid.runtime.uvicorn_server import GracefulServer
@@ -27,9 +28,11 @@ async def run_integration_service(settings: Settings, *, host: str, port: int) -
     """
     database_url = async_database_url(settings.database_url)
     prepare_sqlite_folder(database_url)
+    discovery = Discovery.from_settings(settings)
     app = create_app(
         database_url,
         native=NativeStepRunner(settings=settings),
+        discovery=discovery,
         executor_id=settings.integration_executor_id,
         max_body_bytes=settings.integration_max_body_mb * 1024 * 1024,
         retention_days=settings.execution_retention_days,
@@ -44,7 +47,10 @@ async def run_integration_service(settings: Settings, *, host: str, port: int) -
     server = GracefulServer(config)
     shown = make_url(database_url).render_as_string(hide_password=True)
     _log.info("integration service on http://%s:%d/api (database %s)", host, port, shown)
-    async with announced(settings, "integration", port=port):
-        await server.serve()
+    try:
+        async with announced(settings, "integration", port=port):
+            await server.serve()
+    finally:
+        await discovery.aclose()
     if not server.started:
         raise RuntimeError(f"could not serve on {host}:{port}")

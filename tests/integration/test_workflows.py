@@ -443,3 +443,17 @@ async def test_service_health_comes_from_the_monitor(
     down = (await client.get("/api/services/down/health")).json()
     assert down["status"] in ("degraded", "unhealthy")
     assert down["consecutive_failures"] == 1
+
+
+async def test_the_same_workflow_again_is_200_and_a_different_one_409(
+    client: httpx.AsyncClient, services: ActionServices
+) -> None:
+    await register_all(client, services)
+    first = await create_workflow(client, SEED_STEPS)
+    body = {"name": "document-sentiment", "description": "test", "steps": SEED_STEPS}
+    again = await client.post("/api/workflows", json={**body, "metadata": {"v": 1}})
+    assert again.status_code == 200, again.text
+    assert again.json() == first
+    different = await client.post("/api/workflows", json={**body, "metadata": {"v": 2}})
+    assert different.status_code == 409, different.text
+    assert (await client.get("/api/workflows")).json()["total"] == 1

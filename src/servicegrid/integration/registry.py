@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from servicegrid.errors import ConflictError
 from servicegrid.integration.db import ServiceRow
 from servicegrid.integration.models import (
     HttpMethod,
@@ -102,15 +101,6 @@ class ServiceRegistry:
         one (so a registration can be repeated); a different one under a taken name is a
         :class:`ConflictError`.
         """
-        try:
-            return await self._add(spec), True
-        except ConflictError:
-            existing = await self._rows.get(spec.name)
-            if not _same(existing, spec):
-                raise
-            return existing, False
-
-    async def _add(self, spec: ServiceCreate) -> Service:
         now = self._clock()
         row = ServiceRow(
             id=self._new_id(),
@@ -123,7 +113,7 @@ class ServiceRegistry:
             created_at=now,
             updated_at=now,
         )
-        return await self._rows.add(row)
+        return await self._rows.add_unless_same(row, lambda stored: _same(stored, spec))
 
     async def get(self, service_id: str) -> Service:
         """The service with this id, else this name; :class:`ResourceNotFoundError` if none."""

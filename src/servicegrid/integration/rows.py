@@ -179,6 +179,20 @@ class NamedRows(Generic[RowT, ModelT]):
             await self._commit(session, row.name)
         return self._to_model(row)
 
+    async def add_unless_same(
+        self, row: RowT, same: Callable[[ModelT], bool]
+    ) -> tuple[ModelT, bool]:
+        """Insert ``row`` and return it as new; when its name is taken by a row for which
+        ``same`` holds, return that one as not new (so a registration can be repeated).
+        A different row under the name is a :class:`ConflictError`."""
+        try:
+            return await self.add(row), True
+        except ConflictError:
+            existing = await self.get(row.name)
+            if not same(existing):
+                raise
+            return existing, False
+
     async def update(
         self, key: str, changes: NamedUpdate, change: Callable[[RowT], None]
     ) -> ModelT:

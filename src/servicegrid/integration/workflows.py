@@ -118,8 +118,12 @@ class WorkflowStore:
                 )
         return problems
 
-    async def create(self, spec: WorkflowCreate) -> Workflow:
-        """Store a new workflow; :class:`ConflictError` when the name is taken."""
+    async def create(self, spec: WorkflowCreate) -> tuple[Workflow, bool]:
+        """Store a new workflow; returns it, and whether it is new.
+
+        Creating again a workflow identical to the one stored under its name returns that one;
+        a different one under a taken name is a :class:`ConflictError`.
+        """
         await self.check_steps(spec.steps)
         now = self._clock()
         row = WorkflowRow(
@@ -133,7 +137,16 @@ class WorkflowStore:
             created_at=now,
             updated_at=now,
         )
-        return await self._rows.add(row)
+
+        def same(stored: Workflow) -> bool:
+            return (
+                stored.description == spec.description
+                and stored.status is spec.status
+                and stored.metadata == dict(spec.metadata)
+                and _steps_json(stored.steps) == _steps_json(spec.steps)
+            )
+
+        return await self._rows.add_unless_same(row, same)
 
     async def get(self, workflow_id: str) -> Workflow:
         """The workflow with this id, else this name; :class:`ResourceNotFoundError` if none."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Header, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from servicegrid.integration.engine import ExecutionEngine
 from servicegrid.integration.execution_models import (
@@ -71,9 +71,19 @@ def create_workflows_router() -> APIRouter:
     """A router with the workflow endpoints under ``/workflows``."""
     router = APIRouter(prefix="/workflows", tags=["workflows"])
 
-    @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a workflow")
-    async def create_workflow(body: WorkflowCreate, workflows: Workflows) -> Workflow:
-        return await workflows.create(body)
+    @router.post(
+        "",
+        status_code=status.HTTP_201_CREATED,
+        summary="Create a workflow",
+        responses={200: {"description": "An identical workflow was created already"}},
+    )
+    async def create_workflow(
+        body: WorkflowCreate, workflows: Workflows, response: Response
+    ) -> Workflow:
+        workflow, created = await workflows.create(body)
+        if not created:
+            response.status_code = status.HTTP_200_OK
+        return workflow
 
     @router.get("", summary="List workflows")
     async def list_workflows(

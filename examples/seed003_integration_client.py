@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import sys
 
 from servicegrid.clients import ServiceIntegrationClient
 from servicegrid.errors import (
@@ -134,4 +135,5 @@ async def create_and_execute_document_workflow():
 
 
 if __name__ == "__main__":
-    asyncio.run(create_and_execute_document_workflow())
+    # exit non-zero when the workflow gave no result (the function printed why)
+    sys.exit(0 if asyncio.run(create_and_execute_document_workflow()) else 1)

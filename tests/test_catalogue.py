@@ -40,6 +40,19 @@ def test_the_architecture_table() -> None:
         "users": ("user-service", "USER_SERVICE", 8001, 50061),
         "questions": ("question-service", "QUESTION_SERVICE", 8002, 50062),
         "api-gateway": ("api-gateway", "API_GATEWAY", 8003, 50063),
+        "text-extraction": ("text-extraction-service", "TEXT_EXTRACTION_SERVICE", 8010, None),
+        "sentiment-analysis": (
+            "sentiment-analysis-service",
+            "SENTIMENT_ANALYSIS_SERVICE",
+            8011,
+            None,
+        ),
+        "text-summarization": (
+            "text-summarization-service",
+            "TEXT_SUMMARIZATION_SERVICE",
+            8012,
+            None,
+        ),
     }
     assert catalogue.lookup("embedding").metrics_port == 51052
     assert catalogue.lookup("integration").metrics_port is None

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.support.action_services import ActionServices
-from tests.support.faulty_server import FaultyServer
+from tests.support.faulty_server import FaultyServer, free_port
 from tests.support.integration_process import IntegrationProcess
+from tests.support.service_processes import serve, wait_for_health
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
@@ -252,34 +252,56 @@ async def test_docling_client_against_the_document_service_with_a_vlm_stand_in(
     assert "PDF 3: doc3.pdf - 2 pages" in stdout
 
 
-def test_seed003_complete_workflow_example(tmp_path: Path) -> None:
-    """The seed's endpoints (``text-extraction-service:8000``) are reached through a real HTTP
-    proxy: local services implementing the two actions, set as the integration service's
-    ``HTTP_PROXY``."""
-    with ActionServices() as actions:
-        service = IntegrationProcess(
-            f"sqlite:///{tmp_path}/integration.db",
-            tmp_path / "integration.log",
-            env={"HTTP_PROXY": actions.url, "http_proxy": actions.url, "NO_PROXY": "127.0.0.1"},
-        )
+def test_seed003_example_runs_twice_against_the_sample_services(tmp_path: Path) -> None:
+    """As under ``make up``: the integration service and the sample action services run as
+    processes, and the seed's endpoints (``text-extraction-service:8000``) are found through
+    discovery (their ``*_SERVICE_URL``). The example runs twice: the second run finds the
+    services and the workflow it registered already (200), and gets the same answer."""
+    ports = {name: free_port() for name in ("text-extraction", "sentiment-analysis")}
+    urls = {
+        f"{name.upper().replace('-', '_')}_SERVICE_URL": f"http://127.0.0.1:{port}"
+        for name, port in ports.items()
+    }
+    samples = [serve(name, port) for name, port in ports.items()]
+    service = IntegrationProcess(
+        f"sqlite:///{tmp_path}/integration.db", tmp_path / "integration.log", env=urls
+    )
+    runs = []
+    try:
+        for url in urls.values():
+            wait_for_health(f"{url}/health")
         service.start()
-        try:
-            done = subprocess.run(
-                [sys.executable, str(ROOT / "examples" / "seed003_integration_client.py")],
-                env={**os.environ, "INTEGRATION_SERVICE_URL": service.api},
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
+        for _ in range(2):
+            runs.append(
+                subprocess.run(
+                    [sys.executable, str(ROOT / "examples" / "seed003_integration_client.py")],
+                    env={**os.environ, "INTEGRATION_SERVICE_URL": service.api},
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=False,
+                )
             )
-        finally:
-            service.stop()
-        calls = actions.calls()
-    assert done.returncode == 0, done.stderr
-    assert "Registered text extraction service with ID: " in done.stdout
-    assert "Created workflow with ID: " in done.stdout
-    assert "Sentiment: positive\nScore: 0.8" in done.stdout, done.stdout
-    assert [call["path"] for call in calls] == [
-        "/text-extraction/api/extract",
-        "/sentiment-analysis/api/analyze",
-    ]
+    finally:
+        service.stop()
+        for process in samples:
+            process.terminate()
+            process.wait(timeout=20)
+    for done in runs:
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        assert "Registered text extraction service with ID: " in done.stdout
+        assert "Created workflow with ID: " in done.stdout
+        assert "Sentiment: positive\nScore: 1.0" in done.stdout, done.stdout
+
+
+def test_seed003_example_exits_non_zero_without_a_result(tmp_path: Path) -> None:
+    """The seed's function prints what went wrong and returns nothing; the script says so."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "seed003_integration_client.py")],
+        env={**os.environ, "INTEGRATION_SERVICE_URL": f"http://127.0.0.1:{free_port()}/api"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, (done.stdout, done.stderr)

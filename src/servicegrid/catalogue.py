@@ -16,6 +16,13 @@ all read this table; nothing else spells a service's port or variable names.
     questions (seed 002)    questions    question-service      QUESTION_SERVICE     8002, 50062 gRPC
     API gateway (seed 002)  api-gateway  api-gateway           API_GATEWAY          8003, 50063 gRPC
 
+    samples (REST /api)     text-extraction 8010, sentiment-analysis 8011,
+                            text-summarization 8012; discovery name <name>-service,
+                            env prefix TEXT_EXTRACTION_SERVICE (and so on)
+
+The samples are the action services seed 003's example registers; they compute their answers
+from their input (:mod:`servicegrid.apps.sample_actions`).
+
 The discovery name is the lower kebab case of the environment prefix; a
 service with both protocols is also registered as ``<discovery name>-grpc``.
 A gRPC service serves Prometheus metrics on its port + 1000.
@@ -177,6 +184,23 @@ CATALOGUE: Final[tuple[ServiceSpec, ...]] = (
         grpc_port=50063,
         extra="apps",
         servable=True,
+    ),
+    *(
+        ServiceSpec(
+            name,
+            f"{title} (sample)",
+            f"{name.upper().replace('-', '_')}_SERVICE",
+            "http",
+            port,
+            base_path="/api",
+            extra="integration",
+            servable=True,
+        )
+        for name, title, port in (
+            ("text-extraction", "text extraction", 8010),
+            ("sentiment-analysis", "sentiment analysis", 8011),
+            ("text-summarization", "summarization", 8012),
+        )
     ),
 )
 

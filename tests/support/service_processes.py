@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-__all__ = ["serve"]
+import httpx
+
+__all__ = ["serve", "wait_for_health"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,3 +24,16 @@ def serve(name: str, port: int, **env: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def wait_for_health(url: str, *, within: float = 60.0) -> None:
+    """Return once ``GET url`` answers 200; RuntimeError after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer 200 within {within:g} s")

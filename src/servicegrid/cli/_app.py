@@ -209,7 +209,8 @@ def up(
             help=(
                 "Start the local services "
                 "(gpu, embedding, reranking, documents, integration, gateway, users, "
-                "questions, api-gateway)."
+                "questions, api-gateway, and the sample text-extraction, sentiment-analysis "
+                "and text-summarization)."
             ),
         ),
     ] = True,

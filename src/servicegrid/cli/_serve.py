@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 from urllib.parse import urlsplit
 
@@ -22,7 +23,8 @@ _log = logging.getLogger("servicegrid.cli")
 
 class LocalService(enum.StrEnum):
     """The catalogue services this version can run (``servable``): the gRPC model services,
-    the integration API, the gateway, and seed 002's users, questions and API gateway."""
+    the integration API, the gateway, seed 002's users, questions and API gateway, and the
+    sample action services seed 003's example calls."""
 
     GPU = "gpu"
     EMBEDDING = "embedding"
@@ -33,6 +35,9 @@ class LocalService(enum.StrEnum):
     USERS = "users"
     QUESTIONS = "questions"
     API_GATEWAY = "api-gateway"
+    TEXT_EXTRACTION = "text-extraction"
+    SENTIMENT_ANALYSIS = "sentiment-analysis"
+    TEXT_SUMMARIZATION = "text-summarization"
 
     @property
     def spec(self) -> catalogue.ServiceSpec:
@@ -126,12 +131,16 @@ def _needs_extra(console: Console, service: LocalService, error: ImportError) ->
 def _serve_http(
     service: LocalService, settings: Settings, console: Console, *, host: str, port: int
 ) -> int:
-    """Serve one of the HTTP services (integration, gateway) on uvicorn until SIGTERM."""
+    """Serve one of the HTTP services (integration, gateway, the samples) until SIGTERM."""
     try:
         if service is LocalService.GATEWAY:
             from servicegrid.gateway.server import run_gateway as run
-        else:
+        elif service is LocalService.INTEGRATION:
             from servicegrid.integration.server import run_integration_service as run
+        else:
+            from servicegrid.apps.sample_actions import run_sample_service
+
+            run = functools.partial(run_sample_service, service=service.value)
     except ImportError as exc:
         return _needs_extra(console, service, exc)
     try:

@@ -250,6 +250,8 @@ class Settings(BaseSettings):
     integration_max_body_mb: Count = Field(
         10, validation_alias="SERVICEGRID_INTEGRATION_MAX_BODY_MB"
     )
+    # PostgreSQL: a worker silent this long has its unfinished executions taken over
+    worker_timeout: Seconds = Field(15.0, validation_alias="SERVICEGRID_WORKER_TIMEOUT")
     # finished executions older than this many days are purged; 0 keeps them forever
     execution_retention_days: Annotated[float, Field(ge=0)] = Field(
         30.0, validation_alias="SERVICEGRID_EXECUTION_RETENTION_DAYS"

@@ -42,6 +42,7 @@ def test_upgrade_creates_the_schema_on_an_empty_database(db_url: str) -> None:
             "workflows",
             "executions",
             "execution_steps",
+            "integration_workers",
             "alembic_version",
         }
         columns = {column["name"] for column in inspector.get_columns("services")}

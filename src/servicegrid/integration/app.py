@@ -28,6 +28,7 @@ from servicegrid.integration.routes.health import create_health_router
 from servicegrid.integration.routes.services import create_services_router
 from servicegrid.integration.routes.workflows import create_workflows_router
 from servicegrid.integration.service_health import ServiceHealthBoard
+from servicegrid.integration.workers import DEFAULT_WORKER_TIMEOUT, WorkerWatch
 from servicegrid.integration.workflows import WorkflowStore
 
 __all__ = ["API_PREFIX", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_PORT", "create_app"]
@@ -60,6 +61,7 @@ def create_app(
     purge_interval: float = DEFAULT_PURGE_INTERVAL,
     clock: Clock = SYSTEM_CLOCK,
     discovery: Discovery | None = None,
+    worker_timeout: float = DEFAULT_WORKER_TIMEOUT,
 ) -> FastAPI:
     """The app for ``database_url``; its lifespan migrates the database, then serves.
 
@@ -76,6 +78,10 @@ def create_app(
 
     With ``discovery`` (owned by the caller), a registered endpoint whose host is a service name
     it knows (``http://text-extraction-service:8000/api``) is called at the instances it finds.
+
+    On PostgreSQL the worker (``executor_id``, default ``local``) writes a heartbeat, and takes
+    over the executions of a worker silent for ``worker_timeout`` seconds
+    (:mod:`~servicegrid.integration.workers`).
     """
 
     @asynccontextmanager
@@ -113,6 +119,21 @@ def create_app(
         )
         app.state.retention = sweeper
         await engine.start()
+        watch = (
+            WorkerWatch(
+                database,
+                executor_id=executor_id or "local",
+                recover=engine.durable.recover,
+                settle=engine.settle_unfinished,
+                timeout=worker_timeout,
+                clock=clock,
+            )
+            if database.dialect.name == "postgresql"
+            else None
+        )
+        if watch is not None:
+            await watch.start()
+        app.state.worker_watch = watch
         if sweeper is not None:
             sweeper.start()
         try:
@@ -120,6 +141,8 @@ def create_app(
         finally:
             if sweeper is not None:
                 await sweeper.aclose()
+            if watch is not None:
+                await watch.aclose()
             await engine.stop()
             await board.aclose()
             await invoker.aclose()

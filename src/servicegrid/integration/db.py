@@ -28,6 +28,7 @@ __all__ = [
     "ExecutionRow",
     "ExecutionStepRow",
     "ServiceRow",
+    "WorkerRow",
     "WorkflowRow",
     "alembic_config",
     "async_database_url",
@@ -129,6 +130,16 @@ class ExecutionStepRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class WorkerRow(Base):
+    """One integration worker sharing the database: its executor id and its last heartbeat."""
+
+    __tablename__ = "integration_workers"
+
+    executor_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -236,6 +236,12 @@ class DurableRuns:
         error = None if status.error is None else str(status.error)
         return RunState(status.status, error, status.app_version)
 
+    async def recover(self, executor_id: str) -> int:
+        """Hand the pending runs of ``executor_id`` (a worker that died) back to the queue,
+        where exactly one live worker picks each up; returns how many there were."""
+        handles = await asyncio.to_thread(DBOS._recover_pending_workflows, [executor_id])
+        return len(handles)
+
     async def cancel(self, run_id: str) -> None:
         """Cancel the run and its branches; the step running now is the last to run."""
         await DBOS.cancel_workflow_async(run_id, cancel_children=True)

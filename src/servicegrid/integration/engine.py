@@ -77,7 +77,7 @@ class ExecutionEngine:
         Call it on the event loop the service runs on: recovered runs run there.
         """
         await self.durable.launch(self.runner.run_execution, self.runner.run_branch)
-        await self._settle_unfinished()
+        await self.settle_unfinished()
 
     async def stop(self) -> None:
         """Stop; runs still going are cut off here and resumed by the next start."""
@@ -85,7 +85,7 @@ class ExecutionEngine:
             _log.info("stopping: %d runs cut off; the next start resumes them", cut_off)
         await self.durable.shutdown()
 
-    async def _settle_unfinished(self) -> None:
+    async def settle_unfinished(self) -> None:
         """Start the runs a crash left unstarted, and record how the others ended."""
         for execution_id, run_id in await self.executions.unfinished():
             state = await self.durable.state(run_id)

@@ -36,6 +36,7 @@ async def run_integration_service(settings: Settings, *, host: str, port: int) -
         executor_id=settings.integration_executor_id,
         max_body_bytes=settings.integration_max_body_mb * 1024 * 1024,
         retention_days=settings.execution_retention_days,
+        worker_timeout=settings.worker_timeout,
     )
     config = uvicorn.Config(
         app,

@@ -931,9 +931,10 @@ async def test_workflow_errors(api: ServiceIntegrationClient, standin: str) -> N
         await api.create_workflow(name="no-steps")
     assert [p["field"] for p in caught.value.validation_errors] == ["steps"]
 
-    await api.create_workflow(name="wf", steps=SEED_STEPS)
+    first = await api.create_workflow(name="wf", steps=SEED_STEPS)
+    assert await api.create_workflow(name="wf", steps=SEED_STEPS) == first  # the same again
     with pytest.raises(ConflictError):
-        await api.create_workflow(name="wf", steps=SEED_STEPS)
+        await api.create_workflow(name="wf", steps=SEED_STEPS, description="another")
     with pytest.raises(ResourceNotFoundError) as missing:
         await api.execute_workflow(workflow_id="123")
     assert (missing.value.resource_type, missing.value.resource_id) == ("workflow", "123")

@@ -239,6 +239,8 @@ class DurableRuns:
     async def recover(self, executor_id: str) -> int:
         """Hand the pending runs of ``executor_id`` (a worker that died) back to the queue,
         where exactly one live worker picks each up; returns how many there were."""
+        # DBOS's own recovery by executor id: an underscored classmethod in dbos 3.x (pyproject
+        # keeps it below 4), covered by tests/integration/test_worker_takeover.py
         handles = await asyncio.to_thread(DBOS._recover_pending_workflows, [executor_id])
         return len(handles)
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import httpx
-import hypothesis
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck
 from schemathesis.checks import not_a_server_error
 
 from servicegrid.apps.sample_actions import SAMPLE_SERVICES, create_sample_app
+from tests.support.schema_fuzz import fuzz_settings
 from tests.support.threaded_server import ThreadedServer
 
 EXAMPLES_PER_OPERATION = 30
@@ -93,14 +92,7 @@ def _no_server_error(name: str) -> Callable[..., None]:
     schema = schemathesis.openapi.from_dict(create_sample_app(name).openapi())
 
     @schema.parametrize()
-    @hypothesis.settings(
-        max_examples=EXAMPLES_PER_OPERATION,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-    )
+    @fuzz_settings(EXAMPLES_PER_OPERATION)
     def test(
         case: schemathesis.Case,  # type: ignore[type-arg]
         urls: dict[str, str],

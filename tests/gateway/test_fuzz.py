@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import hypothesis
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck
 from schemathesis.checks import not_a_server_error
 
 from servicegrid.gateway import create_app
 from servicegrid.settings import load_settings
 from tests.gateway.conftest import AppMaker
+from tests.support.schema_fuzz import fuzz_settings
 from tests.support.threaded_server import ThreadedServer
 
 PATHS = [
@@ -49,14 +48,7 @@ def session() -> Iterator[requests.Session]:
 
 
 @schema.parametrize()
-@hypothesis.settings(
-    max_examples=EXAMPLES_PER_OPERATION,
-    deadline=None,
-    database=None,
-    derandomize=True,
-    suppress_health_check=list(HealthCheck),
-    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-)
+@fuzz_settings(EXAMPLES_PER_OPERATION)
 def test_no_request_gets_a_server_error(
     case: schemathesis.Case,  # type: ignore[type-arg]
     gateway_url: str,

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.support.action_services import ActionServices
-from tests.support.integration_process import IntegrationProcess
+from tests.support.integration_process import IntegrationProcess, register_noop_workflow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,14 +56,7 @@ def test_sigterm_cuts_runs_off_and_the_next_start_finishes_them(tmp_path: Path) 
         service.start()
         try:
             with httpx.Client(base_url=service.api, timeout=10) as client:
-                actions = [{"name": n, "input_schema": {}, "output_schema": {}} for n in "ab"]
-                body = {"name": "noop", "endpoint": services.endpoint("noop"), "actions": actions}
-                client.post("/services", json=body).raise_for_status()
-                steps = [
-                    {"id": "one", "service": "noop", "action": "a", "next": "two"},
-                    {"id": "two", "service": "noop", "action": "b"},
-                ]
-                workflow = client.post("/workflows", json={"name": "w", "steps": steps}).json()
+                workflow = register_noop_workflow(client, services.endpoint("noop"))
                 ids = [
                     client.post(f"/workflows/{workflow['id']}/execute", json={}).json()["id"]
                     for _ in range(6)

@@ -19,16 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import hypothesis
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from servicegrid.integration import create_app
 from tests.support.action_services import ACTION_SCHEMAS, ActionServices
+from tests.support.schema_fuzz import fuzz_settings
 from tests.support.threaded_server import ThreadedServer
 
 MIN_REQUESTS = 5_000
@@ -197,14 +196,7 @@ MUTATIONS = {"PUT", "PATCH", "DELETE"}
 
 
 @schema.parametrize()
-@hypothesis.settings(
-    max_examples=EXAMPLES_PER_OPERATION,
-    deadline=None,
-    database=None,
-    derandomize=True,
-    suppress_health_check=list(HealthCheck),
-    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-)
+@fuzz_settings(EXAMPLES_PER_OPERATION)
 def test_no_request_gets_a_server_error(case: schemathesis.Case, fuzzed: Fuzzed) -> None:
     response = case.call(base_url=fuzzed.url, session=fuzzed.session, timeout=30)
     TALLY.add(case.operation.label, response.status_code)

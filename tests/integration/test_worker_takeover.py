@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from tests.integration.conftest import sync_url
 from tests.support.action_services import ActionServices
-from tests.support.integration_process import IntegrationProcess
+from tests.support.integration_process import IntegrationProcess, register_noop_workflow
 
 EXECUTIONS = 200
 KILL_AFTER = 100
@@ -45,14 +45,7 @@ def test_a_killed_workers_executions_are_taken_over(postgres_url: str, tmp_path:
                 httpx.Client(base_url=first.api, timeout=30) as one,
                 httpx.Client(base_url=second.api, timeout=30) as two,
             ):
-                actions = [{"name": n, "input_schema": {}, "output_schema": {}} for n in "ab"]
-                body = {"name": "noop", "endpoint": services.endpoint("noop"), "actions": actions}
-                one.post("/services", json=body).raise_for_status()
-                steps = [
-                    {"id": "one", "service": "noop", "action": "a", "next": "two"},
-                    {"id": "two", "service": "noop", "action": "b"},
-                ]
-                workflow = one.post("/workflows", json={"name": "w", "steps": steps}).json()
+                workflow = register_noop_workflow(one, services.endpoint("noop"))
                 ids: list[str] = []
                 killed_at = 0.0
                 for index in range(EXECUTIONS):

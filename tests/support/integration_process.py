@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -72,3 +73,19 @@ class IntegrationProcess:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def register_noop_workflow(client: httpx.Client, endpoint: str) -> dict[str, Any]:
+    """Register service ``noop`` at ``endpoint`` (actions ``a`` and ``b``, any input) and create
+    workflow ``w``, which runs ``a`` then ``b``; returns the workflow."""
+    actions = [{"name": name, "input_schema": {}, "output_schema": {}} for name in "ab"]
+    body = {"name": "noop", "endpoint": endpoint, "actions": actions}
+    client.post("/services", json=body).raise_for_status()
+    steps = [
+        {"id": "one", "service": "noop", "action": "a", "next": "two"},
+        {"id": "two", "service": "noop", "action": "b"},
+    ]
+    created = client.post("/workflows", json={"name": "w", "steps": steps})
+    created.raise_for_status()
+    workflow: dict[str, Any] = created.json()
+    return workflow

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated, Any, Final, TypeVar, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import AfterValidator
@@ -31,11 +31,13 @@ from servicegrid.integration.models import (
 from servicegrid.integration.registry import ServiceRegistry
 
 __all__ = [
+    "CREATED_OR_SAME",
     "MAX_KEY_LENGTH",
     "MAX_PAGE",
     "MAX_PER_PAGE",
     "Key",
     "create_services_router",
+    "created_or_same",
     "get_registry",
 ]
 
@@ -55,23 +57,32 @@ def get_registry(request: Request) -> ServiceRegistry:
 Registry = Annotated[ServiceRegistry, Depends(get_registry)]
 
 
+T = TypeVar("T")
+
+CREATED_OR_SAME: Final[dict[str, Any]] = {
+    "status_code": status.HTTP_201_CREATED,
+    "responses": {200: {"description": "The same one was there already, and is returned"}},
+}
+"""How a POST that creates a named resource answers: 201, or 200 for the same one again."""
+
+
+def created_or_same(response: Response, outcome: tuple[T, bool]) -> T:
+    """The resource of ``outcome`` (it, and whether it is new), answered 200 if not new."""
+    resource, created = outcome
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return resource
+
+
 def create_services_router() -> APIRouter:
     """A router with the service registry endpoints under ``/services``."""
     router = APIRouter(prefix="/services", tags=["services"])
 
-    @router.post(
-        "",
-        status_code=status.HTTP_201_CREATED,
-        summary="Register a service",
-        responses={200: {"description": "An identical service was registered already"}},
-    )
+    @router.post("", summary="Register a service", **CREATED_OR_SAME)
     async def register_service(
         body: ServiceCreate, registry: Registry, response: Response
     ) -> Service:
-        service, created = await registry.register(body)
-        if not created:
-            response.status_code = status.HTTP_200_OK
-        return service
+        return created_or_same(response, await registry.register(body))
 
     @router.get("", summary="List services")
     async def list_services(

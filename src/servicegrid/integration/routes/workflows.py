@@ -30,7 +30,13 @@ from servicegrid.integration.execution_models import (
     ExecutionStatus,
 )
 from servicegrid.integration.executions import ExecutionStore
-from servicegrid.integration.routes.services import MAX_PAGE, MAX_PER_PAGE, Key
+from servicegrid.integration.routes.services import (
+    CREATED_OR_SAME,
+    MAX_PAGE,
+    MAX_PER_PAGE,
+    Key,
+    created_or_same,
+)
 from servicegrid.integration.workflow_models import (
     DeleteResult,
     Workflow,
@@ -71,19 +77,11 @@ def create_workflows_router() -> APIRouter:
     """A router with the workflow endpoints under ``/workflows``."""
     router = APIRouter(prefix="/workflows", tags=["workflows"])
 
-    @router.post(
-        "",
-        status_code=status.HTTP_201_CREATED,
-        summary="Create a workflow",
-        responses={200: {"description": "An identical workflow was created already"}},
-    )
+    @router.post("", summary="Create a workflow", **CREATED_OR_SAME)
     async def create_workflow(
         body: WorkflowCreate, workflows: Workflows, response: Response
     ) -> Workflow:
-        workflow, created = await workflows.create(body)
-        if not created:
-            response.status_code = status.HTTP_200_OK
-        return workflow
+        return created_or_same(response, await workflows.create(body))
 
     @router.get("", summary="List workflows")
     async def list_workflows(

@@ -118,11 +118,14 @@ class ExecutionRunner:
     async def durable_step(
         self,
         job: ExecutionJob,
-        name: str,
+        kind: str,
+        step_id: str,
         done: StepRecord | None,
         run: Callable[[], Awaitable[StepRecord]],
     ) -> StepRecord:
-        """``run`` as the durable step ``name``, unless ``done`` says it completed already."""
+        """``run`` as the durable step ``{kind}:{step_id}``, unless ``done`` says it completed
+        already."""
+        name = f"{kind}:{step_id}"
         fresh: StepRecord | None = done
 
         async def body() -> str:
@@ -135,7 +138,6 @@ class ExecutionRunner:
         if fresh is not None:
             return fresh
         # the outcome came from a checkpoint: the record is in the step's row
-        step_id = name.partition(":")[2]
         found = (await self.store.step_records(job.execution_id, [step_id])).get(step_id)
         if found is None:
             raise RuntimeError(f"{name} of {job.execution_id} ended {status} but left no row")
@@ -177,7 +179,8 @@ class _Path:
     async def task(self, step: Step, given: Any) -> Any:
         record = await self.walk.durable_step(
             self.job,
-            f"step:{step.id}",
+            "step",
+            step.id,
             self.done.get(step.id),
             lambda: self.walk.steps.run(self.job, step, given, self.scope),
         )
@@ -224,7 +227,7 @@ class _Path:
             await walk.steps.save(job.execution_id, record)
             return record
 
-        await walk.durable_step(job, f"fork:{step.id}", self.done.get(step.id), save)
+        await walk.durable_step(job, "fork", step.id, self.done.get(step.id), save)
         if failed:
             raise StepFailed(failed[0])
         return outputs

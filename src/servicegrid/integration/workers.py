@@ -60,7 +60,6 @@ class WorkerWatch:
             raise ValueError(f"timeout must be above zero, got {timeout!r}")
         self.executor_id = executor_id
         self.timeout = timeout
-        self.taken_over: list[str] = []
         self._database = database
         self._recover = recover
         self._settle = settle
@@ -118,7 +117,6 @@ class WorkerWatch:
         taken = [dead for dead in candidates if await self._take_over_one(dead, cutoff)]
         if taken:
             await self._settle()
-        self.taken_over.extend(taken)
         return taken
 
     async def _take_over_one(self, dead: str, cutoff: datetime) -> bool:

@@ -12,7 +12,7 @@ starts it again. At the end every execution must have finished, and the log must
 - no execution lost: every submission has an execution, and every execution ended COMPLETED or
   FAILED with its reason;
 - no completed step run again: no action call arrives after its step's result was checkpointed
-  (the checkpoint times come from the durable engine's own tables);
+  (a step's checkpoint is its row in ``execution_steps``, stamped before it is written);
 - each step's effect applied once: a step cut off by a kill runs again with the same key, and
   the callee answers it from its store instead of running the action twice.
 
@@ -31,6 +31,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -124,29 +125,29 @@ def _wait_all(api: str, ids: set[str], limit: float) -> dict[str, dict[str, Any]
     return done
 
 
-def _checkpoints(system_url: str) -> dict[str, int]:
-    """Step key → when its result was checkpointed (ms since the epoch)."""
-    engine = sa.create_engine(system_url)
-    table = "operation_outputs" if system_url.startswith("sqlite") else "dbos.operation_outputs"
+def _checkpoints(database_url: str) -> dict[str, int]:
+    """Step key → when its result was checkpointed (ms since the epoch): a step's checkpoint is
+    its row in ``execution_steps`` with a final status, stamped before it is written."""
+    engine = sa.create_engine(database_url)
     query = (
-        f"SELECT workflow_uuid, function_name, completed_at_epoch_ms FROM {table} "
-        "WHERE function_name LIKE 'step:%'"
+        "SELECT execution_id, step_id, finished_at FROM execution_steps "
+        "WHERE status IN ('COMPLETED', 'FAILED')"
     )
     found = {}
     with engine.connect() as connection:
-        for run_id, name, completed in connection.execute(sa.text(query)):
-            execution_id = run_id.split("/")[0].split(":")[0]
-            if completed is not None:
-                found[f"{execution_id}:{name.removeprefix('step:')}"] = int(completed)
+        for execution_id, step_id, finished in connection.execute(sa.text(query)):
+            if isinstance(finished, str):
+                finished = datetime.fromisoformat(finished).replace(tzinfo=UTC)
+            found[f"{execution_id}:{step_id}"] = int(finished.timestamp() * 1000)
     engine.dispose()
     return found
 
 
 @contextmanager
 def _database(kind: str, workdir: Path) -> Iterator[tuple[str, str]]:
-    """(service DATABASE_URL, DBOS system database URL) for a fresh database of ``kind``."""
+    """(service DATABASE_URL, the same database for a blocking driver) for a fresh database."""
     if kind == "sqlite":
-        yield f"sqlite:///{workdir}/integration.db", f"sqlite:///{workdir}/integration.workflows.db"
+        yield f"sqlite:///{workdir}/integration.db", f"sqlite:///{workdir}/integration.db"
         return
     from tests.support.postgres import PostgresServer
 
@@ -157,7 +158,7 @@ def _database(kind: str, workdir: Path) -> Iterator[tuple[str, str]]:
 
 def run(kills: int, kind: str, seed: int, per_round: int, workdir: Path) -> dict[str, Any]:
     rng = random.Random(seed)
-    with ActionServices() as services, _database(kind, workdir) as (database_url, system_url):
+    with ActionServices() as services, _database(kind, workdir) as (database_url, blocking_url):
         for path in ("extract", "analyze", "summarize", "translate"):
             service = next(name for name, action in ACTIONS.items() if action == path)
             services.control(delay={f"/{service}/api/{path}": 0.03})
@@ -182,7 +183,7 @@ def run(kills: int, kind: str, seed: int, per_round: int, workdir: Path) -> dict
         ids = {value for value in submitted.values() if value is not None}
         results = _wait_all(service.api, ids, limit=300)
         service.stop()
-        checkpoints = _checkpoints(system_url)
+        checkpoints = _checkpoints(blocking_url)
         calls = services.calls()
     statuses = Counter(str(body.get("status")) for body in results.values())
     unfinished = [eid for eid, body in results.items() if body.get("status") not in TERMINAL]

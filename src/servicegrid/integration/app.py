@@ -17,6 +17,7 @@ from servicegrid.http_limits import BodyLimitMiddleware
 from servicegrid.integration.actions import ActionInvoker
 from servicegrid.integration.db import create_engine, session_factory, upgrade_to_head
 from servicegrid.integration.engine import ExecutionEngine, dbos_system_url
+from servicegrid.integration.execution_sql import open_statements
 from servicegrid.integration.executions import ExecutionStore
 from servicegrid.integration.handlers import SafeJSONResponse, error_body, install_error_handlers
 from servicegrid.integration.native import NativeStepRunner
@@ -90,7 +91,8 @@ def create_app(
         database = create_engine(database_url)
         sessions = session_factory(database)
         registry = ServiceRegistry(sessions)
-        executions = ExecutionStore(sessions)
+        statements = await open_statements(database)
+        executions = ExecutionStore(sessions, statements)
         invoker = ActionInvoker(
             registry, native=native or NativeStepRunner(), clock=clock, discovery=discovery
         )
@@ -146,6 +148,7 @@ def create_app(
             await engine.stop()
             await board.aclose()
             await invoker.aclose()
+            await statements.close()
             await database.dispose()
 
     app = FastAPI(title="servicegrid integration service", lifespan=lifespan)

@@ -1,10 +1,12 @@
 """The durable engine underneath executions: DBOS, and the two workflows an execution runs as.
 
-DBOS checkpoints every step's outcome in its system database (SQLite next to the service's
-database by default, the same PostgreSQL database otherwise). When the service restarts after a
-crash, :meth:`DurableRuns.launch` starts DBOS, which resumes every unfinished run: a step whose
-outcome was checkpointed returns it without running again, and the step that was cut off runs
-again from its start.
+DBOS records every run (an execution, or one branch of a fork) in its system database (SQLite
+next to the service's database by default, the same PostgreSQL database otherwise), with the
+branches a run started and what each returned. When the service restarts after a crash,
+:meth:`DurableRuns.launch` starts DBOS, which runs every unfinished run of this worker again; a
+branch that finished returns its recorded result. Steps are not DBOS steps: a step's row in
+``execution_steps`` is its checkpoint (:mod:`~servicegrid.integration.runner`), which spares
+each step the two statements of a DBOS step.
 
 DBOS keeps one instance per process, and finds a workflow by its name when it recovers one. So
 :meth:`DurableRuns.launch` registers the two workflows bound to the object that runs them, and
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSConfig, SetWorkflowID, StepOptions, WorkflowHandleAsync
+from dbos import DBOS, DBOSConfig, SetWorkflowID, WorkflowHandleAsync
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
@@ -37,7 +39,7 @@ __all__ = [
 
 # DBOS recovers only workflows of the application version that started them: change it when the
 # workflows' arguments or the order of their steps change meaning.
-APP_VERSION = "servicegrid-executions-2"
+APP_VERSION = "servicegrid-executions-3"
 
 EXECUTION_WORKFLOW = "servicegrid.execution"
 BRANCH_WORKFLOW = "servicegrid.branch"
@@ -219,14 +221,6 @@ class DurableRuns:
                     )
                 )
         return [await handle.get_result() for handle in handles]
-
-    async def step(self, name: str, body: Callable[[], Coroutine[Any, Any, str]]) -> str:
-        """Run ``body`` as the durable step ``name``: once, whatever crashes come.
-
-        Its outcome (a short string) is checkpointed; a replay returns it without running it.
-        """
-        options: StepOptions = {"name": name}
-        return await DBOS.run_step_async(options, body)
 
     async def state(self, run_id: str) -> RunState | None:
         """Where the run ``run_id`` stands, or None if DBOS never heard of it."""

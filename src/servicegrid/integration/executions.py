@@ -3,20 +3,21 @@
 Every write here is idempotent, because the durable engine may run a piece of an execution again
 after a crash: a status only moves forward (a finished execution is never rewritten, a cancelled
 one stays cancelled), and a step's row is keyed by (execution, step).
+
+What every execution does (its row, its steps' rows, its status, the polls) runs through
+:mod:`~servicegrid.integration.execution_sql` on the driver; listing, recovery and resuming go
+through SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicegrid.errors import ResourceNotFoundError
 from servicegrid.integration.db import ExecutionRow, ExecutionStepRow
@@ -26,116 +27,88 @@ from servicegrid.integration.execution_models import (
     ExecutionJob,
     ExecutionPage,
     ExecutionStatus,
-    ExecutionStep,
     ExecutionStepStatus,
     StepRecord,
 )
+from servicegrid.integration.execution_sql import ExecutionStatements, Row
 from servicegrid.integration.rows import as_utc, new_id, read_page, utcnow
 from servicegrid.integration.workflow_models import Step, StepGraph, Workflow
 
-__all__ = ["ExecutionStore"]
+__all__ = ["ExecutionClosed", "ExecutionStore"]
 
-_STEP_KEY = ("execution_id", "step_id")
 _OPEN = (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value)
 
 
-# built once: the hot statements take their values as parameters
-_MOMENT = DateTime(timezone=True)
-_MARK_RUNNING = (
-    update(ExecutionRow)
-    .where(ExecutionRow.id == bindparam("eid"), ExecutionRow.status.in_(_OPEN))
-    .values(
-        status=ExecutionStatus.RUNNING.value,
-        started_at=func.coalesce(ExecutionRow.started_at, bindparam("now", type_=_MOMENT)),
-        updated_at=bindparam("now", type_=_MOMENT),
-    )
-)
-_FINISH = (
-    update(ExecutionRow)
-    .where(ExecutionRow.id == bindparam("eid"), ExecutionRow.status.in_(_OPEN))
-    .values(
-        status=bindparam("status"),
-        output=bindparam("output", type_=JSON),
-        error=bindparam("error", type_=JSON),
-        finished_at=bindparam("now", type_=_MOMENT),
-        updated_at=bindparam("now", type_=_MOMENT),
-    )
-)
+class ExecutionClosed(Exception):
+    """The execution ended (was cancelled, most often) while one of its steps ran."""
+
+    def __init__(self, execution_id: str, status: str | None) -> None:
+        super().__init__(f"execution {execution_id} is {status or 'gone'}")
+        self.execution_id = execution_id
+        self.status = status
 
 
 def _maybe_utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else as_utc(moment)
 
 
-def _step_model(row: ExecutionStepRow) -> ExecutionStep:
-    return _record(row).as_step()
-
-
-def _record(row: ExecutionStepRow) -> StepRecord:
+def _record(row: Row) -> StepRecord:
     return StepRecord(
-        id=row.step_id,
-        sequence=row.sequence,
-        service=row.service,
-        action=row.action,
-        started_at=_maybe_utc(row.started_at),
-        status=ExecutionStepStatus(row.status),
-        input=row.input,
-        output=row.output,
-        attempts=row.attempts,
-        finished_at=_maybe_utc(row.finished_at),
-        duration_ms=row.duration_ms,
-        error=row.error,
+        id=row["step_id"],
+        sequence=row["sequence"],
+        service=row["service"],
+        action=row["action"],
+        started_at=_maybe_utc(row["started_at"]),
+        status=ExecutionStepStatus(row["status"]),
+        input=row["input"],
+        output=row["output"],
+        attempts=row["attempts"],
+        finished_at=_maybe_utc(row["finished_at"]),
+        duration_ms=row["duration_ms"],
+        error=row["error"],
     )
 
 
-def _to_model(row: ExecutionRow, steps: Sequence[ExecutionStepRow] = ()) -> Execution:
+def _to_model(row: Row, steps: builtins.list[Row] | None = None) -> Execution:
     return Execution(
-        id=row.id,
-        workflow_id=row.workflow_id,
-        workflow_name=row.workflow_name,
-        workflow_version=row.workflow_version,
-        status=ExecutionStatus(row.status),
-        input_data=row.input_data,
-        context=row.context,
-        output=row.output,
-        error=row.error,
-        steps=[_step_model(step) for step in steps],
-        created_at=as_utc(row.created_at),
-        started_at=_maybe_utc(row.started_at),
-        finished_at=_maybe_utc(row.finished_at),
-        updated_at=as_utc(row.updated_at),
+        id=row["id"],
+        workflow_id=row["workflow_id"],
+        workflow_name=row["workflow_name"],
+        workflow_version=row["workflow_version"],
+        status=ExecutionStatus(row["status"]),
+        input_data=row["input_data"],
+        context=row["context"],
+        output=row["output"],
+        error=row["error"],
+        steps=[_record(step).as_step() for step in steps or ()],
+        created_at=as_utc(row["created_at"]),
+        started_at=_maybe_utc(row["started_at"]),
+        finished_at=_maybe_utc(row["finished_at"]),
+        updated_at=as_utc(row["updated_at"]),
     )
+
+
+def _row_of(row: ExecutionRow) -> Row:
+    return {column.name: getattr(row, column.name) for column in ExecutionRow.__table__.columns}
 
 
 class ExecutionStore:
-    """Executions persisted through ``sessions``."""
+    """Executions persisted through ``sessions``, their hot statements through ``statements``
+    (on the same database; see :func:`~servicegrid.integration.execution_sql.open_statements`).
+    """
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
+        statements: ExecutionStatements,
         *,
         clock: Callable[[], datetime] = utcnow,
         new_id: Callable[[], str] = new_id,
     ) -> None:
         self._sessions = sessions
+        self._statements = statements
         self._clock = clock
         self._new_id = new_id
-        bind = sessions.kw.get("bind")
-        if not isinstance(bind, AsyncEngine):
-            raise TypeError("ExecutionStore needs sessions bound to an AsyncEngine")
-        # the hot writes are single Core statements: no ORM unit of work around them
-        self._engine = bind
-        dialect = bind.dialect.name
-        insert_for = sqlite_insert if dialect == "sqlite" else postgresql_insert
-        upsert = insert_for(ExecutionStepRow)
-        self._save_step = upsert.on_conflict_do_update(
-            index_elements=list(_STEP_KEY),
-            set_={
-                column.name: upsert.excluded[column.name]
-                for column in ExecutionStepRow.__table__.columns
-                if column.name not in _STEP_KEY
-            },
-        )
 
     async def create(
         self, workflow: Workflow, request: ExecuteRequest, *, idempotency_key: str | None
@@ -145,12 +118,12 @@ class ExecutionStore:
         Returns the execution and whether it was created now.
         """
         if idempotency_key is not None:
-            existing = await self._by_key(idempotency_key)
+            existing = await self._statements.execution_by_key(idempotency_key)
             if existing is not None:
-                return existing, False
+                return _to_model(existing), False
         now = self._clock()
         execution_id = self._new_id()
-        values: dict[str, Any] = {
+        row: Row = {
             "id": execution_id,
             "workflow_id": workflow.id,
             "workflow_name": workflow.name,
@@ -168,33 +141,23 @@ class ExecutionStore:
             "error": None,
             "updated_at": now,
         }
-        try:
-            async with self._engine.begin() as connection:
-                await connection.execute(insert(ExecutionRow).values(**values))
-        except IntegrityError:
-            raced = None if idempotency_key is None else await self._by_key(idempotency_key)
-            if raced is None:
-                raise
-            return raced, False
-        return _to_model(ExecutionRow(**values)), True
-
-    async def _by_key(self, key: str) -> Execution | None:
-        async with self._sessions() as session:
-            row = await session.scalar(
-                select(ExecutionRow).where(ExecutionRow.idempotency_key == key)
+        if not await self._statements.insert_execution(row):
+            raced = (
+                None
+                if idempotency_key is None
+                else await self._statements.execution_by_key(idempotency_key)
             )
-            return None if row is None else _to_model(row)
+            if raced is None:
+                raise RuntimeError(f"execution {execution_id} could not be stored")
+            return _to_model(raced), False
+        return _to_model(row), True
 
     async def get(self, execution_id: str) -> Execution:
         """The execution with its steps; :class:`ResourceNotFoundError` if there is none."""
-        async with self._sessions() as session:
-            row = await self._row(session, execution_id)
-            steps = await session.scalars(
-                select(ExecutionStepRow)
-                .where(ExecutionStepRow.execution_id == execution_id)
-                .order_by(ExecutionStepRow.started_at, ExecutionStepRow.sequence)
-            )
-            return _to_model(row, list(steps))
+        row = await self._statements.execution(execution_id)
+        if row is None:
+            raise ResourceNotFoundError(resource_type="execution", resource_id=execution_id)
+        return _to_model(row, await self._statements.steps(execution_id))
 
     async def job(self, execution_id: str) -> ExecutionJob:
         """What a run of the execution needs: its steps, input and context."""
@@ -229,7 +192,7 @@ class ExecutionStore:
         order = (ExecutionRow.created_at.desc(), ExecutionRow.id)
         async with self._sessions() as session:
             rows, numbers = await read_page(session, query, order, page, per_page)
-            return ExecutionPage(items=[_to_model(row) for row in rows], **numbers)
+            return ExecutionPage(items=[_to_model(_row_of(row)) for row in rows], **numbers)
 
     async def unfinished(self) -> builtins.list[tuple[str, str]]:
         """(execution id, run id) of every PENDING or RUNNING execution."""
@@ -241,8 +204,7 @@ class ExecutionStore:
 
     async def mark_running(self, execution_id: str) -> None:
         """PENDING → RUNNING, stamping the start once."""
-        async with self._engine.begin() as connection:
-            await connection.execute(_MARK_RUNNING, {"eid": execution_id, "now": self._clock()})
+        await self._statements.mark_running(execution_id, self._clock())
 
     async def finish(
         self,
@@ -253,19 +215,15 @@ class ExecutionStore:
         error: dict[str, Any] | None = None,
     ) -> bool:
         """Set a final status unless the execution already has one; True if it was set."""
-        values = {
-            "eid": execution_id,
-            "status": status.value,
-            "output": output,
-            "error": error,
-            "now": self._clock(),
-        }
-        async with self._engine.begin() as connection:
-            result = await connection.execute(_FINISH, values)
-            return bool(result.rowcount)
+        return await self._statements.finish(
+            execution_id, status.value, output, error, self._clock()
+        )
 
     async def reopen(self, execution_id: str, run_id: str) -> bool:
-        """FAILED or CANCELLED → PENDING under a new run; False if it was not in either."""
+        """FAILED or CANCELLED → PENDING under a new run; False if it was not in either.
+
+        The rows of the steps that did not complete go: the new run runs those steps again.
+        """
         now = self._clock()
         async with self._sessions() as session:
             result = await session.execute(
@@ -284,52 +242,56 @@ class ExecutionStore:
                     updated_at=now,
                 )
             )
-            await session.commit()
-            return bool(getattr(result, "rowcount", 0))
-
-    async def completed_steps(self, execution_id: str) -> dict[str, StepRecord]:
-        """The records of the steps that completed, by step id (what a resumed run reuses)."""
-        async with self._sessions() as session:
-            rows = await session.scalars(
-                select(ExecutionStepRow).where(
-                    ExecutionStepRow.execution_id == execution_id,
-                    ExecutionStepRow.status == ExecutionStepStatus.COMPLETED.value,
+            reopened = bool(getattr(result, "rowcount", 0))
+            if reopened:
+                await session.execute(
+                    delete(ExecutionStepRow).where(
+                        ExecutionStepRow.execution_id == execution_id,
+                        ExecutionStepRow.status != ExecutionStepStatus.COMPLETED.value,
+                    )
                 )
-            )
-            return {row.step_id: _record(row) for row in rows}
+            await session.commit()
+            return reopened
+
+    async def finished_steps(self, execution_id: str) -> dict[str, StepRecord]:
+        """The records of the steps that ended (COMPLETED, or FAILED in the current run), by
+        step id: what a run that starts again reuses instead of running them."""
+        rows = await self._statements.final_steps(execution_id)
+        return {row["step_id"]: _record(row) for row in rows}
 
     async def step_records(
         self, execution_id: str, step_ids: Collection[str]
     ) -> dict[str, StepRecord]:
         """The records of ``step_ids`` that have a row, by step id."""
-        async with self._sessions() as session:
-            rows = await session.scalars(
-                select(ExecutionStepRow).where(
-                    ExecutionStepRow.execution_id == execution_id,
-                    ExecutionStepRow.step_id.in_(list(step_ids)),
-                )
-            )
-            return {row.step_id: _record(row) for row in rows}
+        wanted = set(step_ids)
+        rows = await self._statements.steps(execution_id)
+        return {row["step_id"]: _record(row) for row in rows if row["step_id"] in wanted}
 
     async def save_step(self, execution_id: str, record: StepRecord) -> None:
-        """Insert or replace the row of ``record.id`` (one statement: an upsert)."""
-        values = {
-            "execution_id": execution_id,
-            "step_id": record.id,
-            "sequence": record.sequence,
-            "status": record.status.value,
-            "service": record.service,
-            "action": record.action,
-            "input": record.input,
-            "output": record.output,
-            "attempts": record.attempts,
-            "started_at": record.started_at,
-            "finished_at": record.finished_at,
-            "duration_ms": record.duration_ms,
-            "error": record.error,
-        }
-        async with self._engine.begin() as connection:
-            await connection.execute(self._save_step, values)
+        """Insert or replace the row of ``record.id``.
+
+        Raises :class:`ExecutionClosed` when the execution is no longer PENDING or RUNNING
+        (cancelled while the step ran): the run goes no further.
+        """
+        status = await self._statements.save_step(
+            {
+                "execution_id": execution_id,
+                "step_id": record.id,
+                "sequence": record.sequence,
+                "status": record.status.value,
+                "service": record.service,
+                "action": record.action,
+                "input": record.input,
+                "output": record.output,
+                "attempts": record.attempts,
+                "started_at": record.started_at,
+                "finished_at": record.finished_at,
+                "duration_ms": record.duration_ms,
+                "error": record.error,
+            }
+        )
+        if status not in _OPEN:
+            raise ExecutionClosed(execution_id, status)
 
     async def _row(self, session: AsyncSession, execution_id: str) -> ExecutionRow:
         row = await session.get(ExecutionRow, execution_id)

@@ -1,18 +1,18 @@
 """The step runner: an execution's steps walked inside its durable run, one step at a time.
 
 :class:`ExecutionRunner` is the body of an execution's durable run (and of each fork branch's):
-it walks the steps (chains, switches, forks and joins). Each action step runs as one durable step
-(``step:{id}``) through :class:`StepRunner`, which renders the step's input from the scope,
-resolves its action, checks the input against the action's schema, calls the action through the
+it walks the steps (chains, switches, forks and joins). Each action step runs through
+:class:`StepRunner`, which renders the step's input from the scope, resolves its action, checks
+the input against the action's schema, calls the action through the
 :class:`~servicegrid.integration.actions.ActionInvoker` (whose retry and deadline are the
 step's) and writes the step's record once, as its row. A step never raises: a failure is the
 record's ``error``, and the run decides what a failed step means.
 
-The durable engine checkpoints only a step's final status; the record (its output among it) lives
-in its row. A run that starts again (after a crash, or a resume) reads the rows of the steps that
-completed, and a step whose row says COMPLETED is not called again. Every attempt of a step sends
-the same ``Idempotency-Key`` (``{execution id}:{step id}``), so a callee that honours it applies a
-retried or replayed step once.
+A step's row is its checkpoint. A run that starts again (after a crash) reads the rows of the
+steps that ended and does not run them again: it goes on from the step that was cut off. Every
+attempt of a step sends the same ``Idempotency-Key`` (``{execution id}:{step id}``), so a callee
+that honours it applies a retried or replayed step once. Writing a step's row also reads the
+execution's status: when the execution was cancelled meanwhile, the run stops there.
 
 A fork starts one child run per branch (:meth:`DurableRuns.branches`) and waits for all of them;
 their steps join the scope, and the fork's own record holds each branch's output.
@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,7 +38,7 @@ from servicegrid.integration.execution_models import (
     Scope,
     StepRecord,
 )
-from servicegrid.integration.executions import ExecutionStore
+from servicegrid.integration.executions import ExecutionClosed, ExecutionStore
 from servicegrid.integration.mapping import MappingError, render, switch_key
 from servicegrid.integration.workflow_models import Step
 
@@ -79,7 +78,7 @@ class ExecutionRunner:
     async def run_execution(self, execution_id: str) -> None:
         """The body of an execution's run: every step, then the execution's final status."""
         job = self._new.pop(execution_id, None)
-        done = {} if job is not None else await self.store.completed_steps(execution_id)
+        done = {} if job is not None else await self.store.finished_steps(execution_id)
         if job is None:
             job = await self.store.job(execution_id)
         # RUNNING is written while the first step starts; the final status waits for it
@@ -91,6 +90,8 @@ class ExecutionRunner:
             output = await path.chain(job.graph.entry, None)
         except StepFailed as failed:
             error = {"step": failed.record.id, **(failed.record.error or {})}
+        except ExecutionClosed:
+            return  # its status was set by whoever closed it
         finally:
             await asyncio.wait([running])
         running.result()
@@ -107,41 +108,15 @@ class ExecutionRunner:
         Returns which of its steps completed, which failed (or None) and which ran last.
         """
         job = await self.store.job(execution_id)
-        done = await self.store.completed_steps(execution_id)
+        done = await self.store.finished_steps(execution_id)
         path = _Path(self, job, done, before)
         try:
             await path.chain(start, given_from)
         except StepFailed as failed:
             return {"failed": failed.record.id, "steps": path.ran, "last": None}
+        except ExecutionClosed:
+            pass  # the fork's own record finds the execution closed, and stops its run
         return {"failed": None, "steps": path.ran, "last": path.ran[-1] if path.ran else None}
-
-    async def durable_step(
-        self,
-        job: ExecutionJob,
-        kind: str,
-        step_id: str,
-        done: StepRecord | None,
-        run: Callable[[], Awaitable[StepRecord]],
-    ) -> StepRecord:
-        """``run`` as the durable step ``{kind}:{step_id}``, unless ``done`` says it completed
-        already."""
-        name = f"{kind}:{step_id}"
-        fresh: StepRecord | None = done
-
-        async def body() -> str:
-            nonlocal fresh
-            if fresh is None:
-                fresh = await run()
-            return fresh.status.value
-
-        status = await self.durable.step(name, body)
-        if fresh is not None:
-            return fresh
-        # the outcome came from a checkpoint: the record is in the step's row
-        found = (await self.store.step_records(job.execution_id, [step_id])).get(step_id)
-        if found is None:
-            raise RuntimeError(f"{name} of {job.execution_id} ended {status} but left no row")
-        return found
 
 
 class _Path:
@@ -177,13 +152,9 @@ class _Path:
         return self.output_of(previous)
 
     async def task(self, step: Step, given: Any) -> Any:
-        record = await self.walk.durable_step(
-            self.job,
-            "step",
-            step.id,
-            self.done.get(step.id),
-            lambda: self.walk.steps.run(self.job, step, given, self.scope),
-        )
+        record = self.done.get(step.id)
+        if record is None:
+            record = await self.walk.steps.run(self.job, step, given, self.scope)
         if not record.completed:
             raise StepFailed(record)
         return record.output
@@ -222,12 +193,8 @@ class _Path:
                 else None
             ),
         )
-
-        async def save() -> StepRecord:
+        if step.id not in self.done:
             await walk.steps.save(job.execution_id, record)
-            return record
-
-        await walk.durable_step(job, "fork", step.id, self.done.get(step.id), save)
         if failed:
             raise StepFailed(failed[0])
         return outputs
@@ -322,7 +289,8 @@ class _Announcement:
     async def _run(self, runner: StepRunner, execution_id: str, record: StepRecord) -> None:
         await runner.pause(RUNNING_AFTER)
         self._writing = True
-        await runner.announce(execution_id, record)
+        with contextlib.suppress(ExecutionClosed):  # the step's own record will say so
+            await runner.announce(execution_id, record)
 
     async def settle(self) -> None:
         """Drop the announcement if it is still waiting; else let its write finish first."""

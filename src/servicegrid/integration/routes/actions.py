@@ -30,11 +30,11 @@ __all__ = ["create_actions_router"]
 ACTION_TIMEOUT_SECONDS = 30.0
 
 
-def get_invoker(request: Request) -> ActionInvoker:
+async def get_invoker(request: Request) -> ActionInvoker:
     return cast(ActionInvoker, request.app.state.invoker)
 
 
-def get_health_board(request: Request) -> ServiceHealthBoard:
+async def get_health_board(request: Request) -> ServiceHealthBoard:
     return cast(ServiceHealthBoard, request.app.state.health_board)
 
 

@@ -49,7 +49,7 @@ Key = Annotated[str, Path(min_length=1, max_length=MAX_KEY_LENGTH), AfterValidat
 """A path parameter naming a resource by id or name: bounded and free of NUL characters."""
 
 
-def get_registry(request: Request) -> ServiceRegistry:
+async def get_registry(request: Request) -> ServiceRegistry:
     """The registry the app's lifespan put on ``app.state.service_registry``."""
     return cast(ServiceRegistry, request.app.state.service_registry)
 

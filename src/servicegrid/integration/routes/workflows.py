@@ -50,15 +50,15 @@ from servicegrid.integration.workflows import WorkflowStore
 __all__ = ["IdempotencyKey", "create_workflows_router"]
 
 
-def get_workflows(request: Request) -> WorkflowStore:
+async def get_workflows(request: Request) -> WorkflowStore:
     return cast(WorkflowStore, request.app.state.workflows)
 
 
-def get_engine(request: Request) -> ExecutionEngine:
+async def get_engine(request: Request) -> ExecutionEngine:
     return cast(ExecutionEngine, request.app.state.execution_engine)
 
 
-def get_executions(request: Request) -> ExecutionStore:
+async def get_executions(request: Request) -> ExecutionStore:
     return cast(ExecutionStore, request.app.state.executions)
 
 

@@ -29,8 +29,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy import JSON, DateTime
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from servicegrid.integration.db import ExecutionRow, ExecutionStepRow
+from servicegrid.integration.execution_models import ExecutionStatus, ExecutionStepStatus
 
 __all__ = [
     "EXECUTION_COLUMNS",
@@ -42,43 +46,15 @@ __all__ = [
     "open_statements",
 ]
 
-EXECUTION_COLUMNS = (
-    "id",
-    "workflow_id",
-    "workflow_name",
-    "workflow_version",
-    "plan",
-    "status",
-    "input_data",
-    "context",
-    "output",
-    "error",
-    "idempotency_key",
-    "run_id",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "updated_at",
-)
-STEP_COLUMNS = (
-    "execution_id",
-    "step_id",
-    "sequence",
-    "status",
-    "service",
-    "action",
-    "input",
-    "output",
-    "attempts",
-    "started_at",
-    "finished_at",
-    "duration_ms",
-    "error",
-)
-_JSON = frozenset({"plan", "input_data", "context", "output", "error", "input"})
-_MOMENTS = frozenset({"created_at", "started_at", "finished_at", "updated_at"})
-_OPEN = "('PENDING', 'RUNNING')"
-_FINAL_STEPS = "('COMPLETED', 'FAILED')"
+# the columns, and which hold JSON or moments, as the tables declare them
+EXECUTION_COLUMNS = tuple(column.name for column in ExecutionRow.__table__.columns)
+STEP_COLUMNS = tuple(column.name for column in ExecutionStepRow.__table__.columns)
+_COLUMNS = [*ExecutionRow.__table__.columns, *ExecutionStepRow.__table__.columns]
+_JSON = frozenset(column.name for column in _COLUMNS if isinstance(column.type, JSON))
+_MOMENTS = frozenset(column.name for column in _COLUMNS if isinstance(column.type, DateTime))
+_STEP_KEY = ("execution_id", "step_id")
+_OPEN = f"('{ExecutionStatus.PENDING.value}', '{ExecutionStatus.RUNNING.value}')"
+_FINAL_STEPS = f"('{ExecutionStepStatus.COMPLETED.value}', '{ExecutionStepStatus.FAILED.value}')"
 
 Row = dict[str, Any]
 """A row by column name: JSON values as Python objects, moments as aware UTC datetimes."""
@@ -88,10 +64,12 @@ _T = TypeVar("_T")
 def _statements(mark: Callable[[int], str]) -> dict[str, str]:
     """The SQL of every statement, with ``mark(n)`` as the n-th parameter's placeholder."""
 
-    def marks(count: int, start: int = 1) -> str:
-        return ", ".join(mark(n) for n in range(start, start + count))
+    def marks(count: int) -> str:
+        return ", ".join(mark(n) for n in range(1, count + 1))
 
-    update_step = ", ".join(f"{column} = excluded.{column}" for column in STEP_COLUMNS[2:])
+    update_step = ", ".join(
+        f"{column} = excluded.{column}" for column in STEP_COLUMNS if column not in _STEP_KEY
+    )
     execution = ", ".join(EXECUTION_COLUMNS)
     step = ", ".join(STEP_COLUMNS)
     return {
@@ -189,10 +167,7 @@ def _sqlite_row(columns: Sequence[str], values: Sequence[Any]) -> Row:
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
-    code = getattr(error, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    return "locked" in str(error) or "busy" in str(error)
+    return error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class SqliteStatements(ExecutionStatements):
@@ -225,23 +200,22 @@ class SqliteStatements(ExecutionStatements):
         return connection
 
     async def _run(self, work: Callable[[sqlite3.Connection], _T], *, writes: bool) -> _T:
-        if not self._waiting_lock.locked():
-            try:
-                result = work(self._inline)
-            except sqlite3.OperationalError as error:
-                if not _busy(error):
-                    raise
-            else:
-                if writes:
-                    self._wrote()
-                return result
-        async with self._waiting_lock:
-            if self._waiting is None:
-                self._waiting = self._connect(busy_ms=self._busy_ms)
-            result = await asyncio.to_thread(work, self._waiting)
+        result = await self._inline_or_waiting(work)
         if writes:
             self._wrote()
         return result
+
+    async def _inline_or_waiting(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        if not self._waiting_lock.locked():
+            try:
+                return work(self._inline)
+            except sqlite3.OperationalError as error:
+                if not _busy(error):
+                    raise
+        async with self._waiting_lock:
+            if self._waiting is None:
+                self._waiting = self._connect(busy_ms=self._busy_ms)
+            return await asyncio.to_thread(work, self._waiting)
 
     def _wrote(self) -> None:
         self._writes += 1
@@ -341,7 +315,7 @@ class PostgresStatements(ExecutionStatements):
         self._sql = _statements(lambda n: f"${n}")
         self._sql["save_step"] = (
             f"WITH saved AS ({self._sql['save_step']} RETURNING 1) "
-            f"SELECT status FROM executions WHERE id = $1"
+            f"SELECT status FROM executions WHERE id = ${STEP_COLUMNS.index('execution_id') + 1}"
         )
 
     @classmethod

@@ -86,15 +86,18 @@ class ExecutionRunner:
         path = _Path(self, job, done, [*done])
         output: Any = None
         error: dict[str, Any] | None = None
+        closed = False
         try:
             output = await path.chain(job.graph.entry, None)
         except StepFailed as failed:
             error = {"step": failed.record.id, **(failed.record.error or {})}
         except ExecutionClosed:
-            return  # its status was set by whoever closed it
+            closed = True  # its status was set by whoever closed it
         finally:
             await asyncio.wait([running])
         running.result()
+        if closed:
+            return
         if error is not None:
             await self.store.finish(execution_id, ExecutionStatus.FAILED, error=error)
         else:

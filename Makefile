@@ -13,7 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, exactly this CPU build: anything else pulls a multi-GB CUDA wheel
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -e '.[dev,models,documents,gpu,integration,gateway,apps,retrieval,http2]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,models,fastembed,documents,gpu,integration,gateway,apps,retrieval,http2]'
+	# FastEmbed without its huggingface-hub<2 cap (see the fastembed extra in pyproject.toml)
+	$(BIN)/python -m pip install --quiet --no-deps 'fastembed>=0.7,<0.10'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -53,7 +55,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
-## bench-embedding: the embedding service vs in-process encode and vs Infinity (minutes)
+## bench-embedding: the embedding service on each backend (torch, ONNX fp32, ONNX int8) vs
+## in-process encode and vs Infinity's torch and optimum engines (minutes; builds Infinity's venvs once)
 bench-embedding: $(STAMP)
 	$(BIN)/python bench/bench_embedding.py
 

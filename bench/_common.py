@@ -25,14 +25,14 @@ def pct(values: Sequence[float], fraction: float) -> float:
 
 @contextlib.contextmanager
 def logged_process(
-    argv: list[str], env: dict[str, str], name: str, *, prefix: str
+    argv: list[str], env: dict[str, str], name: str, *, prefix: str, cwd: Path = ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``argv`` run from the repository root, its output in a temporary file whose end is
+    """``argv`` run from ``cwd`` (the repository root), its output in a temporary file whose end is
     printed if anything fails; SIGTERM on the way out, SIGKILL after 60 s."""
     log: IO[str] = tempfile.NamedTemporaryFile(  # noqa: SIM115 - read on failure
         "w+", prefix=f"{prefix}-{name}-", suffix=".log", delete=False
     )
-    child = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
+    child = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=log)
     try:
         yield child
     except BaseException:

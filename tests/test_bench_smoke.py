@@ -1,5 +1,6 @@
-"""The short versions of ``make bench-discovery`` and ``make bench-llm``: they run and print
-their tables (the figures themselves are for docs/benchmarks.md, never asserted)."""
+"""The short versions of ``make bench-discovery``, ``make bench-llm`` and ``make
+bench-embedding`` (ONNX Runtime only, no Infinity): they run and print their tables (the
+figures themselves are for docs/benchmarks.md, never asserted)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
     [
         ("bench_discovery.py", ["discover_service_async, cached", "discovery:/// over 2"]),
         ("bench_llm_client.py", ["DistributedLLMClient.post, 1 host", "POWER_OF_TWO_CHOICES"]),
+        ("bench_embedding.py", ["servicegrid onnx", "in-process encode (torch), batch 32"]),
     ],
 )
 def test_the_benchmark_runs_quickly(script: str, expected: list[str]) -> None:

@@ -51,6 +51,9 @@ def test_every_example_is_covered() -> None:
         "seed003_integration_client.py",
         "seed004_enhanced_http_client.py",
         "seed004_distributed_llm_client.py",  # run by tests/llm/test_example.py
+        "seed004_local_embeddings.py",
+        "seed004_production_embedding_service.py",
+        "seed004_production_llm_service.py",
     }
 
 
@@ -95,6 +98,58 @@ def test_enhanced_http_client(server: FaultyServer) -> None:
     assert "response: 200 {'ok': True, 'path': '/api/endpoint'" in done.stdout
     assert "Error rate: 0.0" in done.stdout
     assert "Circuit breaker: closed" in done.stdout
+
+
+def test_production_embedding_service_with_the_packaged_minilm() -> None:
+    pytest.importorskip("torch", reason="the models extra (torch) is not installed")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "seed004_production_embedding_service.py")],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Dimension: 384\nCached: False\n" in done.stdout
+    similarity = float(done.stdout.split("Similarity: ")[1].split()[0])
+    assert 0.5 < similarity <= 1.0
+    assert "Cache hit rate: 0.0\n" in done.stdout  # every text differs
+
+
+def test_production_llm_service_against_an_openai_compatible_standin() -> None:
+    """The LLM host is a local OpenAI-compatible stand-in, named in SERVICEGRID_LLM_URLS."""
+    from tests.support.llm_hosts import LLMHostStandIn
+
+    with LLMHostStandIn("standin") as host:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "seed004_production_llm_service.py")],
+            env={**os.environ, "SERVICEGRID_LLM_URLS": host.url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        served = host.served
+    assert done.returncode == 0, done.stderr
+    assert "Generations: 1\nTokens used: 6\n" in done.stdout
+    assert served == 1
+
+
+def test_local_embeddings_with_the_packaged_minilm(tmp_path: Path) -> None:
+    """The seed's device is "cuda": SERVICEGRID_DEVICE=cpu runs it on a machine without one."""
+    pytest.importorskip("torch", reason="the models extra (torch) is not installed")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "seed004_local_embeddings.py")],
+        cwd=tmp_path,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "SERVICEGRID_DEVICE": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Dimension: 384\nembeddings: (3, 384) float32 on cpu\n" in done.stdout
 
 
 async def run_example_async(

@@ -71,7 +71,10 @@ if TYPE_CHECKING:
         discover_service,
         discover_service_async,
     )
+    from servicegrid.embeddings import EmbeddingResult, ProductionEmbeddingService
     from servicegrid.llm import DistributedLLMClient, LLMHost, LoadBalancingStrategy
+    from servicegrid.llm.service import LLMRequest, LLMResponse, ProductionLLMService
+    from servicegrid.models.local import LocalEmbeddingConfig, LocalEmbeddingModel, ModelBackend
     from servicegrid.retrieval.models import OrchestrationRequest, OrchestrationResponse
     from servicegrid.retrieval.orchestrator import OrchestratorService, orchestrator_service
 
@@ -89,6 +92,7 @@ __all__ = [
     "Discovery",
     "DistributedLLMClient",
     "EmbeddingClient",
+    "EmbeddingResult",
     "EnhancedHTTPClient",
     "ErrorCategory",
     "ErrorSeverity",
@@ -98,12 +102,19 @@ __all__ = [
     "HealthState",
     "HealthStatus",
     "LLMHost",
+    "LLMRequest",
+    "LLMResponse",
     "LoadBalancingStrategy",
+    "LocalEmbeddingConfig",
+    "LocalEmbeddingModel",
     "MaxRetriesExceededError",
+    "ModelBackend",
     "OrchestrationRequest",
     "OrchestrationResponse",
     "OrchestratorService",
     "Pipeline",
+    "ProductionEmbeddingService",
+    "ProductionLLMService",
     "QuestionServiceClient",
     "QuestionServiceGRPCClient",
     "RateLimitConfig",
@@ -175,6 +186,16 @@ _CLIENTS = {
     "DistributedLLMClient": "servicegrid.llm",
     "LLMHost": "servicegrid.llm",
     "LoadBalancingStrategy": "servicegrid.llm",
+    # seed 004's local embeddings (the models extra)
+    "LocalEmbeddingModel": "servicegrid.models.local",
+    "LocalEmbeddingConfig": "servicegrid.models.local",
+    "ModelBackend": "servicegrid.models.local",
+    # seed 004's services
+    "ProductionEmbeddingService": "servicegrid.embeddings",
+    "EmbeddingResult": "servicegrid.embeddings",
+    "ProductionLLMService": "servicegrid.llm.service",
+    "LLMRequest": "servicegrid.llm.service",
+    "LLMResponse": "servicegrid.llm.service",
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -23,6 +23,7 @@ __all__ = [
     "HostName",
     "HostPort",
     "HttpUrl",
+    "ModelRuntime",
     "Port",
     "Seconds",
     "log_level",
@@ -150,6 +151,9 @@ HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Count = Annotated[int, Field(ge=1)]
 Device = Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")]
+ModelRuntime = Literal["auto", "torch", "onnx", "onnx-int8"]
+"""What runs a model's forward pass: torch, ONNX Runtime (fp32), ONNX Runtime int8, or auto
+(ONNX Runtime fp32 on a CPU, torch on a GPU)."""
 Seconds = Annotated[float, Field(gt=0)]
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -57,6 +58,7 @@ from servicegrid._settings_values import (
     HostName,
     HostPort,
     HttpUrl,
+    ModelRuntime,
     Port,
     Seconds,
     log_level,
@@ -191,6 +193,21 @@ class Settings(BaseSettings):
     reranking_models: dict[str, str] = Field(
         default_factory=dict, validation_alias="SERVICEGRID_RERANKING_MODELS"
     )
+    # which runtime runs the models' forward pass: torch (sentence-transformers), ONNX
+    # Runtime in fp32, or ONNX Runtime with dynamically quantized int8 weights (opt-in);
+    # auto: ONNX Runtime fp32 on a CPU (measured faster), torch on a GPU
+    embedding_backend: ModelRuntime = Field(
+        "auto", validation_alias="SERVICEGRID_EMBEDDING_BACKEND"
+    )
+    reranking_backend: ModelRuntime = Field(
+        "auto", validation_alias="SERVICEGRID_RERANKING_BACKEND"
+    )
+    # where models exported for ONNX Runtime (and their int8 versions) are kept and reused
+    model_cache_dir: Path = Field(
+        Path(".servicegrid/models"), validation_alias="SERVICEGRID_MODEL_CACHE_DIR"
+    )
+    # fetch a model named on the hub when it is neither local, cached nor packaged
+    allow_download: bool = Field(False, validation_alias="SERVICEGRID_ALLOW_DOWNLOAD")
     max_batch_size: Count = Field(32, validation_alias="SERVICEGRID_MAX_BATCH_SIZE")
     max_batch_tokens: Count = Field(16_384, validation_alias="SERVICEGRID_MAX_BATCH_TOKENS")
     max_queue: Count = Field(4_096, validation_alias="SERVICEGRID_MAX_QUEUE")

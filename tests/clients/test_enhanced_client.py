@@ -521,14 +521,18 @@ async def test_health_check_healthy_then_degraded(
 ) -> None:
     async with make_client() as client:
         health = await client.health_check()
+        assert set(health) == {"status", "metrics", "circuit_breaker", "rate_limiter", "health"}
         assert health["status"] == "healthy"
-        assert health["total_checks"] == 1
+        assert health["health"]["total_checks"] == 1
+        assert health["metrics"]["requests_total"] == 0
+        assert health["circuit_breaker"]["state"] == "closed"
         assert hits(server, "/health") == 1
+        json.dumps(health)
 
         server.set(mode="fail", status=503)
         health = await client.health_check()
         assert health["status"] == "degraded"
-        assert health["consecutive_failures"] == 1
+        assert health["health"]["consecutive_failures"] == 1
         # the probe bypasses retry and breaker
         assert hits(server, "/health") == 2
         assert client.circuit_breaker.failure_count == 0
@@ -540,7 +544,7 @@ async def test_health_check_of_a_dead_service(clock: FakeClock) -> None:
     try:
         health = await client.health_check()
         assert health["status"] in {"degraded", "unhealthy"}
-        assert health["consecutive_failures"] == 1
+        assert health["health"]["consecutive_failures"] == 1
     finally:
         await client.aclose()
 

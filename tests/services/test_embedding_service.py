@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,7 +31,7 @@ from servicegrid.errors import (
     ServiceTimeoutError,
     ValidationError,
 )
-from servicegrid.models import MINILM_NAME
+from servicegrid.models import MINILM_NAME, resolve_model_path
 from servicegrid.proto import embedding_service_pb2
 from servicegrid.services.embedding.app import EmbeddingApp, build_embedding_service
 from servicegrid.settings import load_settings
@@ -53,6 +55,13 @@ async def app() -> AsyncIterator[EmbeddingApp]:
 async def client(app: EmbeddingApp) -> AsyncIterator[EmbeddingClient]:
     async with EmbeddingClient(service_url=f"127.0.0.1:{app.running.port}", registry=None) as c:
         yield c
+
+
+def minilm_tokenizer() -> Any:
+    """MiniLM's own tokenizer, whichever runtime (torch or ONNX Runtime) the service runs."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(resolve_model_path(MINILM_NAME)))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -227,7 +236,7 @@ async def test_a_model_failure_fails_only_its_batch_and_the_next_calls_succeed(
     forward = model.embedder.forward
 
     # the first word piece of "giraffe", in no other text of this module
-    marker = model.embedder.model.tokenizer("giraffe", add_special_tokens=False)["input_ids"][0]
+    marker = minilm_tokenizer()("giraffe", add_special_tokens=False)["input_ids"][0]
 
     def poisoned(prepared: dict[str, Any]) -> Any:
         if bool((prepared["input_ids"] == marker).any()):
@@ -266,9 +275,27 @@ async def test_a_full_queue_answers_resource_exhausted() -> None:
         config = ServiceClientConfig(
             service_url=f"127.0.0.1:{small.running.port}", retry_attempts=1
         )
+        # the model waits until the first refusal, so the queue fills however fast it runs
+        model = small.servicer.models[MINILM_NAME].embedder
+        forward, gate = model.forward, threading.Event()
+
+        def held(prepared: Any) -> Any:
+            gate.wait(timeout=60)
+            return forward(prepared)
+
+        setattr(model, "forward", held)  # noqa: B010 - an instance attribute, for this test
         async with EmbeddingClient(config=config, registry=None) as client:
             texts = [f"queue pressure text {i}" for i in range(8)]
-            calls = [client.generate_embeddings(texts=[t]) for t in texts * 4]
+            calls = [
+                asyncio.ensure_future(client.generate_embeddings(texts=[t])) for t in texts * 4
+            ]
+            try:
+                for first in asyncio.as_completed(calls):
+                    with contextlib.suppress(ResourceExhausted):
+                        await first
+                    break
+            finally:
+                gate.set()
             outcomes = await asyncio.gather(*calls, return_exceptions=True)
             refused = [o for o in outcomes if isinstance(o, ResourceExhausted)]
             answered = [o for o in outcomes if not isinstance(o, BaseException)]
@@ -290,7 +317,7 @@ async def test_each_result_says_how_many_tokens_the_model_read(
 ) -> None:
     texts = ["hello", "Metformin is commonly used to treat type 2 diabetes", "word " * 1000]
     response = await client.generate_embeddings(texts=texts)
-    tokenizer = app.servicer.models[MINILM_NAME].embedder.model.tokenizer
+    tokenizer = minilm_tokenizer()
     expected = [len(tokenizer(text)["input_ids"]) for text in texts[:2]]
     counts = [e.token_count for e in response.embeddings]
     assert counts[:2] == expected

@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.text import Text
 
 from servicegrid.cli._executions import command_group, executions_app
+from servicegrid.cli._models import Backend, apply_model_options
 from servicegrid.cli._monitor import Monitor, ServiceReport
 from servicegrid.cli._render import reports_json, reports_table
 from servicegrid.cli._serve import LocalService, port_for, serve_service
@@ -177,13 +178,40 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            metavar="NAME_OR_PATH[=SERVED_NAME]",
+            help=(
+                "embedding and reranking: a model to serve, replacing SERVICEGRID_*_MODEL(S); "
+                "repeat to serve several, the first is the default. A local folder, "
+                "all-MiniLM-L6-v2 (packaged), or a hub id in the Hugging Face cache "
+                "(downloaded only with SERVICEGRID_ALLOW_DOWNLOAD=true). =SERVED_NAME (split "
+                "at the last '=') is the name clients ask for; default: the value as given."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    backend: Annotated[
+        Backend | None,
+        typer.Option(
+            "--backend",
+            help=(
+                "embedding and reranking: what runs the models; default: "
+                "SERVICEGRID_EMBEDDING_BACKEND or SERVICEGRID_RERANKING_BACKEND, torch."
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run one service in this process until SIGTERM or Ctrl-C (then drain and exit 0).
 
     Fails at once, exit code 1, when SERVICEGRID_DEVICE names a GPU that is not
-    there: set SERVICEGRID_DEVICE=cpu to run on the CPU on purpose.
+    there (set SERVICEGRID_DEVICE=cpu to run on the CPU on purpose), or when a
+    --model is found nowhere.
     """
-    settings = _settings_or_exit()
+    settings = apply_model_options(_settings_or_exit(), service.value, model or [], backend)
     logging.basicConfig(
         level=settings.log_level_number, format="%(levelname)s %(name)s: %(message)s"
     )

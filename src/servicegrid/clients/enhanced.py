@@ -354,14 +354,25 @@ class EnhancedHTTPClient:
         return health.serving
 
     async def health_check(self) -> dict[str, Any]:
-        """Check health now (bypassing retry and breaker) and return the monitor's status."""
+        """Probe ``health_check_path`` now (bypassing retry and breaker); seed 004's shape.
+
+        ``{"status": "healthy"|"degraded"|"unhealthy", "metrics": {...}, "circuit_breaker":
+        {...}, "rate_limiter": {...} or None, "health": {...}}``: ``status`` is the health
+        monitor's verdict, ``health`` its whole snapshot, ``metrics`` the request counts.
+        """
         if self.health_monitor is None:
             self.health_monitor = self._new_monitor()
         await self.health_monitor.check_now()
-        return self.health_monitor.get_status()
+        health = self.health_monitor.get_status()
+        return {
+            "status": health["status"],
+            "metrics": self._request_metrics(),
+            "circuit_breaker": self.circuit_breaker.get_status(),
+            "rate_limiter": self.rate_limiter.get_status() if self.rate_limiter else None,
+            "health": health,
+        }
 
-    def get_status(self) -> dict[str, Any]:
-        """Request and error counts, error rate, latency, and each policy's own status."""
+    def _request_metrics(self) -> dict[str, Any]:
         total = self.requests_total
         return {
             "service": self.service_name,
@@ -372,6 +383,12 @@ class EnhancedHTTPClient:
             "error_rate": self.errors_total / total if total else 0.0,
             "average_response_time_ms": 1000 * self.total_response_time / total if total else 0.0,
             "errors_by_type": dict(self.errors_by_type),
+        }
+
+    def get_status(self) -> dict[str, Any]:
+        """Request and error counts, error rate, latency, and each policy's own status."""
+        return {
+            **self._request_metrics(),
             "circuit_breaker": self.circuit_breaker.get_status(),
             "rate_limiter": self.rate_limiter.get_status() if self.rate_limiter else None,
             "health": self.health_monitor.get_status() if self.health_monitor else None,

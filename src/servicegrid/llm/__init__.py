@@ -8,9 +8,15 @@
     async with DistributedLLMClient(hosts=hosts) as client:
         answer = await client.chat("Hello", model="llama3")
 
+Seed 004's :class:`ProductionLLMService` (with :class:`LLMRequest` and
+:class:`LLMResponse`) is built on that client; it loads with its first use.
+
 Loads no model library: the hosts run the models.
 """
 
+from typing import TYPE_CHECKING
+
+from servicegrid._lazy import lazy_exports
 from servicegrid.llm.chat import ChatCompletion, Messages
 from servicegrid.llm.client import DistributedLLMClient
 from servicegrid.llm.discovery import Discover
@@ -19,14 +25,27 @@ from servicegrid.llm.latency import LatencyEwma
 from servicegrid.llm.strategies import LoadBalancingStrategy
 from servicegrid.llm.streaming import iter_sse_data
 
+if TYPE_CHECKING:
+    from servicegrid.llm.service import LLMRequest, LLMResponse, ProductionLLMService
+
 __all__ = [
     "ChatCompletion",
     "Discover",
     "DistributedLLMClient",
     "HostMetrics",
     "LLMHost",
+    "LLMRequest",
+    "LLMResponse",
     "LatencyEwma",
     "LoadBalancingStrategy",
     "Messages",
+    "ProductionLLMService",
     "iter_sse_data",
 ]
+
+# The service pulls in the settings and the embedding service's clients: loaded on first use.
+_SERVICE = dict.fromkeys(
+    ("LLMRequest", "LLMResponse", "ProductionLLMService"), "servicegrid.llm.service"
+)
+
+__getattr__ = lazy_exports(__name__, _SERVICE)

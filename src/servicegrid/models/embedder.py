@@ -15,7 +15,7 @@ import numpy.typing as npt
 import torch
 from sentence_transformers import SentenceTransformer
 
-__all__ = ["EmbedItem", "Embedding", "SentenceTransformerEmbedder"]
+__all__ = ["EmbedItem", "Embedding", "SentenceTransformerEmbedder", "normalized_embeddings"]
 
 # A word-piece token covers at least one character, and long vocabulary words rarely
 # exceed a few dozen; cutting the text beyond this many characters per allowed token
@@ -119,20 +119,7 @@ class SentenceTransformerEmbedder:
         return embeddings.float().cpu()
 
     def postprocess(self, raw: torch.Tensor, items: Sequence[EmbedItem]) -> list[Embedding]:
-        vectors = raw.numpy()
-        results = []
-        for vector, item in zip(vectors, items, strict=True):
-            norm = float(np.linalg.norm(vector))
-            values = vector / norm if item.normalize and norm > 0 else vector
-            results.append(
-                Embedding(
-                    values.astype(np.float32, copy=False),
-                    1.0 if item.normalize and norm > 0 else norm,
-                    item.truncated,
-                    item.tokens,
-                )
-            )
-        return results
+        return normalized_embeddings(raw.numpy(), items)
 
     # ---- the reference path --------------------------------------------------------
 
@@ -151,6 +138,26 @@ class SentenceTransformerEmbedder:
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEmbedder({self.name!r}, device={self.device!r})"
+
+
+def normalized_embeddings(
+    vectors: npt.NDArray[np.float32], items: Sequence[EmbedItem]
+) -> list[Embedding]:
+    """One :class:`Embedding` per row, scaled to unit length where its item asked for it."""
+    results = []
+    for vector, item in zip(vectors, items, strict=True):
+        norm = float(np.linalg.norm(vector))
+        unit = item.normalize and norm > 0
+        values = vector / norm if unit else vector
+        results.append(
+            Embedding(
+                values.astype(np.float32, copy=False),
+                1.0 if unit else norm,
+                item.truncated,
+                item.tokens,
+            )
+        )
+    return results
 
 
 def cosine(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:

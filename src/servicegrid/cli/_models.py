@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from servicegrid.cli._serve import EXIT_FAILED
+from servicegrid.models.packaged import resolve_model_path
 from servicegrid.settings import Settings
 
 __all__ = [
@@ -118,13 +119,6 @@ def _unresolvable(models: Sequence[ModelChoice], *, allow_download: bool) -> str
     Checked before the service starts so that a mistyped ``--model`` fails at
     once, not after the device check and the other models have loaded.
     """
-    if not models:
-        return None
-    try:
-        # imported here: it pulls in torch, which `servicegrid status` never needs
-        from servicegrid.models.packaged import resolve_model_path
-    except ImportError:
-        return None  # serve_service names the missing extra
     for model in models:
         try:
             resolve_model_path(model.location, allow_download=allow_download)

@@ -25,7 +25,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 from servicegrid._validate import check_count
 from servicegrid.client_state import ClientState
@@ -33,14 +33,12 @@ from servicegrid.clients.enhanced import ConnectionPoolConfig, RetryConfig, Time
 from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.embeddings.backends import Embedder, LocalEmbedder, RemoteEmbedder, Vector
 from servicegrid.errors import ClientStateError, ValidationError
+from servicegrid.models.cache import LRUCache, cache_key
 from servicegrid.resilience.breaker import CircuitBreakerConfig
 from servicegrid.resilience.events import Hook
 from servicegrid.resilience.ratelimit import RateLimitConfig
 from servicegrid.status import StatusRegistry
 from servicegrid.transports.base import AsyncTransport
-
-if TYPE_CHECKING:
-    from servicegrid.models.cache import LRUCache
 
 __all__ = ["DEFAULT_MODEL", "EmbeddingResult", "ProductionEmbeddingService", "cosine_similarity"]
 
@@ -132,9 +130,6 @@ class ProductionEmbeddingService:
         hooks: Sequence[Hook] = (),
         registry: StatusRegistry | None = None,
     ) -> None:
-        # Imported here, not at the top: servicegrid.models' package imports torch.
-        from servicegrid.models.cache import LRUCache, cache_key
-
         if not isinstance(model, str) or not model:
             raise ValueError(f"model must be a non-empty string, got {model!r}")
         self.model = model

@@ -26,7 +26,7 @@ from servicegrid.clock import SYSTEM_CLOCK, Clock
 from servicegrid.errors import ClientStateError, ValidationError
 from servicegrid.llm.chat import ChatCompletion
 from servicegrid.llm.client import DistributedLLMClient
-from servicegrid.llm.configured import llm_hosts
+from servicegrid.llm.configured import configured_llm
 from servicegrid.llm.generation import LLMRequest, LLMResponse, total_tokens
 from servicegrid.llm.hosts import LLMHost
 from servicegrid.llm.strategies import LoadBalancingStrategy
@@ -72,18 +72,12 @@ def _client_for(
         return DistributedLLMClient(
             hosts=hosts, circuit_breaker=breaker or CircuitBreakerConfig(), **options
         )
-    if settings is None:
-        settings = load_settings()
-    # as the gateway does (servicegrid.llm.configured): the settings' breaker values
-    options["circuit_breaker"] = breaker or CircuitBreakerConfig(
-        failure_threshold=settings.circuit_breaker_threshold,
-        recovery_timeout=settings.circuit_breaker_timeout,
+    # the hosts and breaker values the gateway finds in the settings
+    client = configured_llm(
+        settings if settings is not None else load_settings(), circuit_breaker=breaker, **options
     )
-    found = llm_hosts(settings.llm_urls, settings.openai_api_key)
-    if found:
-        return DistributedLLMClient(hosts=found, **options)
-    if settings.llm_service:
-        return DistributedLLMClient.from_discovery(settings.llm_service, **options)
+    if client is not None:
+        return client
     raise ConfigurationError(
         "no LLM host is configured: set SERVICEGRID_LLM_URLS (comma-separated base URLs) "
         "or SERVICEGRID_LLM_SERVICE (a service found through discovery), "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from servicegrid.errors import DeviceUnavailableError
-from servicegrid.models.onnx_export import exported_onnx, read_pooling
+from servicegrid.models.onnx_export import exported_onnx, pool_token_embeddings, read_pooling
+from servicegrid.models.threads import usable_cores
 
 __all__ = [
     "BackendOptions",
@@ -177,16 +177,9 @@ class _TransformersEmbedder:
         ).to(self._device)
         with torch.inference_mode():
             tokens = self._model(**features).last_hidden_state
-        mask = features["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-        if self._pooling.mode == "cls":
-            pooled = tokens[:, 0]
-        elif self._pooling.mode == "max":
-            pooled = tokens.masked_fill(mask == 0, -1e9).max(dim=1).values
-        else:
-            pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        if self._pooling.normalize:
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        return np.asarray(pooled.float().cpu().numpy(), dtype=np.float32)
+        return pool_token_embeddings(
+            tokens.float().cpu().numpy(), features["attention_mask"].cpu().numpy(), self._pooling
+        )
 
 
 def load_transformers(model_dir: Path, options: BackendOptions) -> list[EmbeddingBackend]:
@@ -297,7 +290,7 @@ def load_fastembed(model_dir: Path, options: BackendOptions) -> list[EmbeddingBa
             providers: list[Any] = ["CPUExecutionProvider"]
         else:
             providers = [("CUDAExecutionProvider", {"device_id": _cuda_index(options.device)})]
-        threads = max(1, _usable_cores() // options.instances)
+        threads = max(1, usable_cores() // options.instances)
         handles = []
         for _ in range(options.instances):
             model = TextEmbedding(
@@ -330,10 +323,3 @@ def _truncate(model: Any, max_length: int) -> None:
         strategy=truncation.get("strategy", "longest_first"),
         direction=truncation.get("direction", "right"),
     )
-
-
-def _usable_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # platforms without sched_getaffinity
-        return max(1, os.cpu_count() or 1)

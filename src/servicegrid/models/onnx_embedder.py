@@ -28,7 +28,12 @@ from servicegrid.models.embedder import (
     EmbedItem,
     normalized_embeddings,
 )
-from servicegrid.models.onnx_export import ModelExportError, exported_onnx, read_pooling
+from servicegrid.models.onnx_export import (
+    ModelExportError,
+    exported_onnx,
+    pool_token_embeddings,
+    read_pooling,
+)
 from servicegrid.models.threads import usable_cores
 
 __all__ = ["OnnxEmbedder", "onnx_providers"]
@@ -158,7 +163,9 @@ class OnnxEmbedder:
             (tokens,) = session.run(["token_embeddings"], prepared)
         finally:
             self._sessions.put(session)
-        return self._pool(np.asarray(tokens, dtype=np.float32), prepared["attention_mask"])
+        return pool_token_embeddings(
+            np.asarray(tokens, dtype=np.float32), prepared["attention_mask"], self.pooling
+        )
 
     def postprocess(
         self, raw: npt.NDArray[np.float32], items: Sequence[EmbedItem]
@@ -193,21 +200,6 @@ class OnnxEmbedder:
         if "token_type_ids" in self._inputs:
             batch["token_type_ids"] = np.array([e.type_ids for e in encoded], dtype=np.int64)
         return batch
-
-    def _pool(
-        self, tokens: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]
-    ) -> npt.NDArray[np.float32]:
-        if self.pooling.mode == "cls":
-            pooled = tokens[:, 0]
-        elif self.pooling.mode == "max":
-            pooled = np.where(mask[..., None] > 0, tokens, -1e9).max(axis=1)
-        else:
-            weights = mask[..., None].astype(np.float32)
-            pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        if self.pooling.normalize:
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            pooled = pooled / np.maximum(norms, 1e-12)
-        return pooled.astype(np.float32, copy=False)
 
     def __repr__(self) -> str:
         variant = "int8" if self.quantize else "fp32"

@@ -28,11 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = [
     "EXPORT_VERSION",
     "ModelExportError",
     "Pooling",
     "exported_onnx",
+    "pool_token_embeddings",
     "read_pooling",
 ]
 
@@ -68,6 +72,24 @@ class Pooling:
     mode: str = "mean"
     normalize: bool = False
     max_length: int = 512
+
+
+def pool_token_embeddings(
+    tokens: npt.NDArray[np.float32], mask: npt.NDArray[np.int64], pooling: Pooling
+) -> npt.NDArray[np.float32]:
+    """One vector per row of ``tokens`` (batch, sequence, dim), pooled over the tokens
+    ``mask`` keeps and normalised as ``pooling`` says."""
+    if pooling.mode == "cls":
+        pooled = tokens[:, 0]
+    elif pooling.mode == "max":
+        pooled = np.where(mask[..., None] > 0, tokens, -1e9).max(axis=1)
+    else:
+        weights = mask[..., None].astype(np.float32)
+        pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    if pooling.normalize:
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        pooled = pooled / np.maximum(norms, 1e-12)
+    return pooled.astype(np.float32, copy=False)
 
 
 def read_pooling(model_dir: Path) -> Pooling:

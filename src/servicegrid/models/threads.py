@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import os
 
-import torch
-
 __all__ = ["MAX_AUTO_CPU_WORKERS", "forward_workers_for", "set_cpu_threads", "usable_cores"]
 
 MAX_AUTO_CPU_WORKERS = 4
@@ -47,6 +45,8 @@ def set_cpu_threads(workers: int) -> int:
 
     Sets torch's intra-op threads (process-wide) and returns the number per worker.
     """
+    import torch  # here, so usable_cores serves the torch-free backends too
+
     threads = max(1, usable_cores() // max(1, workers))
     torch.set_num_threads(threads)
     _log.info("CPU: %d forward workers, %d torch threads each", workers, threads)
